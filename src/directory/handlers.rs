@@ -1,0 +1,255 @@
+//! HTTP handlers of the directory. Shapes marked *compat* in DESIGN.md are fixed:
+//! the list is a bare JSON array (pagination in headers), delete answers
+//! `{"message": ...}`, autocomplete is an array of strings.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::model::{self, Profile, User, match_key};
+use super::search::rank_users;
+use crate::AppState;
+use crate::error::ApiError;
+use crate::http::extract::{Json, Path, Query};
+use crate::store::UserPage;
+
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 500;
+const DEFAULT_SUGGESTIONS: i64 = 5;
+const MAX_SUGGESTIONS: i64 = 20;
+/// Autocomplete stays quiet below this many characters: one letter matches too much
+/// to help anyone.
+const MIN_SUGGEST_CHARS: usize = 2;
+const DEFAULT_SEARCH_RESULTS: i64 = 20;
+const MAX_SEARCH_RESULTS: i64 = 100;
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    search: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// The cursor is opaque to clients: today the last id seen, base64url'd so nobody
+/// builds one by hand and we stay free to change what is inside.
+fn encode_cursor(last_id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("u{last_id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix('u')?.parse().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "The cursor is not one this server gave out",
+            )
+        })
+}
+
+/// `limit` within `1..=max`: above the maximum it is lowered (as GitHub's `per_page`
+/// is); zero or less is a mistake worth a 400.
+fn page_size(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if n < 1 => Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be at least 1",
+        )),
+        Some(n) => Ok(n.min(max)),
+    }
+}
+
+fn search_key(text: Option<&str>) -> Option<String> {
+    text.map(str::trim).filter(|s| !s.is_empty()).map(match_key)
+}
+
+/// `GET /api/users?search=&limit=&cursor=` (*compat*: a JSON array). The next page is
+/// in `Link: <...>; rel="next"`, absent on the last page; `X-Total-Count` is given for
+/// the unfiltered list.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let limit = page_size(params.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let after_id = params
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unwrap_or(0);
+    let search = search_key(params.search.as_deref());
+    // One extra row says whether a next page exists, so the last page has no link.
+    let mut users = state
+        .store
+        .list_users(&UserPage {
+            search: search.clone(),
+            after_id,
+            limit: limit + 1,
+        })
+        .await?;
+    let more = users.len() as i64 > limit;
+    users.truncate(limit as usize);
+
+    let mut headers = HeaderMap::new();
+    if let (true, Some(last)) = (more, users.last()) {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(search) = params
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            query.push(("search", search.to_owned()));
+        }
+        query.push(("cursor", encode_cursor(last.id)));
+        let query = serde_urlencoded::to_string(&query).expect("strings always encode");
+        if let Ok(link) = HeaderValue::from_str(&format!("</api/users?{query}>; rel=\"next\"")) {
+            headers.insert(header::LINK, link);
+        }
+    }
+    if search.is_none() {
+        headers.insert(
+            "x-total-count",
+            HeaderValue::from(state.store.count_users().await?),
+        );
+    }
+    Ok((headers, Json(users)).into_response())
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<User>, ApiError> {
+    let user = state.store.get_user(id).await?;
+    user.map(Json).ok_or_else(|| ApiError::not_found("User"))
+}
+
+/// `POST /api/users` -> 201, `Location`, the user.
+pub async fn create(
+    State(state): State<AppState>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let new_user = model::new_user_from_json(&body)?;
+    let user = state.store.insert_user(&new_user).await?;
+    let location = HeaderValue::from_str(&format!("/api/users/{}", user.id))
+        .expect("digits are a valid header");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(user),
+    )
+        .into_response())
+}
+
+/// `PUT` and `PATCH /api/users/{id}`: both partial (the seed's PUT updates only the
+/// fields given, and clients written for it rely on that).
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<Json<User>, ApiError> {
+    let changes = model::changes_from_json(&body)?;
+    let user = if changes.is_empty() {
+        state.store.get_user(id).await?
+    } else {
+        state.store.update_user(id, &changes).await?
+    };
+    user.map(Json).ok_or_else(|| ApiError::not_found("User"))
+}
+
+#[derive(Serialize)]
+pub struct Message {
+    message: &'static str,
+}
+
+/// `DELETE /api/users/{id}` (*compat*: `{"message": "User deleted successfully"}`).
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Message>, ApiError> {
+    if state.store.delete_user(id).await? {
+        Ok(Json(Message {
+            message: "User deleted successfully",
+        }))
+    } else {
+        Err(ApiError::not_found("User"))
+    }
+}
+
+pub async fn profile(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Profile>, ApiError> {
+    let user = state
+        .store
+        .get_user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User"))?;
+    let settings = state
+        .store
+        .get_settings(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User"))?;
+    Ok(Json(Profile::new(&user, settings)))
+}
+
+#[derive(Deserialize)]
+pub struct SuggestParams {
+    q: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/autocomplete?q=` (*compat*): up to 5 names starting with `q`, `[]` when
+/// `q` has fewer than two characters.
+pub async fn autocomplete(
+    State(state): State<AppState>,
+    Query(params): Query<SuggestParams>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let limit = page_size(params.limit, DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS)?;
+    let prefix = match_key(params.q.as_deref().unwrap_or("").trim_start());
+    if prefix.chars().count() < MIN_SUGGEST_CHARS {
+        return Ok(Json(Vec::new()));
+    }
+    Ok(Json(state.store.autocomplete_names(&prefix, limit).await?))
+}
+
+/// `GET /api/search?q=`: users whose name or email contains `q`, best matches first.
+pub async fn search(
+    State(state): State<AppState>,
+    Query(params): Query<SuggestParams>,
+) -> Result<Json<Vec<User>>, ApiError> {
+    let limit = page_size(params.limit, DEFAULT_SEARCH_RESULTS, MAX_SEARCH_RESULTS)?;
+    let Some(needle) = search_key(params.q.as_deref()) else {
+        return Ok(Json(Vec::new()));
+    };
+    let candidates = state.store.search_users(&needle, limit).await?;
+    Ok(Json(rank_users(candidates, &needle, limit as usize)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        for bad in ["", "42", "!!", &URL_SAFE_NO_PAD.encode("x42")] {
+            assert!(decode_cursor(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn page_sizes_are_capped_and_must_be_positive() {
+        assert_eq!(page_size(None, 50, 500).unwrap(), 50);
+        assert_eq!(page_size(Some(9999), 50, 500).unwrap(), 500);
+        assert!(page_size(Some(0), 50, 500).is_err());
+    }
+}

@@ -1,0 +1,319 @@
+//! The user directory's data: what a user is, what may be written to one, and the
+//! rules a write must pass. Validation works on the raw JSON object so that a missing
+//! field, a wrong type and a bad value all come back as a 422 naming the field,
+//! instead of serde's first-error-wins 400.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use validator::ValidateEmail;
+
+use crate::error::{ApiError, FieldErrors};
+
+pub const NAME_MAX_CHARS: usize = 100;
+/// RFC 5321's limit on a forward path, the longest address that can be delivered.
+pub const EMAIL_MAX_CHARS: usize = 254;
+
+/// A directory entry as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    pub created_at: OffsetDateTime,
+    #[serde(serialize_with = "crate::timefmt::serialize")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    #[default]
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+/// A user's preferences (`GET /api/users/{id}/profile`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Settings {
+    /// `system` (follow the browser), `light` or `dark`.
+    pub theme: String,
+    pub notifications: bool,
+}
+
+/// `GET /api/users/{id}/profile` (*compat*: nested user, settings, stats).
+#[derive(Clone, Debug, Serialize)]
+pub struct Profile {
+    pub user: ProfileUser,
+    pub settings: Settings,
+    pub stats: Stats,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProfileUser {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub posts: i64,
+    /// Switchboard has no follow graph: these stay 0, kept for the shape's sake.
+    pub followers: i64,
+    pub following: i64,
+}
+
+impl Profile {
+    pub fn new(user: &User, settings: Settings) -> Self {
+        Self {
+            user: ProfileUser {
+                id: user.id,
+                name: user.name.clone(),
+                email: user.email.clone(),
+            },
+            settings,
+            stats: Stats::default(),
+        }
+    }
+}
+
+/// A validated user about to be inserted.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    /// An argon2 PHC string, never a password.
+    pub password_hash: Option<String>,
+}
+
+/// A validated partial update: `None` leaves the field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<Role>,
+}
+
+impl UserChanges {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.email.is_none() && self.role.is_none()
+    }
+}
+
+/// The key a name or email is matched and made unique by. Done here, not in SQL,
+/// because SQLite's `lower()` folds ASCII only (`ÄÖÜ` stays upper case) while
+/// PostgreSQL folds all of Unicode: one Rust function gives both the same answer.
+pub fn match_key(text: &str) -> String {
+    text.to_lowercase()
+}
+
+/// The body of `POST /api/users`: `name` and `email` are required.
+pub fn new_user_from_json(body: &Map<String, Value>) -> Result<NewUser, ApiError> {
+    let mut errors = FieldErrors::new();
+    let name = required(body, "name", &mut errors).and_then(|v| check_name(v, &mut errors));
+    let email = required(body, "email", &mut errors).and_then(|v| check_email(v, &mut errors));
+    match (name, email) {
+        (Some(name), Some(email)) if errors.is_empty() => Ok(NewUser {
+            name,
+            email,
+            role: Role::Member,
+            password_hash: None,
+        }),
+        _ => Err(ApiError::invalid(errors)),
+    }
+}
+
+/// The body of `PUT`/`PATCH /api/users/{id}`: every field optional, at least one given.
+pub fn changes_from_json(body: &Map<String, Value>) -> Result<UserChanges, ApiError> {
+    let mut errors = FieldErrors::new();
+    let name = optional(body, "name", &mut errors).and_then(|v| check_name(v, &mut errors));
+    let email = optional(body, "email", &mut errors).and_then(|v| check_email(v, &mut errors));
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    Ok(UserChanges {
+        name,
+        email,
+        role: None,
+    })
+}
+
+/// The string value of a required field; records why not otherwise.
+fn required<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+    errors: &mut FieldErrors,
+) -> Option<&'a str> {
+    match body.get(field) {
+        None | Some(Value::Null) => {
+            errors.insert(field.into(), "is required".into());
+            None
+        }
+        Some(value) => string(value, field, errors),
+    }
+}
+
+/// The string value of an optional field (absent = unchanged); `null` is refused
+/// because neither field can be cleared.
+fn optional<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+    errors: &mut FieldErrors,
+) -> Option<&'a str> {
+    match body.get(field) {
+        None => None,
+        Some(Value::Null) => {
+            errors.insert(field.into(), "cannot be null".into());
+            None
+        }
+        Some(value) => string(value, field, errors),
+    }
+}
+
+fn string<'a>(value: &'a Value, field: &str, errors: &mut FieldErrors) -> Option<&'a str> {
+    let text = value.as_str();
+    if text.is_none() {
+        errors.insert(field.into(), "must be a string".into());
+    }
+    text
+}
+
+pub fn check_name(raw: &str, errors: &mut FieldErrors) -> Option<String> {
+    let name = raw.trim();
+    let problem = if name.is_empty() {
+        Some("is required".to_owned())
+    } else if name.chars().count() > NAME_MAX_CHARS {
+        Some(format!("must be at most {NAME_MAX_CHARS} characters"))
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => {
+            errors.insert("name".into(), problem);
+            None
+        }
+        None => Some(name.to_owned()),
+    }
+}
+
+pub fn check_email(raw: &str, errors: &mut FieldErrors) -> Option<String> {
+    let email = raw.trim();
+    let problem = if email.is_empty() {
+        Some("is required".to_owned())
+    } else if email.chars().count() > EMAIL_MAX_CHARS {
+        Some(format!("must be at most {EMAIL_MAX_CHARS} characters"))
+    } else if email.chars().any(char::is_control) || !email.validate_email() {
+        Some("is not a valid email address".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => {
+            errors.insert("email".into(), problem);
+            None
+        }
+        None => Some(email.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn fields(err: ApiError) -> FieldErrors {
+        match err {
+            ApiError::Validation { fields, .. } => fields,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_user_is_trimmed() {
+        let user =
+            new_user_from_json(&object(json!({"name": "  Zoë  ", "email": " z@x.io "}))).unwrap();
+        assert_eq!(user.name, "Zoë");
+        assert_eq!(user.email, "z@x.io");
+    }
+
+    #[test]
+    fn missing_fields_are_each_reported() {
+        let errors = fields(new_user_from_json(&Map::new()).unwrap_err());
+        assert_eq!(errors["name"], "is required");
+        assert_eq!(errors["email"], "is required");
+    }
+
+    #[test]
+    fn names_are_counted_in_characters_not_bytes() {
+        let hundred = "é".repeat(100);
+        assert!(check_name(&hundred, &mut FieldErrors::new()).is_some());
+        let mut errors = FieldErrors::new();
+        assert!(check_name(&"é".repeat(101), &mut errors).is_none());
+        assert_eq!(errors["name"], "must be at most 100 characters");
+    }
+
+    #[test]
+    fn control_characters_and_wrong_types_are_refused() {
+        let errors = fields(
+            new_user_from_json(&object(json!({"name": "a\u{0}b", "email": 5}))).unwrap_err(),
+        );
+        assert_eq!(errors["name"], "must not contain control characters");
+        assert_eq!(errors["email"], "must be a string");
+    }
+
+    #[test]
+    fn emails_must_be_valid() {
+        for bad in ["nope", "a@", "@b.c", "a b@c.d", "a@b@c"] {
+            let mut errors = FieldErrors::new();
+            assert!(
+                check_email(bad, &mut errors).is_none(),
+                "{bad} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn changes_may_be_partial_but_not_null() {
+        let changes = changes_from_json(&object(json!({"name": "Bo"}))).unwrap();
+        assert_eq!(changes.name.as_deref(), Some("Bo"));
+        assert!(changes.email.is_none());
+        let errors = fields(changes_from_json(&object(json!({"email": null}))).unwrap_err());
+        assert_eq!(errors["email"], "cannot be null");
+    }
+
+    #[test]
+    fn match_keys_fold_all_of_unicode() {
+        assert_eq!(match_key("ÄÖÜ Zoë"), "äöü zoë");
+    }
+}

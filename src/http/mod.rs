@@ -1,0 +1,94 @@
+//! The HTTP surface: every area's routes merged in one place, and the middleware
+//! every request goes through, in order (outermost first):
+//!
+//! 1. trailing-slash normalisation (wraps the router, see [`crate::App::serve`]);
+//! 2. [`request_id`]: the id every log line and error carries;
+//! 3. tracing span + access log;
+//! 4. compression (gzip, br, zstd; never SSE);
+//! 5. [`envelope`]: every error leaves as the one JSON envelope;
+//! 6. panic catcher: a panic is a logged 500, never a dropped connection;
+//! 7. [`metrics`] (inside the router, where the matched route is known).
+//!
+//! API routes also get a request timeout and a body limit; long-lived realtime routes
+//! are mounted without the timeout.
+
+pub mod envelope;
+pub mod extract;
+pub mod metrics;
+pub mod request_id;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::middleware::from_fn;
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The whole application, ready to serve (before trailing-slash normalisation).
+pub fn router(state: AppState) -> Router {
+    let config = &state.config;
+    let api = Router::new()
+        .merge(crate::directory::router())
+        .merge(crate::classic::router())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout(),
+        ))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes));
+
+    Router::new()
+        .merge(api)
+        .merge(crate::ops::router())
+        .fallback(not_found)
+        .layer(from_fn(metrics::track))
+        .layer(
+            ServiceBuilder::new()
+                .layer(from_fn(request_id::request_id))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(make_span)
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(CompressionLayer::new())
+                .layer(from_fn(envelope::envelope))
+                .layer(CatchPanicLayer::custom(panic_response)),
+        )
+        .with_state(state)
+}
+
+fn make_span<B>(request: &Request<B>) -> tracing::Span {
+    let id = request
+        .extensions()
+        .get::<request_id::RequestId>()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id,
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("Not found".into())
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}

@@ -1,0 +1,111 @@
+//! Switchboard: one binary serving a user directory API, a browser UI and a realtime
+//! hub. `App::build(config)` assembles everything; `App::serve` runs it on a listener
+//! the caller bound, which is how `main` and the tests start the same server.
+//!
+//! Reading order: [`config`] -> [`App`] (here) -> [`http`] (routes and middleware) ->
+//! [`directory`] (the user API) -> [`store`] (all SQL) -> [`error`] (the envelope).
+
+pub mod classic;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod http;
+pub mod ops;
+pub mod store;
+pub mod telemetry;
+pub mod timefmt;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+pub use config::Config;
+use store::Store;
+
+/// What every handler can reach: cheap handles, cloned per request.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    /// Cancelled when the server starts shutting down: long-lived tasks (WebSocket,
+    /// SSE, long polls) listen to it, because axum's graceful shutdown does not end them.
+    pub shutdown: CancellationToken,
+    pub started: Instant,
+}
+
+pub struct App {
+    state: AppState,
+    router: Router,
+}
+
+impl App {
+    /// Connects the store, applies migrations, adds the demo users to an empty
+    /// directory, and assembles the routes.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Installed before the first request so no request goes uncounted.
+        http::metrics::handle();
+        let store = store::connect(&config.database_url, config.db_max_connections).await?;
+        store.migrate().await?;
+        if config.demo_users {
+            directory::add_demo_users(store.as_ref()).await?;
+        }
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            shutdown: CancellationToken::new(),
+            started: Instant::now(),
+        };
+        let router = http::router(state.clone());
+        Ok(Self { state, router })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The routes without the listener, for driving with `tower::ServiceExt::oneshot`.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops accepting, tells
+    /// long-lived tasks to finish, waits for open requests (up to the configured
+    /// grace period) and closes the store.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let App { state, router } = self;
+        // Outside the router: routing must see `/api/users` for `/api/users/`.
+        let app = NormalizePathLayer::trim_trailing_slash().layer(router);
+        let service =
+            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+        let token = state.shutdown.clone();
+        let grace = state.config.shutdown_grace();
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            token.cancel();
+        });
+        let stopped = state.shutdown.clone();
+        // The grace period counts from the shutdown signal, not from start.
+        let result = tokio::select! {
+            result = server => result,
+            _ = async { stopped.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "connections still open after the grace period; closing them");
+                Ok(())
+            }
+        };
+        state.store.close().await;
+        result
+    }
+}

@@ -1,0 +1,40 @@
+//! The `switchboard` command: parse the command line, set up logging, run.
+
+use clap::Parser;
+use switchboard::config::{Cli, Command};
+use switchboard::{App, directory, store, telemetry};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init_logging(&cli.config);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config).await,
+        Command::Migrate => {
+            let store = store::connect(&cli.config.database_url, 1).await?;
+            store.migrate().await?;
+            store.close().await;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Seed { users } => {
+            let store = store::connect(&cli.config.database_url, 1).await?;
+            store.migrate().await?;
+            let started = std::time::Instant::now();
+            let added = directory::synthetic::seed(store.as_ref(), users).await?;
+            store.close().await;
+            tracing::info!(added, requested = users, elapsed = ?started.elapsed(), "seeded synthetic users");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: switchboard::Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    let app = App::build(config).await?;
+    let listener = TcpListener::bind(bind).await?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    app.serve(listener, telemetry::shutdown_signal()).await?;
+    Ok(())
+}

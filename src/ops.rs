@@ -1,0 +1,47 @@
+//! Operations endpoints: liveness, readiness and Prometheus metrics.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::http::extract::Json;
+use crate::http::metrics;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus))
+}
+
+/// The process is up and answering. Says nothing about the database on purpose: a
+/// load balancer restarting instances because the shared database blinked helps nobody.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready to serve: the store answers. 503 in the envelope otherwise.
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.ping().await?;
+    Ok(Json(json!({
+        "status": "ready",
+        "store": format!("{:?}", state.store.backend()).to_lowercase(),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+    })))
+}
+
+async fn prometheus() -> Response {
+    let handle = metrics::handle();
+    handle.run_upkeep();
+    let mut response = handle.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,123 @@
+//! The store: the only code that speaks SQL. One set of traits, one per area of the
+//! domain, implemented twice: [`sqlite`] (the embedded default) and [`postgres`] (for
+//! running several instances). Handlers hold an `Arc<dyn Store>` and never learn which
+//! one they have; the same test suite runs against both.
+//!
+//! Two implementations rather than one generic one: the dialects differ exactly where
+//! it matters (full-text search, write locking, bulk loading), and a generic
+//! `Store<DB>` would bury the SQL under trait bounds.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::directory::model::{NewUser, Settings, User, UserChanges};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The unique index on the folded email refused the write: a duplicate, even when
+    /// two requests raced (the index decides, not a check before the insert).
+    #[error("email already taken")]
+    EmailTaken,
+    /// The database cannot be reached (or its pool is exhausted/closed): a 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::EmailTaken,
+            _ => StoreError::Other(err.into()),
+        }
+    }
+}
+
+/// Which database a store talks to (for logs, `/readyz` and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One page of the user list: keyset pagination on `id`, optionally filtered.
+#[derive(Clone, Debug, Default)]
+pub struct UserPage {
+    /// Lower-cased search text (see [`crate::directory::model::match_key`]); matched as a
+    /// substring of the name or the email.
+    pub search: Option<String>,
+    /// Only users with an id greater than this (the cursor).
+    pub after_id: i64,
+    pub limit: i64,
+}
+
+/// Everything the server persists, as one object.
+pub trait Store: UserStore + Send + Sync + 'static {}
+impl<T: UserStore + Send + Sync + 'static> Store for T {}
+
+/// Housekeeping common to both backends.
+#[async_trait]
+pub trait Lifecycle {
+    fn backend(&self) -> Backend;
+    /// Applies the embedded migrations (idempotent).
+    async fn migrate(&self) -> StoreResult<()>;
+    /// A round trip to the database, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Closes the pools (waits for checked-out connections to come back).
+    async fn close(&self);
+}
+
+/// The user directory.
+#[async_trait]
+pub trait UserStore: Lifecycle {
+    async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>>;
+    async fn count_users(&self) -> StoreResult<i64>;
+    async fn get_user(&self, id: i64) -> StoreResult<Option<User>>;
+    async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>>;
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User>;
+    /// `None` when no user has this id.
+    async fn update_user(&self, id: i64, changes: &UserChanges) -> StoreResult<Option<User>>;
+    /// `false` when no user had this id.
+    async fn delete_user(&self, id: i64) -> StoreResult<bool>;
+    /// Names whose folded form starts with `prefix_key`, in name order.
+    async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>>;
+    /// Up to `limit` users whose folded name or email contains `needle_key`, unranked
+    /// (the directory ranks them).
+    async fn search_users(&self, needle_key: &str, limit: i64) -> StoreResult<Vec<User>>;
+    /// Inserts many users in one transaction, skipping emails that exist; returns how
+    /// many were added. For `switchboard seed`, so it may trade per-row work for speed.
+    async fn insert_users_bulk(&self, users: &[NewUser]) -> StoreResult<u64>;
+}
+
+/// Opens the store a URL names: `sqlite://path` (or a bare path) or `postgres://...`.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> =
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Arc::new(postgres::PgStore::connect(url, max_connections).await?)
+        } else {
+            Arc::new(sqlite::SqliteStore::connect(url, max_connections).await?)
+        };
+    Ok(store)
+}
+
+/// `'abc'` -> `abc\u{10FFFF}`: the exclusive upper bound of a prefix range scan. Every
+/// string starting with the prefix sorts below it in binary (code point) order, so
+/// `key >= prefix AND key < upper` is a prefix match an ordinary B-tree can serve.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> String {
+    let mut upper = String::with_capacity(prefix.len() + 4);
+    upper.push_str(prefix);
+    upper.push(char::MAX);
+    upper
+}

@@ -1,0 +1,264 @@
+//! PostgreSQL, for running several Switchboard instances on one database.
+//!
+//! The statements mirror [`super::sqlite`]; where they differ it is the dialect:
+//! substring search is `LIKE '%x%'` served by pg_trgm GIN indexes instead of FTS5,
+//! and bulk loads send whole columns as arrays through `UNNEST`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::{Backend, Lifecycle, StoreResult, UserPage, UserStore, prefix_upper_bound};
+use crate::directory::model::{NewUser, Settings, User, UserChanges, match_key};
+use crate::timefmt;
+
+macro_rules! user_columns {
+    () => {
+        "id, name, email, role, created_at, updated_at"
+    };
+}
+
+/// Rows per `INSERT ... SELECT FROM UNNEST` in bulk loads.
+const BULK_CHUNK: usize = 10_000;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+/// `al_x` -> `%al\_x%`: a LIKE pattern matching the needle literally anywhere.
+fn contains_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[async_trait]
+impl Lifecycle for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| super::StoreError::Other(e.into()))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>> {
+        let users = match page.search.as_deref() {
+            None => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
+                ))
+                .bind(page.after_id)
+                .bind(page.limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(needle) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE (name_key LIKE $1 OR email_key LIKE $1)",
+                    " AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(contains_pattern(needle))
+                .bind(page.after_id)
+                .bind(page.limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(users)
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>> {
+        Ok(
+            sqlx::query_as("SELECT theme, notifications FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
+        Ok(sqlx::query_as(concat!(
+            "INSERT INTO users (name, email, name_key, email_key, role, password_hash, created_at, updated_at)",
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
+            user_columns!()
+        ))
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(match_key(&user.name))
+        .bind(match_key(&user.email))
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(timefmt::now())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn update_user(&self, id: i64, changes: &UserChanges) -> StoreResult<Option<User>> {
+        Ok(sqlx::query_as(concat!(
+            "UPDATE users SET name = coalesce($2, name), name_key = coalesce($3, name_key),",
+            " email = coalesce($4, email), email_key = coalesce($5, email_key),",
+            " role = coalesce($6, role), updated_at = $7 WHERE id = $1 RETURNING ",
+            user_columns!()
+        ))
+        .bind(id)
+        .bind(&changes.name)
+        .bind(changes.name.as_deref().map(match_key))
+        .bind(&changes.email)
+        .bind(changes.email.as_deref().map(match_key))
+        .bind(changes.role.map(|r| r.as_str()))
+        .bind(timefmt::now())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_user(&self, id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>> {
+        // A loose index scan (see the SQLite store): one seek per distinct name.
+        let upper = prefix_upper_bound(prefix_key);
+        let mut names = Vec::new();
+        let mut after: Option<String> = None;
+        let mut conn = self.pool.acquire().await?;
+        while (names.len() as i64) < limit {
+            let next: Option<(String, String)> = match &after {
+                None => sqlx::query_as(
+                    r#"SELECT name, name_key FROM users
+                       WHERE name_key COLLATE "C" >= $1 AND name_key COLLATE "C" < $2
+                       ORDER BY name_key COLLATE "C" LIMIT 1"#,
+                )
+                .bind(prefix_key),
+                Some(key) => sqlx::query_as(
+                    r#"SELECT name, name_key FROM users
+                       WHERE name_key COLLATE "C" > $1 AND name_key COLLATE "C" < $2
+                       ORDER BY name_key COLLATE "C" LIMIT 1"#,
+                )
+                .bind(key.clone()),
+            }
+            .bind(&upper)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some((name, key)) = next else { break };
+            names.push(name);
+            after = Some(key);
+        }
+        Ok(names)
+    }
+
+    async fn search_users(&self, needle_key: &str, limit: i64) -> StoreResult<Vec<User>> {
+        let upper = prefix_upper_bound(needle_key);
+        let mut users: Vec<User> = sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            r#" FROM users WHERE name_key COLLATE "C" >= $1 AND name_key COLLATE "C" < $2"#,
+            r#" ORDER BY name_key COLLATE "C", id LIMIT $3"#
+        ))
+        .bind(needle_key)
+        .bind(&upper)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let page = UserPage {
+            search: Some(needle_key.to_owned()),
+            after_id: 0,
+            limit,
+        };
+        for user in self.list_users(&page).await? {
+            if !users.iter().any(|u| u.id == user.id) {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
+    async fn insert_users_bulk(&self, users: &[NewUser]) -> StoreResult<u64> {
+        let now = timefmt::now();
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for chunk in users.chunks(BULK_CHUNK) {
+            let column = |f: &dyn Fn(&NewUser) -> String| chunk.iter().map(f).collect::<Vec<_>>();
+            let hashes: Vec<Option<String>> =
+                chunk.iter().map(|u| u.password_hash.clone()).collect();
+            let done = sqlx::query(
+                "INSERT INTO users (name, email, name_key, email_key, role, password_hash, created_at, updated_at)
+                 SELECT n, e, nk, ek, r, h, $7, $7
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                     AS t(n, e, nk, ek, r, h)
+                 ON CONFLICT (email_key) DO NOTHING",
+            )
+            .bind(column(&|u| u.name.clone()))
+            .bind(column(&|u| u.email.clone()))
+            .bind(column(&|u| match_key(&u.name)))
+            .bind(column(&|u| match_key(&u.email)))
+            .bind(column(&|u| u.role.as_str().to_owned()))
+            .bind(hashes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            added += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+}

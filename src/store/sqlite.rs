@@ -1,0 +1,312 @@
+//! The embedded default: one SQLite file in WAL mode.
+//!
+//! Two pools on the same file: `read` with several connections (WAL lets readers run
+//! beside a writer) and `write` with exactly one. SQLite allows one writer at a time
+//! anyway; queueing writers on our own pool instead of inside SQLite means no
+//! `SQLITE_BUSY` between our own requests, and write transactions start with
+//! `BEGIN IMMEDIATE` so another process (a CLI command) is waited for, not deadlocked.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{Backend, Lifecycle, StoreResult, UserPage, UserStore, prefix_upper_bound};
+use crate::directory::model::{NewUser, Settings, User, UserChanges, match_key};
+use crate::timefmt;
+
+/// The columns of [`User`], in one place for every `SELECT` and `RETURNING`.
+macro_rules! user_columns {
+    () => {
+        "id, name, email, role, created_at, updated_at"
+    };
+}
+
+/// Rows per multi-row `INSERT` in bulk loads: 8 parameters each, well under SQLite's
+/// 32,766-parameter limit, and large enough that statement overhead disappears.
+const BULK_CHUNK: usize = 1_000;
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// `url` is `sqlite://path/to/file.db`, `sqlite:path` or a bare path; the file and
+    /// its directory are created when missing.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let options = if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url)?
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        if let Some(dir) = Path::new(options.get_filename()).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable against application crashes in WAL mode; only an OS
+            // crash or power loss can lose the last transactions, never corrupt.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { read, write })
+    }
+}
+
+#[async_trait]
+impl Lifecycle for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.write)
+            .await
+            .map_err(|e| super::StoreError::Other(e.into()))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+/// A phrase query for the trigram index: the whole needle, quotes doubled, so no
+/// character of user input is read as FTS5 syntax.
+fn fts_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
+}
+
+/// The trigram tokenizer indexes runs of three characters: a needle shorter than
+/// that cannot use the index.
+fn trigram_searchable(needle: &str) -> bool {
+    needle.chars().count() >= 3
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>> {
+        let users = match page.search.as_deref() {
+            None => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
+                ))
+                .bind(page.after_id)
+                .bind(page.limit)
+                .fetch_all(&self.read)
+                .await?
+            }
+            Some(needle) if trigram_searchable(needle) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE id IN (SELECT rowid FROM users_fts",
+                    " WHERE users_fts MATCH $1 AND rowid > $2 ORDER BY rowid LIMIT $3)",
+                    " ORDER BY id"
+                ))
+                .bind(fts_phrase(needle))
+                .bind(page.after_id)
+                .bind(page.limit)
+                .fetch_all(&self.read)
+                .await?
+            }
+            Some(needle) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE (instr(name_key, $1) > 0 OR instr(email_key, $1) > 0)",
+                    " AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(needle)
+                .bind(page.after_id)
+                .bind(page.limit)
+                .fetch_all(&self.read)
+                .await?
+            }
+        };
+        Ok(users)
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>> {
+        Ok(
+            sqlx::query_as("SELECT theme, notifications FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
+        let now = timefmt::now();
+        Ok(sqlx::query_as(concat!(
+            "INSERT INTO users (name, email, name_key, email_key, role, password_hash, created_at, updated_at)",
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
+            user_columns!()
+        ))
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(match_key(&user.name))
+        .bind(match_key(&user.email))
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(now)
+        .fetch_one(&self.write)
+        .await?)
+    }
+
+    async fn update_user(&self, id: i64, changes: &UserChanges) -> StoreResult<Option<User>> {
+        Ok(sqlx::query_as(concat!(
+            "UPDATE users SET name = coalesce($2, name), name_key = coalesce($3, name_key),",
+            " email = coalesce($4, email), email_key = coalesce($5, email_key),",
+            " role = coalesce($6, role), updated_at = $7 WHERE id = $1 RETURNING ",
+            user_columns!()
+        ))
+        .bind(id)
+        .bind(&changes.name)
+        .bind(changes.name.as_deref().map(match_key))
+        .bind(&changes.email)
+        .bind(changes.email.as_deref().map(match_key))
+        .bind(changes.role.map(|r| r.as_str()))
+        .bind(timefmt::now())
+        .fetch_optional(&self.write)
+        .await?)
+    }
+
+    async fn delete_user(&self, id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>> {
+        // A loose index scan: each step seeks past the previous key, so a prefix
+        // shared by thousands of users costs `limit` index seeks, and a name held by
+        // many users is suggested once.
+        let upper = prefix_upper_bound(prefix_key);
+        let mut names = Vec::new();
+        let mut after: Option<String> = None;
+        let mut conn = self.read.acquire().await?;
+        while (names.len() as i64) < limit {
+            // Two statements rather than `(... OR name_key > $3)`, which SQLite could
+            // only apply as a filter after the seek instead of as the seek itself.
+            let next: Option<(String, String)> = match &after {
+                None => sqlx::query_as(
+                    "SELECT name, name_key FROM users WHERE name_key >= $1 AND name_key < $2
+                     ORDER BY name_key LIMIT 1",
+                )
+                .bind(prefix_key),
+                Some(key) => sqlx::query_as(
+                    "SELECT name, name_key FROM users WHERE name_key > $1 AND name_key < $2
+                     ORDER BY name_key LIMIT 1",
+                )
+                .bind(key.clone()),
+            }
+            .bind(&upper)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some((name, key)) = next else { break };
+            names.push(name);
+            after = Some(key);
+        }
+        Ok(names)
+    }
+
+    async fn search_users(&self, needle_key: &str, limit: i64) -> StoreResult<Vec<User>> {
+        // Candidates: names that start with the needle (the best matches, found by a
+        // range scan), then any substring match. The directory ranks them.
+        let upper = prefix_upper_bound(needle_key);
+        let mut users: Vec<User> = sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE name_key >= $1 AND name_key < $2 ORDER BY name_key, id LIMIT $3"
+        ))
+        .bind(needle_key)
+        .bind(&upper)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        let page = UserPage {
+            search: Some(needle_key.to_owned()),
+            after_id: 0,
+            limit,
+        };
+        for user in self.list_users(&page).await? {
+            if !users.iter().any(|u| u.id == user.id) {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
+    async fn insert_users_bulk(&self, users: &[NewUser]) -> StoreResult<u64> {
+        let now = timefmt::now();
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut added = 0;
+        for chunk in users.chunks(BULK_CHUNK) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR IGNORE INTO users \
+                 (name, email, name_key, email_key, role, password_hash, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, user| {
+                row.push_bind(user.name.clone())
+                    .push_bind(user.email.clone())
+                    .push_bind(match_key(&user.name))
+                    .push_bind(match_key(&user.email))
+                    .push_bind(user.role.as_str())
+                    .push_bind(user.password_hash.clone())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            added += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real app on a real socket, spoken to over HTTP.
+
+mod helpers;
+
+mod classic;
+mod cli;
+mod errors;
+mod ops;
+mod users;
