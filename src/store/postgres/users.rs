@@ -1,18 +1,13 @@
-//! PostgreSQL, for running several Switchboard instances on one database.
-//!
-//! The statements mirror [`super::sqlite`]; where they differ it is the dialect:
-//! substring search is `LIKE '%x%'` served by pg_trgm GIN indexes instead of FTS5,
-//! and bulk loads send whole columns as arrays through `UNNEST`.
-
-use std::time::Duration;
+//! The user directory's SQL on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::{Backend, Lifecycle, StoreResult, UserPage, UserStore, prefix_upper_bound};
+use super::PgStore;
 use crate::directory::model::{NewUser, Settings, User, UserChanges, match_key};
+use crate::store::{StoreResult, UserPage, UserStore, prefix_upper_bound};
 use crate::timefmt;
 
+/// The columns of [`User`], in one place for every `SELECT` and `RETURNING`.
 macro_rules! user_columns {
     () => {
         "id, name, email, role, created_at, updated_at"
@@ -21,21 +16,6 @@ macro_rules! user_columns {
 
 /// Rows per `INSERT ... SELECT FROM UNNEST` in bulk loads.
 const BULK_CHUNK: usize = 10_000;
-
-pub struct PgStore {
-    pool: PgPool,
-}
-
-impl PgStore {
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
-        Ok(Self { pool })
-    }
-}
 
 /// `al_x` -> `%al\_x%`: a LIKE pattern matching the needle literally anywhere.
 fn contains_pattern(needle: &str) -> String {
@@ -49,29 +29,6 @@ fn contains_pattern(needle: &str) -> String {
     }
     pattern.push('%');
     pattern
-}
-
-#[async_trait]
-impl Lifecycle for PgStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await
-            .map_err(|e| super::StoreError::Other(e.into()))
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 #[async_trait]
