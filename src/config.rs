@@ -35,6 +35,64 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         users: u64,
     },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum UserAction {
+    /// Add an account that can log in. Prints a generated password unless
+    /// `--password-stdin` is given.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["admin", "member"], default_value = "member")]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set an account's password (ends all its sessions). Prints a generated password
+    /// unless `--password-stdin` is given.
+    Passwd {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the accounts that can log in, with their roles.
+    List,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum TokenAction {
+    /// Create an API token for an account and print it (the only time it is shown).
+    Create {
+        /// Whose token.
+        #[arg(long)]
+        email: String,
+        /// What it is for, e.g. "ci" or "prometheus".
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_days: Option<i64>,
+    },
+    /// Revoke a token by its id (see `GET /api/tokens`).
+    Revoke {
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -99,6 +157,120 @@ pub struct Config {
     )]
     pub demo_users: bool,
 
+    /// Email of the admin account created on first start when no admin exists. Its
+    /// password is `SWITCHBOARD_ADMIN_PASSWORD` when set (an environment variable only,
+    /// so it never shows in `ps`), otherwise a random one printed once to the console.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_EMAIL",
+        default_value = "admin@example.com",
+        global = true
+    )]
+    pub admin_email: String,
+
+    /// Password for that first admin. Prefer the environment variable: a flag shows up
+    /// in the process list.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_password: Option<String>,
+
+    /// Minutes a session may be unused before it expires.
+    #[arg(long, env = "SWITCHBOARD_SESSION_IDLE_MINUTES", default_value_t = 7 * 24 * 60, global = true)]
+    pub session_idle_minutes: u64,
+
+    /// Hours after login when a session expires, however active.
+    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_HOURS", default_value_t = 30 * 24, global = true)]
+    pub session_max_hours: u64,
+
+    /// Origins (scheme://host[:port]) besides the server's own that may send
+    /// cookie-authenticated writes and open WebSockets, comma-separated. Needed behind a
+    /// proxy that rewrites `Host`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Origins allowed to call the API from other sites' pages (CORS), comma-separated.
+    /// None by default.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Proxies (IP addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For`
+    /// is believed. Without this the client's address is the socket's peer.
+    #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network, global = true)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Login attempts allowed per minute from one client address.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RATE_LOGIN_PER_MINUTE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub rate_login_per_minute: u32,
+
+    /// Search and autocomplete requests per second per account (bursts of twice this
+    /// pass, so live search while typing never trips it).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RATE_SEARCH_PER_SECOND",
+        default_value_t = 20,
+        global = true
+    )]
+    pub rate_search_per_second: u32,
+
+    /// Writes (POST, PUT, PATCH, DELETE) per second per account.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RATE_WRITE_PER_SECOND",
+        default_value_t = 20,
+        global = true
+    )]
+    pub rate_write_per_second: u32,
+
+    /// Other requests per second per account.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RATE_GENERAL_PER_SECOND",
+        default_value_t = 100,
+        global = true
+    )]
+    pub rate_general_per_second: u32,
+
+    /// Turns rate limiting off (benchmarks; never in production).
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMITS", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub rate_limits: bool,
+
+    /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2) instead of HTTP.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_CERT",
+        requires = "tls_key",
+        global = true
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_KEY",
+        requires = "tls_cert",
+        global = true
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Log filter, in `tracing` syntax (e.g. `info`, `warn,switchboard=debug`).
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -124,6 +296,10 @@ impl Config {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
 }
 
 impl Default for Config {
@@ -131,6 +307,14 @@ impl Default for Config {
     fn default() -> Self {
         Cli::parse_from(["switchboard"]).config
     }
+}
+
+/// `10.0.0.0/8` or a single address (`10.0.0.1` = `10.0.0.1/32`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
 }
 
 /// A database URL with its password replaced, for logs and `Debug`.
@@ -157,6 +341,18 @@ impl fmt::Debug for Config {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("demo_users", &self.demo_users)
+            .field("admin_email", &self.admin_email)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "***"),
+            )
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("session_max_hours", &self.session_max_hours)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("cors_origins", &self.cors_origins)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("rate_limits", &self.rate_limits)
+            .field("tls_cert", &self.tls_cert)
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .finish()

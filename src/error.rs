@@ -31,6 +31,9 @@ pub enum ApiError {
     /// 401: no identity, or an expired/revoked one.
     #[error("Authentication required")]
     Unauthenticated,
+    /// 401: a login with a wrong email or password. Says nothing about which.
+    #[error("Invalid email or password")]
+    BadCredentials,
     /// 403: an identity that is not allowed to do this (or a CSRF failure).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
@@ -119,7 +122,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -136,6 +139,7 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } | Self::Forbidden { code, .. } => code,
             Self::Unauthenticated => "unauthenticated",
+            Self::BadCredentials => "invalid_credentials",
             Self::NotFound(_) => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::PayloadTooLarge => "payload_too_large",

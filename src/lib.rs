@@ -5,15 +5,19 @@
 //! Reading order: [`config`] -> [`App`] (here) -> [`http`] (routes and middleware) ->
 //! [`directory`] (the user API) -> [`store`] (all SQL) -> [`error`] (the envelope).
 
+pub mod auth;
 pub mod classic;
+pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod ops;
 pub mod store;
 pub mod telemetry;
 pub mod timefmt;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,7 +31,9 @@ use tokio_util::sync::CancellationToken;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
+use auth::AuthState;
 pub use config::Config;
+use limits::RateLimits;
 use store::Store;
 
 /// What every handler can reach: cheap handles, cloned per request.
@@ -35,6 +41,8 @@ use store::Store;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
+    pub auth: Arc<AuthState>,
+    pub limits: Arc<RateLimits>,
     /// Cancelled when the server starts shutting down: long-lived tasks (WebSocket,
     /// SSE, long polls) listen to it, because axum's graceful shutdown does not end them.
     pub shutdown: CancellationToken,
@@ -47,20 +55,38 @@ pub struct App {
 }
 
 impl App {
-    /// Connects the store, applies migrations, adds the demo users to an empty
-    /// directory, and assembles the routes.
+    /// Connects the store, applies migrations, makes sure an admin exists, adds the demo
+    /// users to an empty directory, and assembles the routes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Installed before the first request so no request goes uncounted.
         http::metrics::handle();
         let store = store::connect(&config.database_url, config.db_max_connections).await?;
         store.migrate().await?;
+        // Demo users first: they are for an empty directory, and the admin is not demo.
         if config.demo_users {
             directory::add_demo_users(store.as_ref()).await?;
         }
+        auth::bootstrap::ensure_admin(store.as_ref(), &config).await?;
+        let auth = AuthState {
+            csrf_key: store
+                .shared_secret("csrf_key", &auth::random_token(32))
+                .await?
+                .into_bytes(),
+            dummy_hash: auth::password::hash(auth::password::random_password()).await?,
+            secure_cookies: config.tls(),
+            session_idle_secs: (config.session_idle_minutes * 60) as i64,
+            session_max_secs: (config.session_max_hours * 3600) as i64,
+            allowed_origins: config.allowed_origins.clone(),
+        };
+        let shutdown = CancellationToken::new();
+        let limits = Arc::new(RateLimits::new(&config));
+        limits.spawn_housekeeping(shutdown.clone());
         let state = AppState {
             config: Arc::new(config),
             store,
-            shutdown: CancellationToken::new(),
+            auth: Arc::new(auth),
+            limits,
+            shutdown,
             started: Instant::now(),
         };
         let router = http::router(state.clone());
@@ -78,7 +104,8 @@ impl App {
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting, tells
     /// long-lived tasks to finish, waits for open requests (up to the configured
-    /// grace period) and closes the store.
+    /// grace period) and closes the store. Speaks HTTPS (HTTP/1.1 and HTTP/2 by ALPN)
+    /// when the config names a certificate, plain HTTP (HTTP/1.1, h2c) otherwise.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -91,18 +118,36 @@ impl App {
             axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
         let token = state.shutdown.clone();
         let grace = state.config.shutdown_grace();
-        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        let signalled = async move {
             shutdown.await;
             tracing::info!("shutting down");
             token.cancel();
-        });
-        let stopped = state.shutdown.clone();
-        // The grace period counts from the shutdown signal, not from start.
-        let result = tokio::select! {
-            result = server => result,
-            _ = async { stopped.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(?grace, "connections still open after the grace period; closing them");
-                Ok(())
+        };
+        let result = match (&state.config.tls_cert, &state.config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let tls = tls::config(cert, key).await?;
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    signalled.await;
+                    stopper.graceful_shutdown(Some(grace));
+                });
+                axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+            _ => {
+                let server = axum::serve(listener, service).with_graceful_shutdown(signalled);
+                let stopped = state.shutdown.clone();
+                // The grace period counts from the shutdown signal, not from start.
+                tokio::select! {
+                    result = server => result,
+                    _ = async { stopped.cancelled().await; tokio::time::sleep(grace).await } => {
+                        tracing::warn!(?grace, "connections still open after the grace period; closing them");
+                        Ok(())
+                    }
+                }
             }
         };
         state.store.close().await;

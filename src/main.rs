@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use switchboard::config::{Cli, Command};
-use switchboard::{App, directory, store, telemetry};
+use switchboard::{App, cli, directory, store, telemetry};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -17,6 +17,20 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             tracing::info!("migrations applied");
             Ok(())
+        }
+        Command::User { action } => {
+            let store = store::connect(&cli.config.database_url, 1).await?;
+            store.migrate().await?;
+            let result = cli::user(store.as_ref(), action).await;
+            store.close().await;
+            result
+        }
+        Command::Token { action } => {
+            let store = store::connect(&cli.config.database_url, 1).await?;
+            store.migrate().await?;
+            let result = cli::token(store.as_ref(), action).await;
+            store.close().await;
+            result
         }
         Command::Seed { users } => {
             let store = store::connect(&cli.config.database_url, 1).await?;

@@ -8,15 +8,22 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::http::extract::Json;
 use crate::http::metrics;
 
-pub fn router() -> Router<AppState> {
+/// The probes: outside authentication, so a load balancer needs no account and a
+/// database outage cannot turn liveness into a session-lookup failure.
+pub fn probes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(prometheus))
+}
+
+/// The Prometheus scrape (admin only: it shows traffic per route).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(prometheus))
 }
 
 /// The process is up and answering. Says nothing about the database on purpose: a
@@ -35,7 +42,9 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     })))
 }
 
-async fn prometheus() -> Response {
+/// Admins only (an API token for the scraper: `Authorization: Bearer ...`): route
+/// names and traffic are not for everyone.
+async fn prometheus(_: Admin) -> Response {
     let handle = metrics::handle();
     handle.run_upkeep();
     let mut response = handle.render().into_response();

@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 use super::model::{self, Profile, User, match_key};
 use super::search::rank_users;
 use crate::AppState;
+use crate::auth::{Admin, Identity, password};
+use crate::directory::model::Role;
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::store::UserPage;
@@ -132,12 +134,18 @@ pub async fn show(
     user.map(Json).ok_or_else(|| ApiError::not_found("User"))
 }
 
-/// `POST /api/users` -> 201, `Location`, the user.
+/// `POST /api/users` -> 201, `Location`, the user. Admins only; `role` and `password`
+/// may be given.
 pub async fn create(
     State(state): State<AppState>,
+    _: Admin,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let new_user = model::new_user_from_json(&body)?;
+    let (mut new_user, given_password) = model::new_user_from_json(&body)?;
+    if let Some(clear) = given_password {
+        password::check_policy(&clear, "password")?;
+        new_user.password_hash = Some(password::hash(clear).await.map_err(ApiError::internal)?);
+    }
     let user = state.store.insert_user(&new_user).await?;
     let location = HeaderValue::from_str(&format!("/api/users/{}", user.id))
         .expect("digits are a valid header");
@@ -149,20 +157,59 @@ pub async fn create(
         .into_response())
 }
 
+/// 409 when `target` is the only admin: removing or demoting them would leave nobody
+/// able to manage the server.
+async fn keep_one_admin(state: &AppState, target: &User) -> Result<(), ApiError> {
+    if target.role == Role::Admin && state.store.count_admins().await? <= 1 {
+        return Err(ApiError::Conflict {
+            message: "This is the only admin; make another admin first".into(),
+            fields: Default::default(),
+        });
+    }
+    Ok(())
+}
+
 /// `PUT` and `PATCH /api/users/{id}`: both partial (the seed's PUT updates only the
-/// fields given, and clients written for it rely on that).
+/// fields given, and clients written for it rely on that). Members may change their
+/// own name and email; roles and passwords are set by admins (members change their own
+/// password through `/api/auth/password`, which asks for the current one).
 pub async fn update(
     State(state): State<AppState>,
+    identity: Identity,
     Path(id): Path<i64>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<User>, ApiError> {
-    let changes = model::changes_from_json(&body)?;
+    identity.require_self_or_admin(id)?;
+    let (changes, given_password) = model::changes_from_json(&body)?;
+    if changes.role.is_some() || given_password.is_some() {
+        identity.require_admin()?;
+    }
+    let new_hash = match given_password {
+        Some(clear) => {
+            password::check_policy(&clear, "password")?;
+            Some(password::hash(clear).await.map_err(ApiError::internal)?)
+        }
+        None => None,
+    };
+    let current = state
+        .store
+        .get_user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User"))?;
+    if changes.role == Some(Role::Member) {
+        keep_one_admin(&state, &current).await?;
+    }
     let user = if changes.is_empty() {
-        state.store.get_user(id).await?
+        Some(current)
     } else {
         state.store.update_user(id, &changes).await?
     };
-    user.map(Json).ok_or_else(|| ApiError::not_found("User"))
+    let user = user.ok_or_else(|| ApiError::not_found("User"))?;
+    if let Some(hash) = new_hash {
+        // Also ends every session of that user.
+        state.store.set_password(id, &hash).await?;
+    }
+    Ok(Json(user))
 }
 
 #[derive(Serialize)]
@@ -171,10 +218,18 @@ pub struct Message {
 }
 
 /// `DELETE /api/users/{id}` (*compat*: `{"message": "User deleted successfully"}`).
+/// Admins only, and never the last admin.
 pub async fn remove(
     State(state): State<AppState>,
+    _: Admin,
     Path(id): Path<i64>,
 ) -> Result<Json<Message>, ApiError> {
+    let target = state
+        .store
+        .get_user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User"))?;
+    keep_one_admin(&state, &target).await?;
     if state.store.delete_user(id).await? {
         Ok(Json(Message {
             message: "User deleted successfully",
@@ -211,6 +266,7 @@ pub struct SuggestParams {
 /// `q` has fewer than two characters.
 pub async fn autocomplete(
     State(state): State<AppState>,
+    _: Identity,
     Query(params): Query<SuggestParams>,
 ) -> Result<Json<Vec<String>>, ApiError> {
     let limit = page_size(params.limit, DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS)?;
@@ -224,6 +280,7 @@ pub async fn autocomplete(
 /// `GET /api/search?q=`: users whose name or email contains `q`, best matches first.
 pub async fn search(
     State(state): State<AppState>,
+    _: Identity,
     Query(params): Query<SuggestParams>,
 ) -> Result<Json<Vec<User>>, ApiError> {
     let limit = page_size(params.limit, DEFAULT_SEARCH_RESULTS, MAX_SEARCH_RESULTS)?;

@@ -132,35 +132,52 @@ pub fn match_key(text: &str) -> String {
     text.to_lowercase()
 }
 
-/// The body of `POST /api/users`: `name` and `email` are required.
-pub fn new_user_from_json(body: &Map<String, Value>) -> Result<NewUser, ApiError> {
+/// A password given in a request body, still in clear: hashed by the handler.
+pub type GivenPassword = Option<String>;
+
+/// The body of `POST /api/users`: `name` and `email` are required; `role` and
+/// `password` are optional (and only an admin may create users at all).
+pub fn new_user_from_json(body: &Map<String, Value>) -> Result<(NewUser, GivenPassword), ApiError> {
     let mut errors = FieldErrors::new();
     let name = required(body, "name", &mut errors).and_then(|v| check_name(v, &mut errors));
     let email = required(body, "email", &mut errors).and_then(|v| check_email(v, &mut errors));
+    let role = optional(body, "role", &mut errors).and_then(|v| check_role(v, &mut errors));
+    let password = optional(body, "password", &mut errors).map(str::to_owned);
     match (name, email) {
-        (Some(name), Some(email)) if errors.is_empty() => Ok(NewUser {
-            name,
-            email,
-            role: Role::Member,
-            password_hash: None,
-        }),
+        (Some(name), Some(email)) if errors.is_empty() => Ok((
+            NewUser {
+                name,
+                email,
+                role: role.unwrap_or_default(),
+                password_hash: None,
+            },
+            password,
+        )),
         _ => Err(ApiError::invalid(errors)),
     }
 }
 
-/// The body of `PUT`/`PATCH /api/users/{id}`: every field optional, at least one given.
-pub fn changes_from_json(body: &Map<String, Value>) -> Result<UserChanges, ApiError> {
+/// The body of `PUT`/`PATCH /api/users/{id}`: every field optional.
+pub fn changes_from_json(
+    body: &Map<String, Value>,
+) -> Result<(UserChanges, GivenPassword), ApiError> {
     let mut errors = FieldErrors::new();
     let name = optional(body, "name", &mut errors).and_then(|v| check_name(v, &mut errors));
     let email = optional(body, "email", &mut errors).and_then(|v| check_email(v, &mut errors));
+    let role = optional(body, "role", &mut errors).and_then(|v| check_role(v, &mut errors));
+    let password = optional(body, "password", &mut errors).map(str::to_owned);
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    Ok(UserChanges {
-        name,
-        email,
-        role: None,
-    })
+    Ok((UserChanges { name, email, role }, password))
+}
+
+fn check_role(raw: &str, errors: &mut FieldErrors) -> Option<Role> {
+    let role = Role::try_from(raw.to_owned()).ok();
+    if role.is_none() {
+        errors.insert("role".into(), "must be admin or member".into());
+    }
+    role
 }
 
 /// The string value of a required field; records why not otherwise.
@@ -179,7 +196,7 @@ fn required<'a>(
 }
 
 /// The string value of an optional field (absent = unchanged); `null` is refused
-/// because neither field can be cleared.
+/// because none of these fields can be cleared.
 fn optional<'a>(
     body: &'a Map<String, Value>,
     field: &str,
@@ -261,8 +278,9 @@ mod tests {
 
     #[test]
     fn a_new_user_is_trimmed() {
-        let user =
+        let (user, password) =
             new_user_from_json(&object(json!({"name": "  Zoë  ", "email": " z@x.io "}))).unwrap();
+        assert_eq!(password, None);
         assert_eq!(user.name, "Zoë");
         assert_eq!(user.email, "z@x.io");
     }
@@ -305,11 +323,27 @@ mod tests {
 
     #[test]
     fn changes_may_be_partial_but_not_null() {
-        let changes = changes_from_json(&object(json!({"name": "Bo"}))).unwrap();
+        let (changes, _) = changes_from_json(&object(json!({"name": "Bo"}))).unwrap();
         assert_eq!(changes.name.as_deref(), Some("Bo"));
         assert!(changes.email.is_none());
         let errors = fields(changes_from_json(&object(json!({"email": null}))).unwrap_err());
         assert_eq!(errors["email"], "cannot be null");
+    }
+
+    #[test]
+    fn roles_are_admin_or_member() {
+        let (user, _) = new_user_from_json(&object(
+            json!({"name": "A", "email": "a@x.io", "role": "admin"}),
+        ))
+        .unwrap();
+        assert_eq!(user.role, Role::Admin);
+        let errors = fields(
+            new_user_from_json(&object(
+                json!({"name": "A", "email": "a@x.io", "role": "root"}),
+            ))
+            .unwrap_err(),
+        );
+        assert_eq!(errors["role"], "must be admin or member");
     }
 
     #[test]

@@ -4,25 +4,27 @@
 //! 1. trailing-slash normalisation (wraps the router, see [`crate::App::serve`]);
 //! 2. [`request_id`]: the id every log line and error carries;
 //! 3. tracing span + access log;
-//! 4. compression (gzip, br, zstd; never SSE);
-//! 5. [`envelope`]: every error leaves as the one JSON envelope;
-//! 6. panic catcher: a panic is a logged 500, never a dropped connection;
-//! 7. [`metrics`] (inside the router, where the matched route is known).
-//!
-//! API routes also get a request timeout and a body limit; long-lived realtime routes
-//! are mounted without the timeout.
+//! 4. security headers (CSP, nosniff, ...; HSTS under TLS) and CORS when configured;
+//! 5. compression (gzip, br, zstd; never SSE);
+//! 6. [`envelope`]: every error leaves as the one JSON envelope;
+//! 7. panic catcher: a panic is a logged 500, never a dropped connection;
+//! 8. [`metrics`] (inside the router, where the matched route is known);
+//! 9. body limit and timeout, then [`crate::auth::middleware::authenticate`] (who is
+//!    this, CSRF), then [`crate::limits::limit`] (rate limits by account or address),
+//!    then, on protected routes, "must be logged in".
 
 pub mod envelope;
 pub mod extract;
 pub mod metrics;
 pub mod request_id;
+pub mod security;
 
 use std::any::Any;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -37,33 +39,60 @@ use crate::error::ApiError;
 /// The whole application, ready to serve (before trailing-slash normalisation).
 pub fn router(state: AppState) -> Router {
     let config = &state.config;
-    let api = Router::new()
+
+    // Anyone: logging in and out. (Health probes sit outside authentication, below.)
+    let public = Router::new()
+        .merge(crate::auth::handlers::public_router())
+        .merge(crate::auth::pages::router())
+        .merge(crate::ops::router());
+    // Logged-in callers only; handlers check roles on top.
+    let protected = Router::new()
         .merge(crate::directory::router())
         .merge(crate::classic::router())
+        .merge(crate::auth::handlers::router())
+        .route_layer(from_fn(crate::auth::middleware::require_identity));
+
+    let app = public
+        .merge(protected)
+        .layer(from_fn_with_state(state.clone(), crate::limits::limit))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware::authenticate,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout(),
         ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
 
-    Router::new()
-        .merge(api)
-        .merge(crate::ops::router())
+    let mut router = Router::new()
+        .merge(crate::ops::probes())
+        .merge(app)
         .fallback(not_found)
         .layer(from_fn(metrics::track))
         .layer(
             ServiceBuilder::new()
-                .layer(from_fn(request_id::request_id))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(make_span)
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
-                )
+                .layer(from_fn(security::headers))
                 .layer(CompressionLayer::new())
                 .layer(from_fn(envelope::envelope))
                 .layer(CatchPanicLayer::custom(panic_response)),
-        )
-        .with_state(state)
+        );
+    if config.tls() {
+        router = router.layer(from_fn(security::hsts));
+    }
+    if !config.cors_origins.is_empty() {
+        router = router.layer(security::cors(&config.cors_origins));
+    }
+    let router = router.layer(
+        ServiceBuilder::new()
+            .layer(from_fn(request_id::request_id))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(make_span)
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            ),
+    );
+    router.with_state(state)
 }
 
 fn make_span<B>(request: &Request<B>) -> tracing::Span {

@@ -7,6 +7,7 @@
 //! it matters (full-text search, write locking, bulk loading), and a generic
 //! `Store<DB>` would bury the SQL under trait bounds.
 
+mod common;
 pub mod postgres;
 pub mod sqlite;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::auth::model::{ApiToken, LoginRecord, NewSession, NewToken, SessionRecord, TokenRecord};
 use crate::directory::model::{NewUser, Settings, User, UserChanges};
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -64,8 +66,8 @@ pub struct UserPage {
 }
 
 /// Everything the server persists, as one object.
-pub trait Store: UserStore + Send + Sync + 'static {}
-impl<T: UserStore + Send + Sync + 'static> Store for T {}
+pub trait Store: UserStore + AuthStore + Send + Sync + 'static {}
+impl<T: UserStore + AuthStore + Send + Sync + 'static> Store for T {}
 
 /// Housekeeping common to both backends.
 #[async_trait]
@@ -99,6 +101,41 @@ pub trait UserStore: Lifecycle {
     /// Inserts many users in one transaction, skipping emails that exist; returns how
     /// many were added. For `switchboard seed`, so it may trade per-row work for speed.
     async fn insert_users_bulk(&self, users: &[NewUser]) -> StoreResult<u64>;
+}
+
+/// Accounts, sessions, API tokens and server secrets. Session ids and tokens arrive
+/// here already hashed: the store never sees a usable credential.
+#[async_trait]
+pub trait AuthStore: Lifecycle {
+    /// The user with this folded email and their password hash.
+    async fn find_login(&self, email_key: &str) -> StoreResult<Option<LoginRecord>>;
+    /// Sets a password hash and ends every session of the user, in one transaction;
+    /// `false` when no user has this id.
+    async fn set_password(&self, user_id: i64, password_hash: &str) -> StoreResult<bool>;
+    async fn count_admins(&self) -> StoreResult<i64>;
+    /// Users who can log in (have a password), by id.
+    async fn list_accounts(&self) -> StoreResult<Vec<User>>;
+
+    async fn insert_session(&self, session: &NewSession) -> StoreResult<()>;
+    async fn find_session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>>;
+    async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Deletes sessions that expired absolutely, or have been idle since before
+    /// `idle_cutoff`; returns how many.
+    async fn prune_sessions(&self, now: i64, idle_cutoff: i64) -> StoreResult<u64>;
+
+    async fn insert_token(&self, token: &NewToken) -> StoreResult<ApiToken>;
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>>;
+    async fn touch_token(&self, token_id: i64, now: i64) -> StoreResult<()>;
+    /// Tokens of one user, or of everyone when `user_id` is `None`; newest first.
+    async fn list_tokens(&self, user_id: Option<i64>) -> StoreResult<Vec<ApiToken>>;
+    async fn get_token(&self, token_id: i64) -> StoreResult<Option<ApiToken>>;
+    /// Marks a token revoked; `false` when there is no such unrevoked token.
+    async fn revoke_token(&self, token_id: i64, now: i64) -> StoreResult<bool>;
+
+    /// The secret called `name`, created from `candidate` if it does not exist yet, so
+    /// every instance sharing the database uses the same one.
+    async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
 }
 
 /// Opens the store a URL names: `sqlite://path` (or a bare path) or `postgres://...`.

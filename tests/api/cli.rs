@@ -2,7 +2,7 @@
 //! clean exit on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -75,11 +75,30 @@ fn wait_for_address(stdout: impl std::io::Read) -> String {
     panic!("the server did not say where it listens");
 }
 
+/// Sends SIGTERM and waits (at most 15 s) for a clean exit.
+fn stop(child: &mut Child) -> ExitStatus {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[tokio::test]
 async fn with_no_command_it_serves_sqlite_in_data_and_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = switchboard(dir.path())
         .env("SWITCHBOARD_BIND", "127.0.0.1:0")
+        .env("SWITCHBOARD_ADMIN_PASSWORD", crate::helpers::ADMIN_PASSWORD)
         .env_remove("SWITCHBOARD_DATABASE_URL")
         .stdout(Stdio::piped())
         .spawn()
@@ -93,33 +112,151 @@ async fn with_no_command_it_serves_sqlite_in_data_and_exits_cleanly_on_sigterm()
         "./data/switchboard.db is created"
     );
 
-    let users: serde_json::Value = reqwest::get(format!("http://{address}/api/users"))
+    let client = crate::helpers::login(
+        address.parse().unwrap(),
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    let users: serde_json::Value = client
+        .get(format!("http://{address}/api/users"))
+        .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        users.as_array().unwrap().len(),
-        3,
-        "the demo users on a first run"
+        names,
+        ["Alice", "Bob", "Charlie", "Admin"],
+        "the demo users on a first run, and the admin"
     );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "did not stop after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = stop(&mut child);
     assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn the_first_start_prints_a_one_time_admin_password_that_logs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut child = switchboard(dir.path())
+            .env("SWITCHBOARD_BIND", "127.0.0.1:0")
+            .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let address = wait_for_address(child.stdout.take().unwrap());
+        (child, address)
+    };
+    let (mut child, address) = start();
+    stop(&mut child);
+    let mut console = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut console).unwrap();
+    let password = console
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .expect("a generated password on the console")
+        .trim()
+        .to_owned();
+    assert!(password.len() >= 20, "{password}");
+
+    // It works, and a second start (an admin exists now) prints nothing.
+    let (mut child, address2) = start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        crate::helpers::login(address2.parse().unwrap(), "admin@example.com", &password).await;
+    });
+    stop(&mut child);
+    let mut console = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut console).unwrap();
+    assert!(
+        !console.contains("password:"),
+        "printed only once: {console}"
+    );
+    let _ = address;
+}
+
+#[test]
+fn user_and_token_commands_manage_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "sqlite://./accounts.db";
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = switchboard(dir.path())
+            .args(args)
+            .args(["--database-url", url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).unwrap(),
+        )
+    };
+    let (ok, out) = run(
+        &[
+            "user",
+            "add",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "Ops",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["user", "passwd", "--email", "OPS@example.com"], None);
+    assert!(
+        ok && out.contains("password: "),
+        "a generated password is printed: {out}"
+    );
+    let (ok, out) = run(&["user", "list"], None);
+    assert!(ok && out.contains("admin   Ops <ops@example.com>"), "{out}");
+    let (ok, out) = run(
+        &[
+            "token",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "ci",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    let token = out.lines().last().unwrap();
+    assert!(token.starts_with("sb_"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap();
+    let (ok, _) = run(&["token", "revoke", "--id", id], None);
+    assert!(ok);
+    let (ok, _) = run(&["token", "revoke", "--id", id], None);
+    assert!(!ok, "revoking twice fails");
+    let (ok, _) = run(
+        &[
+            "user",
+            "add",
+            "--email",
+            "x@example.com",
+            "--name",
+            "X",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!ok, "the password policy applies");
 }

@@ -180,9 +180,18 @@ impl Drop for TestDb {
 
 // ---- the running app -----------------------------------------------------------
 
+/// The first admin every test app starts with.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+/// The password `TestApp::member` gives the accounts it creates.
+pub const MEMBER_PASSWORD: &str = "member password 123";
+
 pub struct TestApp {
     pub address: SocketAddr,
+    /// A client logged in as the admin, sending `Origin` like a browser's fetch does.
     pub client: reqwest::Client,
+    /// The admin, as `/api/auth/me` shows them.
+    pub admin: Value,
     pub state: AppState,
     pub backend: Backend,
     stop: Option<oneshot::Sender<()>>,
@@ -191,7 +200,7 @@ pub struct TestApp {
     pub db: TestDb,
 }
 
-/// The app with an empty directory and default settings.
+/// The app with an empty directory (but for its admin) and default settings.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
@@ -204,6 +213,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         database_url: db.url.clone(),
         demo_users: false,
         db_max_connections: 4,
+        admin_email: ADMIN_EMAIL.into(),
+        admin_password: Some(ADMIN_PASSWORD.into()),
         ..Config::default()
     };
     tweak(&mut config);
@@ -217,9 +228,19 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     let server = tokio::spawn(app.serve(listener, async {
         let _ = stopped.await;
     }));
+    let client = login(address, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin = client
+        .get(format!("http://{address}/api/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     TestApp {
         address,
-        client: client(),
+        client,
+        admin,
         state,
         backend,
         stop: Some(stop),
@@ -228,18 +249,70 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     }
 }
 
-/// A client like a browser's: keeps cookies, follows no redirects (tests look at them).
-pub fn client() -> reqwest::Client {
+/// Makes *ring* the process's TLS provider, as the server does: reqwest is built
+/// without one (its default would compile aws-lc-rs in beside ring), so every client
+/// needs this before it is built.
+pub fn install_crypto() {
+    // Err means another test installed it first: the same provider either way.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A client like a browser's: keeps cookies, follows no redirects (tests look at
+/// them), and says which origin its requests come from, as browsers do on writes.
+pub fn browser(address: SocketAddr) -> reqwest::Client {
+    install_crypto();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("origin", format!("http://{address}").parse().unwrap());
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
         .build()
         .expect("a client")
+}
+
+/// A browser-like client logged in through `POST /api/auth/login`.
+pub async fn login(address: SocketAddr, email: &str, password: &str) -> reqwest::Client {
+    let client = browser(address);
+    let response = client
+        .post(format!("http://{address}/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login request sent");
+    assert_eq!(
+        response.status(),
+        200,
+        "login as {email}: {:?}",
+        response.text().await
+    );
+    client
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// A browser-like client that has not logged in.
+    pub fn anonymous(&self) -> reqwest::Client {
+        browser(self.address)
+    }
+
+    /// Creates a member (as the admin) who can log in; returns them and their client.
+    pub async fn member(&self, name: &str, email: &str) -> (Value, reqwest::Client) {
+        let response = self
+            .post_json(
+                "/api/users",
+                &serde_json::json!({"name": name, "email": email, "password": MEMBER_PASSWORD}),
+            )
+            .await;
+        let user = json_with_status(response, 201).await;
+        (user, login(self.address, email, MEMBER_PASSWORD).await)
+    }
+
+    pub fn admin_id(&self) -> i64 {
+        self.admin["id"].as_i64().unwrap()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

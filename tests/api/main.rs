@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod auth;
 mod classic;
 mod cli;
 mod errors;

@@ -76,6 +76,7 @@ async fn shutdown_finishes_open_requests_and_stops(backend: Backend) {
         .await
         .expect("shutdown finishes in time")
         .expect("serve returns Ok");
+    crate::helpers::install_crypto();
     assert!(reqwest::get(url).await.is_err(), "no longer accepting");
 }
 

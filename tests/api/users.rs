@@ -52,8 +52,12 @@ async fn the_list_is_a_json_array_of_users(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app.create_user("Alice", "alice@example.com").await;
     let body = json_with_status(app.get("/api/users").await, 200).await;
-    assert_eq!(body, json!([created]));
-    let user = &body[0];
+    assert_eq!(
+        body,
+        json!([app.admin, created]),
+        "the first admin, then the new user"
+    );
+    let user = &body[1];
     for field in ["id", "name", "email", "role", "created_at", "updated_at"] {
         assert!(!user[field].is_null(), "{field} missing in {user}");
     }
@@ -69,18 +73,22 @@ async fn a_fresh_server_shows_the_three_demo_users(backend: Backend) {
         .iter()
         .map(|u| u["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Alice", "Bob", "Charlie"]);
+    assert_eq!(names, ["Alice", "Bob", "Charlie", "Admin"]);
 }
 
 async fn pagination_walks_every_user_once(backend: Backend) {
     let app = spawn_app(backend).await;
     seed(&app, 250).await;
     let response = app.get("/api/users?limit=7").await;
-    assert_eq!(response.headers()["x-total-count"], "250");
+    assert_eq!(
+        response.headers()["x-total-count"],
+        "251",
+        "250 and the admin"
+    );
     let ids = ids(&walk_pages(&app, "/api/users?limit=7").await);
     let unique: BTreeSet<i64> = ids.iter().copied().collect();
-    assert_eq!(ids.len(), 250, "every user exactly once");
-    assert_eq!(unique.len(), 250, "no user twice");
+    assert_eq!(ids.len(), 251, "every user exactly once");
+    assert_eq!(unique.len(), 251, "no user twice");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
 }
 
@@ -372,7 +380,7 @@ async fn unicode_and_hostile_strings_are_stored_verbatim(backend: Backend) {
             json_with_status(app.get(&format!("/api/users/{}", created["id"])).await, 200).await;
         assert_eq!(read["name"], *name);
     }
-    let body = json_with_status(app.get("/api/users?limit=500").await, 200).await;
+    let body = json_with_status(app.get("/api/users?search=hostile&limit=500").await, 200).await;
     assert_eq!(
         body.as_array().unwrap().len(),
         names.len(),

@@ -26,6 +26,19 @@ impl PgStore {
             .await?;
         Ok(Self { pool })
     }
+
+    fn reader(&self) -> &sqlx::Pool<sqlx::Postgres> {
+        &self.pool
+    }
+
+    fn writer(&self) -> &sqlx::Pool<sqlx::Postgres> {
+        &self.pool
+    }
+
+    /// A write transaction (see the module doc for why SQLite's is `IMMEDIATE`).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
 }
 
 #[async_trait]
@@ -50,3 +63,5 @@ impl Lifecycle for PgStore {
         self.pool.close().await;
     }
 }
+
+crate::store::common::impl_auth_store!(PgStore);

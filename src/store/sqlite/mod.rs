@@ -59,6 +59,19 @@ impl SqliteStore {
             .await?;
         Ok(Self { read, write })
     }
+
+    fn reader(&self) -> &sqlx::Pool<sqlx::Sqlite> {
+        &self.read
+    }
+
+    fn writer(&self) -> &sqlx::Pool<sqlx::Sqlite> {
+        &self.write
+    }
+
+    /// A write transaction (see the module doc for why SQLite's is `IMMEDIATE`).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.write.begin_with("BEGIN IMMEDIATE").await
+    }
 }
 
 #[async_trait]
@@ -84,3 +97,5 @@ impl Lifecycle for SqliteStore {
         self.write.close().await;
     }
 }
+
+crate::store::common::impl_auth_store!(SqliteStore);

@@ -1,0 +1,44 @@
+//! The first admin: on a start with no admin account, one is created so somebody can
+//! log in at all. Its password is `SWITCHBOARD_ADMIN_PASSWORD` when given, otherwise
+//! random and printed once to the console (stderr), never logged.
+
+use super::password;
+use crate::Config;
+use crate::directory::model::{NewUser, Role};
+use crate::store::{Store, StoreError};
+
+pub async fn ensure_admin(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
+    if store.count_admins().await? > 0 {
+        return Ok(());
+    }
+    let (secret, generated) = match &config.admin_password {
+        Some(given) if !given.is_empty() => (given.clone(), false),
+        _ => (password::random_password(), true),
+    };
+    let admin = NewUser {
+        name: "Admin".into(),
+        email: config.admin_email.clone(),
+        role: Role::Admin,
+        password_hash: Some(password::hash(secret.clone()).await?),
+    };
+    match store.insert_user(&admin).await {
+        Ok(user) => {
+            tracing::info!(user_id = user.id, email = %user.email, "created the first admin account")
+        }
+        Err(StoreError::EmailTaken) => anyhow::bail!(
+            "there is no admin, and {} belongs to a member: give another --admin-email, \
+             or make that account an admin with `switchboard user add`",
+            config.admin_email
+        ),
+        Err(other) => return Err(other.into()),
+    }
+    if generated {
+        // The one time this password exists in clear: on the console, not in the log.
+        eprintln!(
+            "\n  First admin account created.\n    email:    {}\n    password: {secret}\n  \
+             It is shown only this once. Change it with `switchboard user passwd --email {}`.\n",
+            config.admin_email, config.admin_email
+        );
+    }
+    Ok(())
+}

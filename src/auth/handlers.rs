@@ -1,0 +1,314 @@
+//! The auth API: log in and out, who am I, change my password, API tokens.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::middleware::append_cookie;
+use super::model::{ApiToken, NewToken, unix_now};
+use super::session::SESSION_COOKIE;
+use super::{Identity, csrf, password, session, sha256_hex, token};
+use crate::AppState;
+use crate::directory::model::{User, match_key};
+use crate::error::{ApiError, FieldErrors};
+use crate::http::extract::{Json, Path, Query};
+
+/// Routes anyone may call.
+pub fn public_router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/logout", post(logout))
+}
+
+/// Routes for logged-in callers.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/me", get(me))
+        .route("/api/auth/password", post(change_password))
+        .route("/api/tokens", get(list_tokens).post(create_token))
+        .route("/api/tokens/{id}", delete(revoke_token))
+}
+
+/// The user whose email and password these are, or `None`. Takes the same argon2 time
+/// whether or not the account exists, so a timing difference does not reveal it.
+pub(crate) async fn check_login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<Option<User>, ApiError> {
+    let record = state.store.find_login(&match_key(email.trim())).await?;
+    let hash = record
+        .as_ref()
+        .and_then(|r| r.password_hash.clone())
+        .unwrap_or_else(|| state.auth.dummy_hash.clone());
+    let matches = password::verify(password.to_owned(), hash)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(match record {
+        Some(record) if matches && record.password_hash.is_some() => Some(record.user),
+        _ => None,
+    })
+}
+
+/// Starts a session for `user_id` on `response`: the session the request came with (if
+/// any) is ended first, so an id planted before login never becomes valid, and a
+/// `csrftoken` bound to the new session is issued with it.
+pub(crate) async fn begin_session(
+    state: &AppState,
+    jar: &CookieJar,
+    user_id: i64,
+    response: &mut Response,
+) -> Result<(), ApiError> {
+    if let Some(old) = jar.get(SESSION_COOKIE).filter(|c| !c.value().is_empty()) {
+        state.store.delete_session(&sha256_hex(old.value())).await?;
+    }
+    let id = session::start(state.store.as_ref(), &state.auth, user_id).await?;
+    let binding = sha256_hex(&id);
+    append_cookie(response, session::cookie(id, &state.auth));
+    append_cookie(
+        response,
+        csrf::cookie(csrf::issue(&state.auth.csrf_key, &binding), &state.auth),
+    );
+    Ok(())
+}
+
+/// Ends the session the request came with, on `response`.
+pub(crate) async fn end_session(
+    state: &AppState,
+    jar: &CookieJar,
+    response: &mut Response,
+) -> Result<(), ApiError> {
+    if let Some(current) = jar.get(SESSION_COOKIE).filter(|c| !c.value().is_empty()) {
+        state
+            .store
+            .delete_session(&sha256_hex(current.value()))
+            .await?;
+    }
+    append_cookie(response, session::removal(&state.auth));
+    append_cookie(
+        response,
+        csrf::cookie(csrf::issue(&state.auth.csrf_key, ""), &state.auth),
+    );
+    Ok(())
+}
+
+/// A required string field of a JSON body.
+fn string_field<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+    errors: &mut FieldErrors,
+) -> &'a str {
+    match body.get(field).and_then(Value::as_str) {
+        Some(value) => value,
+        None => {
+            errors.insert(field.to_owned(), "is required".to_owned());
+            ""
+        }
+    }
+}
+
+/// `POST /api/auth/login {"email", "password"}` -> 200 + the user, session cookie set.
+async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let mut errors = FieldErrors::new();
+    let email = string_field(&body, "email", &mut errors);
+    let password = string_field(&body, "password", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let user = check_login(&state, email, password)
+        .await?
+        .ok_or(ApiError::BadCredentials)?;
+    tracing::info!(user_id = user.id, "logged in");
+    let mut response = Json(user.clone()).into_response();
+    begin_session(&state, &jar, user.id, &mut response).await?;
+    Ok(response)
+}
+
+#[derive(Serialize)]
+struct Message {
+    message: &'static str,
+}
+
+/// `POST /api/auth/logout`: ends the session (if any); always 200.
+async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Response, ApiError> {
+    let mut response = Json(Message {
+        message: "Logged out",
+    })
+    .into_response();
+    end_session(&state, &jar, &mut response).await?;
+    Ok(response)
+}
+
+async fn me(identity: Identity) -> Json<User> {
+    Json(identity.user)
+}
+
+/// `POST /api/auth/password {"current_password", "new_password"}`: every session of
+/// the account ends (a stolen cookie dies with the old password); this client gets a
+/// fresh one.
+async fn change_password(
+    State(state): State<AppState>,
+    identity: Identity,
+    jar: CookieJar,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let mut errors = FieldErrors::new();
+    let current = string_field(&body, "current_password", &mut errors);
+    let new = string_field(&body, "new_password", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    password::check_policy(new, "new_password")?;
+    if check_login(&state, &identity.user.email, current)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::validation(
+            "current_password",
+            "is not your current password",
+        ));
+    }
+    let hash = password::hash(new.to_owned())
+        .await
+        .map_err(ApiError::internal)?;
+    state.store.set_password(identity.id(), &hash).await?;
+    let mut response = Json(Message {
+        message: "Password changed",
+    })
+    .into_response();
+    if matches!(identity.credential, super::Credential::Session { .. }) {
+        begin_session(&state, &jar, identity.id(), &mut response).await?;
+    }
+    Ok(response)
+}
+
+/// A token with its secret, as answered once by `POST /api/tokens`.
+#[derive(Serialize)]
+struct CreatedToken {
+    token: String,
+    #[serde(flatten)]
+    record: ApiToken,
+}
+
+const TOKEN_NAME_MAX_CHARS: usize = 100;
+const TOKEN_MAX_DAYS: i64 = 3650;
+
+/// `POST /api/tokens {"name", "expires_in_days"?, "user_id"?}` -> 201 with the token,
+/// which is never shown again. Only an admin may make one for somebody else.
+async fn create_token(
+    State(state): State<AppState>,
+    identity: Identity,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let mut errors = FieldErrors::new();
+    let name = string_field(&body, "name", &mut errors).trim().to_owned();
+    if errors.is_empty() && (name.is_empty() || name.chars().count() > TOKEN_NAME_MAX_CHARS) {
+        errors.insert(
+            "name".into(),
+            format!("must be 1 to {TOKEN_NAME_MAX_CHARS} characters"),
+        );
+    }
+    let expires_in_days = match body.get("expires_in_days") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_i64().filter(|d| (1..=TOKEN_MAX_DAYS).contains(d)) {
+            Some(days) => Some(days),
+            None => {
+                errors.insert(
+                    "expires_in_days".into(),
+                    format!("must be a whole number from 1 to {TOKEN_MAX_DAYS}"),
+                );
+                None
+            }
+        },
+    };
+    let user_id = match body.get("user_id") {
+        None | Some(Value::Null) => identity.id(),
+        Some(value) => match value.as_i64() {
+            Some(id) => id,
+            None => {
+                errors.insert("user_id".into(), "must be a user id".into());
+                identity.id()
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    if user_id != identity.id() {
+        identity.require_admin()?;
+        if state.store.get_user(user_id).await?.is_none() {
+            return Err(ApiError::validation("user_id", "is not a user"));
+        }
+    }
+    let minted = token::mint();
+    let now = unix_now();
+    let record = state
+        .store
+        .insert_token(&NewToken {
+            user_id,
+            name,
+            token_hash: minted.hash,
+            prefix: minted.prefix,
+            created_at: now,
+            expires_at: expires_in_days.map(|days| now + days * 86_400),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: minted.token,
+            record,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    user_id: Option<i64>,
+}
+
+/// `GET /api/tokens`: your tokens; an admin sees everyone's (or one user's with
+/// `?user_id=`).
+async fn list_tokens(
+    State(state): State<AppState>,
+    identity: Identity,
+    Query(query): Query<TokenQuery>,
+) -> Result<Json<Vec<ApiToken>>, ApiError> {
+    let owner = if identity.is_admin() {
+        query.user_id
+    } else {
+        Some(identity.id())
+    };
+    Ok(Json(state.store.list_tokens(owner).await?))
+}
+
+/// `DELETE /api/tokens/{id}`: revokes a token of yours (an admin: anyone's).
+async fn revoke_token(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<i64>,
+) -> Result<Json<Message>, ApiError> {
+    let token = state
+        .store
+        .get_token(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Token"))?;
+    // Someone else's token is "not found" to a member: its existence is not theirs to know.
+    if token.user_id != identity.id() && !identity.is_admin() {
+        return Err(ApiError::not_found("Token"));
+    }
+    state.store.revoke_token(id, unix_now()).await?;
+    Ok(Json(Message {
+        message: "Token revoked",
+    }))
+}

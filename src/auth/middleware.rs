@@ -1,0 +1,122 @@
+//! The middleware that answers "who is this?" for every application request, and the
+//! route layers that demand an answer.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
+
+use super::session::SESSION_COOKIE;
+use super::{Authenticated, Credential, Identity, csrf, session, sha256_hex, token};
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Resolves the caller (bearer token first, then the session cookie), refuses
+/// cross-site writes, and keeps the cookies tidy: an invalid session cookie is cleared
+/// and a `csrftoken` valid for the current session is always set.
+pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match run(state, request, next).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn run(state: AppState, mut request: Request, next: Next) -> Result<Response, ApiError> {
+    let auth = &state.auth;
+    let jar = CookieJar::from_headers(request.headers());
+    let bearer = token::from_headers(request.headers()).transpose()?;
+    let session_id = jar
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty());
+
+    if bearer.is_none() && csrf::is_unsafe(request.method()) {
+        let presented = session_id.as_deref().map(sha256_hex);
+        let authority = request.uri().authority().map(|a| a.as_str());
+        csrf::check(
+            request.headers(),
+            authority,
+            &jar,
+            presented.as_deref(),
+            auth,
+        )?;
+    }
+
+    let identity = match (&bearer, &session_id) {
+        (Some(token), _) => Some(token::resolve(state.store.as_ref(), token).await?),
+        (None, Some(id)) => session::resolve(state.store.as_ref(), auth, id).await?,
+        (None, None) => None,
+    };
+    let stale_session = bearer.is_none() && session_id.is_some() && identity.is_none();
+    let binding = match &identity {
+        Some(Identity {
+            credential: Credential::Session { id_hash },
+            ..
+        }) => id_hash.clone(),
+        _ => String::new(),
+    };
+    let csrf_current = jar
+        .get(csrf::CSRF_COOKIE)
+        .is_some_and(|c| csrf::is_valid(&auth.csrf_key, c.value(), &binding));
+
+    request.extensions_mut().insert(Authenticated(identity));
+    let mut response = next.run(request).await;
+
+    // Handlers that log in or out set these cookies themselves; leave theirs alone.
+    let already_set = |name: &str| {
+        response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|v| v.as_bytes().starts_with(format!("{name}=").as_bytes()))
+    };
+    let mut cookies = Vec::new();
+    if stale_session && !already_set(SESSION_COOKIE) {
+        cookies.push(session::removal(auth));
+    }
+    if bearer.is_none() && !csrf_current && !already_set(csrf::CSRF_COOKIE) {
+        cookies.push(csrf::cookie(csrf::issue(&auth.csrf_key, &binding), auth));
+    }
+    for cookie in cookies {
+        append_cookie(&mut response, cookie);
+    }
+    Ok(response)
+}
+
+pub fn append_cookie(response: &mut Response, cookie: Cookie<'static>) {
+    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+fn is_authenticated(request: &Request) -> bool {
+    matches!(
+        request.extensions().get::<Authenticated>(),
+        Some(Authenticated(Some(_)))
+    )
+}
+
+/// Route layer for the API: 401 in the envelope for anonymous callers.
+pub async fn require_identity(request: Request, next: Next) -> Response {
+    if is_authenticated(&request) {
+        next.run(request).await
+    } else {
+        ApiError::Unauthenticated.into_response()
+    }
+}
+
+/// Route layer for HTML pages: anonymous visitors are sent to the login page, which
+/// sends them back afterwards.
+pub async fn require_login_page(request: Request, next: Next) -> Response {
+    if is_authenticated(&request) {
+        return next.run(request).await;
+    }
+    let wanted = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let query = serde_urlencoded::to_string([("next", wanted)]).unwrap_or_default();
+    Redirect::to(&format!("/login?{query}")).into_response()
+}

@@ -1,0 +1,127 @@
+//! The HTML side of logging in: `GET/POST /login` (a plain form that works without
+//! JavaScript) and `POST /logout`.
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+
+use super::Identity;
+use super::handlers::{begin_session, check_login, end_session};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::http::extract::Query;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(show).post(submit))
+        .route("/logout", post(logout))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    next: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+fn render(page: &LoginPage<'_>, status: StatusCode) -> Result<Response, ApiError> {
+    let html = page.render().map_err(ApiError::internal)?;
+    Ok((status, Html(html)).into_response())
+}
+
+/// Where to go after logging in: a path on this site only, so the login page cannot
+/// be used to bounce people to another site (`//evil.example` is another site).
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path
+        }
+        _ => "/",
+    }
+}
+
+#[derive(Deserialize)]
+struct NextParam {
+    next: Option<String>,
+}
+
+async fn show(
+    identity: Option<Identity>,
+    Query(params): Query<NextParam>,
+) -> Result<Response, ApiError> {
+    let next = safe_next(params.next.as_deref());
+    if identity.is_some() {
+        return Ok(Redirect::to(next).into_response());
+    }
+    render(
+        &LoginPage {
+            next,
+            email: "",
+            error: None,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiError> {
+    let next = safe_next(form.next.as_deref());
+    match check_login(&state, &form.email, &form.password).await? {
+        Some(user) => {
+            tracing::info!(user_id = user.id, "logged in");
+            let mut response = Redirect::to(next).into_response();
+            begin_session(&state, &jar, user.id, &mut response).await?;
+            Ok(response)
+        }
+        None => render(
+            &LoginPage {
+                next,
+                email: &form.email,
+                error: Some("Invalid email or password."),
+            },
+            StatusCode::UNAUTHORIZED,
+        ),
+    }
+}
+
+async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Response, ApiError> {
+    let mut response = Redirect::to("/login").into_response();
+    end_session(&state, &jar, &mut response).await?;
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/chat?room=a")), "/chat?room=a");
+        for outside in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "evil",
+        ] {
+            assert_eq!(safe_next(Some(outside)), "/", "{outside}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}

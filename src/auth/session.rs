@@ -1,0 +1,79 @@
+//! Sessions: an opaque 256-bit random id in an HttpOnly, SameSite=Lax cookie (Secure
+//! under TLS); the database keeps only its SHA-256. A session ends at its absolute
+//! expiry, after the idle time without use, at logout, and at a password change.
+
+use axum_extra::extract::cookie::{Cookie, SameSite};
+
+use super::model::{NewSession, unix_now};
+use super::{AuthState, Credential, Identity, random_token, sha256_hex};
+use crate::error::ApiError;
+use crate::store::Store;
+
+pub const SESSION_COOKIE: &str = "sb_session";
+
+/// `last_seen_at` is written at most this often per session: a write on every request
+/// would serialise all reads behind SQLite's single writer for no benefit.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+/// Creates a session for `user_id`; returns the cookie value (the only copy of the id).
+pub async fn start(store: &dyn Store, auth: &AuthState, user_id: i64) -> Result<String, ApiError> {
+    let id = random_token(32);
+    let now = unix_now();
+    store
+        .insert_session(&NewSession {
+            id_hash: sha256_hex(&id),
+            user_id,
+            created_at: now,
+            expires_at: now + auth.session_max_secs,
+        })
+        .await?;
+    Ok(id)
+}
+
+/// The identity behind a session cookie value, or `None` when the session does not
+/// exist or has expired (an expired one is deleted on sight).
+pub async fn resolve(
+    store: &dyn Store,
+    auth: &AuthState,
+    id: &str,
+) -> Result<Option<Identity>, ApiError> {
+    let id_hash = sha256_hex(id);
+    let Some(record) = store.find_session(&id_hash).await? else {
+        return Ok(None);
+    };
+    let now = unix_now();
+    if now >= record.expires_at || now >= record.last_seen_at + auth.session_idle_secs {
+        store.delete_session(&id_hash).await?;
+        return Ok(None);
+    }
+    if now - record.last_seen_at >= TOUCH_EVERY_SECS {
+        store.touch_session(&id_hash, now).await?;
+    }
+    Ok(Some(Identity {
+        user: record.user,
+        credential: Credential::Session { id_hash },
+    }))
+}
+
+/// The session cookie. It lives as long as the session could (the absolute expiry), so
+/// a browser restart does not log the user out; the server decides validity.
+pub fn cookie(id: String, auth: &AuthState) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, id))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(auth.secure_cookies)
+        .max_age(time::Duration::seconds(auth.session_max_secs))
+        .build()
+}
+
+/// A cookie that makes the browser forget the session cookie.
+pub fn removal(auth: &AuthState) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(auth.secure_cookies)
+        .max_age(time::Duration::ZERO)
+        .build()
+}

@@ -1,0 +1,182 @@
+//! Rate limits: GCRA (governor) per account, or per client address for anonymous
+//! callers, by route class. Answers 429 in the envelope with `Retry-After`, and every
+//! limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
+//! `RateLimit-Reset` so clients can slow down before they hit the wall.
+//!
+//! In-process state: each instance limits on its own (with several instances behind a
+//! load balancer the effective limit is per instance).
+
+pub mod client_ip;
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::{Quota, RateLimiter};
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Which budget a request spends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Logging in: strict, per client address, against password guessing.
+    Login,
+    /// Search and autocomplete: generous bursts for search-as-you-type.
+    Search,
+    /// Writes.
+    Write,
+    /// Everything else an application route serves.
+    General,
+}
+
+/// What a budget is kept per.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    User(i64),
+    Ip(IpAddr),
+}
+
+type Limiter = RateLimiter<
+    Key,
+    governor::state::keyed::DefaultKeyedStateStore<Key>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
+pub struct RateLimits {
+    enabled: bool,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    login: Limiter,
+    search: Limiter,
+    write: Limiter,
+    general: Limiter,
+}
+
+fn per_second(n: u32, burst_factor: u32) -> Quota {
+    let rate = NonZeroU32::new(n.max(1)).expect("at least 1");
+    let burst = NonZeroU32::new(n.max(1).saturating_mul(burst_factor)).expect("at least 1");
+    Quota::per_second(rate).allow_burst(burst)
+}
+
+fn limiter(quota: Quota) -> Limiter {
+    RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>()
+}
+
+impl RateLimits {
+    pub fn new(config: &Config) -> Self {
+        let login_rate = NonZeroU32::new(config.rate_login_per_minute.max(1)).expect("at least 1");
+        Self {
+            enabled: config.rate_limits,
+            trusted_proxies: config.trusted_proxies.clone(),
+            // A burst of the whole minute's allowance, then one every 60/n seconds:
+            // attempt n+1 within a minute is refused.
+            login: limiter(Quota::per_minute(login_rate).allow_burst(login_rate)),
+            search: limiter(per_second(config.rate_search_per_second, 2)),
+            write: limiter(per_second(config.rate_write_per_second, 2)),
+            general: limiter(per_second(config.rate_general_per_second, 2)),
+        }
+    }
+
+    fn limiter(&self, class: Class) -> &Limiter {
+        match class {
+            Class::Login => &self.login,
+            Class::Search => &self.search,
+            Class::Write => &self.write,
+            Class::General => &self.general,
+        }
+    }
+
+    /// Forgets keys whose budget is full again: governor keeps every key it has seen,
+    /// so without this the maps grow with every address that ever called.
+    pub fn forget_idle_keys(&self) {
+        for limiter in [&self.login, &self.search, &self.write, &self.general] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Runs [`Self::forget_idle_keys`] every minute until `shutdown`.
+    pub fn spawn_housekeeping(self: &Arc<Self>, shutdown: CancellationToken) {
+        let limits = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => limits.forget_idle_keys(),
+                }
+            }
+        });
+    }
+}
+
+/// The class of a request, or `None` for routes that are never limited (health,
+/// metrics scrapes, static files are outside this layer altogether).
+pub fn classify(method: &Method, path: &str) -> Option<Class> {
+    match path {
+        "/healthz" | "/readyz" => None,
+        "/api/auth/login" | "/login" if method == Method::POST => Some(Class::Login),
+        "/api/search" | "/api/autocomplete" => Some(Class::Search),
+        _ if crate::auth::csrf::is_unsafe(method) => Some(Class::Write),
+        _ => Some(Class::General),
+    }
+}
+
+fn set_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset: Duration) {
+    headers.insert("ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(remaining));
+    headers.insert(
+        "ratelimit-reset",
+        HeaderValue::from(reset.as_secs_f64().ceil() as u64),
+    );
+}
+
+/// The middleware; runs after authentication so it can key by account.
+pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limits = &state.limits;
+    let Some(class) = classify(request.method(), request.uri().path()).filter(|_| limits.enabled)
+    else {
+        return next.run(request).await;
+    };
+    let ip = client_ip::client_ip(&request, &limits.trusted_proxies);
+    let user = match request.extensions().get::<Authenticated>() {
+        Some(Authenticated(Some(identity))) => Some(identity.id()),
+        _ => None,
+    };
+    let key = match (class, user) {
+        (Class::Login, _) | (_, None) => Key::Ip(ip),
+        (_, Some(id)) => Key::User(id),
+    };
+    let limiter = limits.limiter(class);
+    match limiter.check_key(&key) {
+        Ok(snapshot) => {
+            let quota = snapshot.quota();
+            let limit = quota.burst_size().get();
+            let remaining = snapshot.remaining_burst_capacity();
+            // Time until the budget is full again.
+            let reset = quota.replenish_interval() * (limit - remaining);
+            let mut response = next.run(request).await;
+            set_headers(response.headers_mut(), limit, remaining, reset);
+            response
+        }
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            tracing::info!(?class, ?key, ?wait, "rate limited");
+            let mut response = ApiError::TooManyRequests { retry_after: wait }.into_response();
+            let limit = not_until.quota().burst_size().get();
+            set_headers(response.headers_mut(), limit, 0, wait);
+            response
+        }
+    }
+}
