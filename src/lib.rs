@@ -18,6 +18,7 @@ pub mod store;
 pub mod telemetry;
 pub mod timefmt;
 pub mod tls;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -73,21 +73,25 @@ fn search_key(text: Option<&str>) -> Option<String> {
     text.map(str::trim).filter(|s| !s.is_empty()).map(match_key)
 }
 
-/// `GET /api/users?search=&limit=&cursor=` (*compat*: a JSON array). The next page is
-/// in `Link: <...>; rel="next"`, absent on the last page; `X-Total-Count` is given for
-/// the unfiltered list.
-pub async fn list(
-    State(state): State<AppState>,
-    Query(params): Query<ListParams>,
-) -> Result<Response, ApiError> {
-    let limit = page_size(params.limit, DEFAULT_PAGE, MAX_PAGE)?;
-    let after_id = params
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .unwrap_or(0);
-    let search = search_key(params.search.as_deref());
+/// One page of the directory as the list shows it: the users, and the cursor of the
+/// next page (`None` on the last page). Shared by the JSON list and the HTML page, so
+/// both page the same way.
+pub struct ListPage {
+    pub users: Vec<User>,
+    pub next_cursor: Option<String>,
+    /// The number of users, given only for the unfiltered list (it is cheap there).
+    pub total: Option<i64>,
+}
+
+/// Reads one page: `search` (trimmed, case-insensitive), after `cursor`, `limit` rows.
+pub async fn list_page(
+    state: &AppState,
+    search: Option<&str>,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<ListPage, ApiError> {
+    let after_id = cursor.map(decode_cursor).transpose()?.unwrap_or(0);
+    let search = search_key(search);
     // One extra row says whether a next page exists, so the last page has no link.
     let mut users = state
         .store
@@ -99,9 +103,39 @@ pub async fn list(
         .await?;
     let more = users.len() as i64 > limit;
     users.truncate(limit as usize);
+    let next_cursor = match (more, users.last()) {
+        (true, Some(last)) => Some(encode_cursor(last.id)),
+        _ => None,
+    };
+    let total = match search {
+        None => Some(state.store.count_users().await?),
+        Some(_) => None,
+    };
+    Ok(ListPage {
+        users,
+        next_cursor,
+        total,
+    })
+}
+
+/// `GET /api/users?search=&limit=&cursor=` (*compat*: a JSON array). The next page is
+/// in `Link: <...>; rel="next"`, absent on the last page; `X-Total-Count` is given for
+/// the unfiltered list.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let limit = page_size(params.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let page = list_page(
+        &state,
+        params.search.as_deref(),
+        params.cursor.as_deref(),
+        limit,
+    )
+    .await?;
 
     let mut headers = HeaderMap::new();
-    if let (true, Some(last)) = (more, users.last()) {
+    if let Some(cursor) = page.next_cursor {
         let mut query = vec![("limit", limit.to_string())];
         if let Some(search) = params
             .search
@@ -111,19 +145,16 @@ pub async fn list(
         {
             query.push(("search", search.to_owned()));
         }
-        query.push(("cursor", encode_cursor(last.id)));
+        query.push(("cursor", cursor));
         let query = serde_urlencoded::to_string(&query).expect("strings always encode");
         if let Ok(link) = HeaderValue::from_str(&format!("</api/users?{query}>; rel=\"next\"")) {
             headers.insert(header::LINK, link);
         }
     }
-    if search.is_none() {
-        headers.insert(
-            "x-total-count",
-            HeaderValue::from(state.store.count_users().await?),
-        );
+    if let Some(total) = page.total {
+        headers.insert("x-total-count", HeaderValue::from(total));
     }
-    Ok((headers, Json(users)).into_response())
+    Ok((headers, Json(page.users)).into_response())
 }
 
 pub async fn show(
@@ -141,12 +172,7 @@ pub async fn create(
     _: Admin,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let (mut new_user, given_password) = model::new_user_from_json(&body)?;
-    if let Some(clear) = given_password {
-        password::check_policy(&clear, "password")?;
-        new_user.password_hash = Some(password::hash(clear).await.map_err(ApiError::internal)?);
-    }
-    let user = state.store.insert_user(&new_user).await?;
+    let user = create_user(&state, &body).await?;
     let location = HeaderValue::from_str(&format!("/api/users/{}", user.id))
         .expect("digits are a valid header");
     Ok((
@@ -155,6 +181,17 @@ pub async fn create(
         Json(user),
     )
         .into_response())
+}
+
+/// Validates and inserts a user from a JSON-like object (the caller has checked that
+/// an admin asks). Shared by the API and the HTML form.
+pub async fn create_user(state: &AppState, body: &Map<String, Value>) -> Result<User, ApiError> {
+    let (mut new_user, given_password) = model::new_user_from_json(body)?;
+    if let Some(clear) = given_password {
+        password::check_policy(&clear, "password")?;
+        new_user.password_hash = Some(password::hash(clear).await.map_err(ApiError::internal)?);
+    }
+    Ok(state.store.insert_user(&new_user).await?)
 }
 
 /// 409 when `target` is the only admin: removing or demoting them would leave nobody
@@ -179,8 +216,18 @@ pub async fn update(
     Path(id): Path<i64>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<User>, ApiError> {
+    update_user(&state, &identity, id, &body).await.map(Json)
+}
+
+/// The rules of [`update`], for the API and the HTML form alike.
+pub async fn update_user(
+    state: &AppState,
+    identity: &Identity,
+    id: i64,
+    body: &Map<String, Value>,
+) -> Result<User, ApiError> {
     identity.require_self_or_admin(id)?;
-    let (changes, given_password) = model::changes_from_json(&body)?;
+    let (changes, given_password) = model::changes_from_json(body)?;
     if changes.role.is_some() || given_password.is_some() {
         identity.require_admin()?;
     }
@@ -197,7 +244,7 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
     if changes.role == Some(Role::Member) {
-        keep_one_admin(&state, &current).await?;
+        keep_one_admin(state, &current).await?;
     }
     let user = if changes.is_empty() {
         Some(current)
@@ -209,7 +256,7 @@ pub async fn update(
         // Also ends every session of that user.
         state.store.set_password(id, &hash).await?;
     }
-    Ok(Json(user))
+    Ok(user)
 }
 
 #[derive(Serialize)]
@@ -224,16 +271,22 @@ pub async fn remove(
     _: Admin,
     Path(id): Path<i64>,
 ) -> Result<Json<Message>, ApiError> {
+    delete_user(&state, id).await?;
+    Ok(Json(Message {
+        message: "User deleted successfully",
+    }))
+}
+
+/// Deletes a user, never the last admin (the caller has checked that an admin asks).
+pub async fn delete_user(state: &AppState, id: i64) -> Result<(), ApiError> {
     let target = state
         .store
         .get_user(id)
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
-    keep_one_admin(&state, &target).await?;
+    keep_one_admin(state, &target).await?;
     if state.store.delete_user(id).await? {
-        Ok(Json(Message {
-            message: "User deleted successfully",
-        }))
+        Ok(())
     } else {
         Err(ApiError::not_found("User"))
     }

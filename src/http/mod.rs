@@ -51,9 +51,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::classic::router())
         .merge(crate::auth::handlers::router())
         .route_layer(from_fn(crate::auth::middleware::require_identity));
+    // HTML pages: anonymous visitors are redirected to /login instead of getting a 401.
+    let pages = crate::web::router();
 
     let app = public
         .merge(protected)
+        .merge(pages)
         .layer(from_fn_with_state(state.clone(), crate::limits::limit))
         .layer(from_fn_with_state(
             state.clone(),
@@ -67,6 +70,8 @@ pub fn router(state: AppState) -> Router {
 
     let mut router = Router::new()
         .merge(crate::ops::probes())
+        // Static assets: like the probes, outside authentication and rate limits.
+        .merge(crate::web::static_router())
         .merge(app)
         .fallback(not_found)
         .layer(from_fn(metrics::track))

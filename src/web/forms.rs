@@ -1,0 +1,139 @@
+//! The form posts of the pages, for browsers without JavaScript (the script sends the
+//! same changes to the JSON API instead). Each succeeds with a 303 to `/` (so a reload
+//! does not post again) or answers the same page with the server's field errors
+//! beside the fields and the values typed kept (422, or 409 for a taken email).
+
+use axum::Form;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::pages::{DirectoryParams, directory_page, edit_page};
+use super::views::{PageError, UserForm, render};
+use crate::AppState;
+use crate::auth::Identity;
+use crate::directory::handlers::{create_user, delete_user, update_user};
+use crate::error::ApiError;
+use crate::http::extract::Path;
+
+/// The fields of the create and edit forms. All optional: a missing field is the
+/// validator's to name, not a parse failure.
+#[derive(Deserialize, Default)]
+pub struct UserInput {
+    name: Option<String>,
+    email: Option<String>,
+    role: Option<String>,
+}
+
+impl UserInput {
+    /// The JSON object the directory's validation reads. `role` goes in only for
+    /// admins (members' forms have no role field; one added by hand would be refused
+    /// by the directory anyway).
+    fn to_body(&self, admin: bool) -> Map<String, Value> {
+        let mut body = Map::new();
+        for (key, value) in [("name", &self.name), ("email", &self.email)] {
+            if let Some(value) = value {
+                body.insert(key.into(), Value::String(value.clone()));
+            }
+        }
+        if let Some(role) = self.role.as_ref().filter(|r| admin && !r.is_empty()) {
+            body.insert("role".into(), Value::String(role.clone()));
+        }
+        body
+    }
+
+    fn into_form(self, error: &ApiError) -> UserForm {
+        let (errors, message) = match error {
+            ApiError::Validation { fields, .. } | ApiError::Conflict { fields, .. }
+                if !fields.is_empty() =>
+            {
+                (fields.clone(), None)
+            }
+            other => (Default::default(), Some(other.to_string())),
+        };
+        UserForm {
+            name: self.name.unwrap_or_default(),
+            email: self.email.unwrap_or_default(),
+            role: self.role.unwrap_or_default(),
+            errors,
+            message,
+        }
+    }
+}
+
+/// Errors the form shows beside its fields; the rest get the error page.
+fn is_field_error(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::Validation { .. } | ApiError::Conflict { .. }
+    ) && !matches!(error, ApiError::Conflict { fields, .. } if fields.is_empty())
+}
+
+fn form_body(form: Result<Form<UserInput>, FormRejection>) -> Result<UserInput, PageError> {
+    match form {
+        Ok(Form(input)) => Ok(input),
+        Err(rejection) => Err(PageError(ApiError::bad_request(
+            "invalid_form",
+            format!("The form could not be read: {}", rejection.body_text()),
+        ))),
+    }
+}
+
+/// `POST /users`: an admin adds a user.
+pub async fn create(
+    State(state): State<AppState>,
+    identity: Identity,
+    form: Result<Form<UserInput>, FormRejection>,
+) -> Result<Response, PageError> {
+    identity.require_admin()?;
+    let input = form_body(form)?;
+    match create_user(&state, &input.to_body(true)).await {
+        Ok(user) => {
+            tracing::info!(user_id = user.id, "user created from the page");
+            Ok(Redirect::to("/?done=created").into_response())
+        }
+        Err(error) if is_field_error(&error) => {
+            let status = error.status();
+            let form = input.into_form(&error);
+            let page = directory_page(&state, &identity, &DirectoryParams::default(), form).await?;
+            Ok(render(&page, status))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `POST /users/{id}`: a user edits themselves, or an admin edits anyone.
+pub async fn update(
+    State(state): State<AppState>,
+    identity: Identity,
+    id: Result<Path<i64>, ApiError>,
+    form: Result<Form<UserInput>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Path(id) = id?;
+    identity.require_self_or_admin(id)?;
+    let input = form_body(form)?;
+    match update_user(&state, &identity, id, &input.to_body(identity.is_admin())).await {
+        Ok(_) => Ok(Redirect::to("/?done=updated").into_response()),
+        Err(error) if is_field_error(&error) => {
+            let status = error.status();
+            let form = input.into_form(&error);
+            let page = edit_page(&state, &identity, id, Some(form)).await?;
+            Ok(render(&page, status))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `POST /users/{id}/delete`: an admin deletes a user (never the last admin).
+pub async fn delete(
+    State(state): State<AppState>,
+    identity: Identity,
+    id: Result<Path<i64>, ApiError>,
+) -> Result<Response, PageError> {
+    let Path(id) = id?;
+    identity.require_admin()?;
+    delete_user(&state, id).await?;
+    Ok(Redirect::to("/?done=deleted").into_response())
+}

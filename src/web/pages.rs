@@ -1,0 +1,142 @@
+//! The pages: `GET /` (the directory: search, one keyset page of users, the create
+//! form for admins) and `GET /users/{id}/edit` (the edit form without JavaScript).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::views::{DirectoryPage, EditPage, PageError, Row, UserForm, render};
+use crate::AppState;
+use crate::auth::Identity;
+use crate::directory::handlers::{DEFAULT_PAGE, list_page};
+use crate::directory::model::User;
+use crate::error::ApiError;
+use crate::http::extract::{Path, Query};
+
+#[derive(Deserialize, Default)]
+pub struct DirectoryParams {
+    search: Option<String>,
+    cursor: Option<String>,
+    /// What the last form post did, for the notice after its redirect. Only known
+    /// words are shown, so the URL cannot put text of its own on the page.
+    done: Option<String>,
+}
+
+fn notice(done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "created" => Some("User added."),
+        "updated" => Some("Changes saved."),
+        "deleted" => Some("User deleted."),
+        _ => None,
+    }
+}
+
+/// The viewer's theme setting (`system`, `light` or `dark`).
+pub async fn theme_of(state: &AppState, user: &User) -> String {
+    match state.store.get_settings(user.id).await {
+        Ok(Some(settings)) => settings.theme,
+        // A theme is not worth failing a page over.
+        _ => "system".into(),
+    }
+}
+
+/// Builds the directory page for `params`, with `create` as the create form's state.
+pub async fn directory_page(
+    state: &AppState,
+    identity: &Identity,
+    params: &DirectoryParams,
+    create: UserForm,
+) -> Result<DirectoryPage, ApiError> {
+    let search = params.search.as_deref().unwrap_or("").trim().to_owned();
+    let cursor = params.cursor.as_deref().filter(|c| !c.is_empty());
+    let page = list_page(state, Some(&search), cursor, DEFAULT_PAGE).await?;
+    let me = identity.user.clone();
+    let next_href = page.next_cursor.as_ref().map(|cursor| {
+        let mut query = Vec::new();
+        if !search.is_empty() {
+            query.push(("search", search.as_str()));
+        }
+        query.push(("cursor", cursor.as_str()));
+        format!(
+            "/?{}",
+            serde_urlencoded::to_string(&query).expect("strings always encode")
+        )
+    });
+    Ok(DirectoryPage {
+        theme: theme_of(state, &me).await,
+        is_admin: identity.is_admin(),
+        rows: page.users.iter().map(|u| Row::new(u, &me)).collect(),
+        total: page.total,
+        next_href,
+        next_cursor: page.next_cursor.unwrap_or_default(),
+        paged: cursor.is_some(),
+        notice: notice(params.done.as_deref()),
+        search,
+        create,
+        me,
+    })
+}
+
+/// `GET /`.
+pub async fn directory(
+    State(state): State<AppState>,
+    identity: Identity,
+    params: Result<Query<DirectoryParams>, ApiError>,
+) -> Result<Response, PageError> {
+    let Query(params) = params?;
+    let page = directory_page(&state, &identity, &params, UserForm::default()).await?;
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// Builds the edit page of user `id` with `form` as its state; 403 unless the viewer
+/// is that user or an admin, 404 for nobody.
+pub async fn edit_page(
+    state: &AppState,
+    identity: &Identity,
+    id: i64,
+    form: Option<UserForm>,
+) -> Result<EditPage, ApiError> {
+    identity.require_self_or_admin(id)?;
+    let form = match form {
+        Some(form) => form,
+        None => {
+            let user = state
+                .store
+                .get_user(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("User"))?;
+            UserForm::from_user(&user)
+        }
+    };
+    Ok(EditPage {
+        theme: theme_of(state, &identity.user).await,
+        is_admin: identity.is_admin(),
+        me: identity.user.clone(),
+        user_id: id,
+        form,
+    })
+}
+
+/// `GET /users/{id}/edit`.
+pub async fn edit(
+    State(state): State<AppState>,
+    identity: Identity,
+    id: Result<Path<i64>, ApiError>,
+) -> Result<Response, PageError> {
+    let Path(id) = id?;
+    let page = edit_page(&state, &identity, id, None).await?;
+    Ok(render(&page, StatusCode::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notice;
+
+    #[test]
+    fn only_known_notices_are_shown() {
+        assert_eq!(notice(Some("created")), Some("User added."));
+        assert_eq!(notice(Some("<script>")), None);
+        assert_eq!(notice(None), None);
+    }
+}

@@ -1,0 +1,163 @@
+//! What the templates show: one struct per page (askama checks each against its
+//! template at compile time and escapes every value), the form state shared by the
+//! create and edit forms, and [`PageError`], the HTML twin of the API's error envelope.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use crate::directory::model::{Role, User};
+use crate::error::{ApiError, FieldErrors};
+
+/// A row of the directory table, with what the viewer may do to it.
+pub struct Row {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub can_edit: bool,
+    pub can_delete: bool,
+}
+
+impl Row {
+    pub fn new(user: &User, viewer: &User) -> Self {
+        let admin = viewer.role == Role::Admin;
+        Self {
+            id: user.id,
+            name: user.name.clone(),
+            email: user.email.clone(),
+            role: user.role.as_str(),
+            can_edit: admin || viewer.id == user.id,
+            can_delete: admin,
+        }
+    }
+}
+
+/// What a create or edit form holds: the values typed (kept when the server refuses
+/// them, so nobody types twice) and what is wrong with each.
+#[derive(Default)]
+pub struct UserForm {
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub errors: FieldErrors,
+    /// A problem that belongs to no field (e.g. "only an admin may do this").
+    pub message: Option<String>,
+}
+
+impl UserForm {
+    pub fn from_user(user: &User) -> Self {
+        Self {
+            name: user.name.clone(),
+            email: user.email.clone(),
+            role: user.role.as_str().to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// The error of `field`, for the template (`""` when none).
+    pub fn error(&self, field: &str) -> &str {
+        self.errors.get(field).map_or("", String::as_str)
+    }
+
+    pub fn has_error(&self, field: &str) -> bool {
+        self.errors.contains_key(field)
+    }
+
+    pub fn is_role(&self, role: &str) -> bool {
+        self.role == role || (self.role.is_empty() && role == "member")
+    }
+}
+
+/// `/`: the directory.
+#[derive(Template)]
+#[template(path = "directory.html")]
+pub struct DirectoryPage {
+    pub me: User,
+    pub theme: String,
+    pub is_admin: bool,
+    pub search: String,
+    pub rows: Vec<Row>,
+    pub total: Option<i64>,
+    /// The server-rendered "next page" link and the cursor in it (the script pages
+    /// on through the API from the same cursor).
+    pub next_href: Option<String>,
+    pub next_cursor: String,
+    /// Whether this is a later page (then a link back to the first is shown).
+    pub paged: bool,
+    pub notice: Option<&'static str>,
+    pub create: UserForm,
+}
+
+/// `/users/{id}/edit`: the edit form on a page of its own (the no-JavaScript path).
+#[derive(Template)]
+#[template(path = "edit.html")]
+pub struct EditPage {
+    pub me: User,
+    pub theme: String,
+    pub is_admin: bool,
+    pub user_id: i64,
+    pub form: UserForm,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub theme: &'a str,
+    pub status: u16,
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+/// Renders a page, or the plain 500 page when the template itself fails.
+pub fn render(page: &impl Template, status: StatusCode) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => PageError(ApiError::internal(err)).into_response(),
+    }
+}
+
+/// An error on an HTML route: an HTML page with the same status and the same
+/// message the API would give (the API's error type is reused so statuses agree),
+/// except that "not logged in" sends the visitor to log in.
+#[derive(Debug)]
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(err: ApiError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        if matches!(error, ApiError::Unauthenticated) {
+            return Redirect::to("/login").into_response();
+        }
+        let status = error.status();
+        if let ApiError::Internal(cause) = &error {
+            tracing::error!(error = format!("{cause:#}"), "internal error on a page");
+        }
+        let title = status.canonical_reason().unwrap_or("Error");
+        let message = error.to_string();
+        let page = ErrorPage {
+            theme: "system",
+            status: status.as_u16(),
+            title,
+            message: &message,
+        };
+        // Not through `render`: a failing error template must not recurse.
+        let html = page.render().unwrap_or_else(|_| {
+            "<!doctype html><title>Error</title><p>Something went wrong.</p>".into()
+        });
+        let mut response = (status, Html(html)).into_response();
+        if let ApiError::TooManyRequests { retry_after } = &error {
+            let secs = retry_after.as_secs().max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

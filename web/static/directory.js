@@ -1,0 +1,411 @@
+/**
+ * directory.js is the composition root of the directory page (`/`). The server has
+ * already rendered the first page and its forms work without JavaScript; this module
+ * upgrades them in place:
+ * - live search (debounced 300 ms, loading state, "no results"), with the
+ *   autocomplete of combobox.js on the same box;
+ * - create and edit in a <dialog>, with the server's 422/409 field errors inline and
+ *   the buttons disabled while a request runs;
+ * - delete behind a confirm <dialog>, removed at once and put back if the server
+ *   refuses;
+ * - infinite scroll over the API's `Link: rel="next"`, with a "Load more" button;
+ * - toasts for outcomes (toasts.js); a 401 sends the user to /login (ajax.js).
+ * All HTTP goes through ajax.js. Rows are built with DOM APIs and textContent only:
+ * user data never passes through an HTML parser.
+ * `applyDirectoryEvent` is the hook for live updates from the realtime hub.
+ */
+import client, { isAbortError, nextLink } from './ajax.js';
+import { attachCombobox } from './combobox.js';
+import { toast } from './toasts.js';
+
+const PAGE_SIZE = 50;
+const SEARCH_DELAY_MS = 300;
+
+const root = document.getElementById('directory');
+const rows = document.getElementById('user-rows');
+const status = document.getElementById('list-status');
+const pager = document.getElementById('pager');
+const searchForm = document.getElementById('search-form');
+const searchInput = document.getElementById('search');
+
+const me = Number(root.dataset.userId);
+const isAdmin = root.dataset.admin === 'true';
+
+const state = {
+  search: root.dataset.search ?? '',
+  /** The API URL of the next page, or null when the list is complete. */
+  next: null,
+  loadingMore: false,
+  /** Aborted when a new search starts, so a late page of the old list is dropped. */
+  listController: new AbortController(),
+  /** How many users the unfiltered list has, when known. */
+  total: root.dataset.total ? Number(root.dataset.total) : null,
+};
+
+function listUrl(search, cursor) {
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (search) params.set('search', search);
+  if (cursor) params.set('cursor', cursor);
+  return `/api/users?${params}`;
+}
+
+if (root.dataset.nextCursor) state.next = listUrl(state.search, root.dataset.nextCursor);
+
+// ---- rows -------------------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key === 'className') node.className = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function hidden(text) {
+  return el('span', { className: 'visually-hidden' }, text);
+}
+
+/** A row like the server renders (web/templates/directory.html), so both behave alike. */
+function buildRow(user) {
+  const actions = el('td', { className: 'actions' });
+  if (isAdmin || user.id === me) {
+    actions.append(el('a', { className: 'button small', href: `/users/${user.id}/edit`, dataset: { action: 'edit' } }, 'Edit', hidden(` ${user.name}`)));
+  }
+  if (isAdmin) {
+    const form = el('form', { method: 'post', action: `/users/${user.id}/delete`, className: 'inline', dataset: { action: 'delete' } },
+      el('button', { type: 'submit', className: 'small danger' }, 'Delete', hidden(` ${user.name}`)));
+    actions.append(form);
+  }
+  return el('tr', { dataset: { id: String(user.id), role: user.role ?? 'member' } },
+    el('td', { className: 'name' }, user.name),
+    el('td', { className: 'email' }, user.email),
+    el('td', { className: 'role' }, el('span', { className: 'badge' }, user.role ?? 'member')),
+    actions);
+}
+
+function rowOf(id) {
+  return rows.querySelector(`tr[data-id="${CSS.escape(String(id))}"]`);
+}
+
+function userOf(row) {
+  return {
+    id: Number(row.dataset.id),
+    name: row.querySelector('td.name').textContent,
+    email: row.querySelector('td.email').textContent,
+    role: row.dataset.role,
+  };
+}
+
+function flash(row) {
+  row.classList.add('flash');
+  setTimeout(() => row.classList.remove('flash'), 1500);
+}
+
+function describeList() {
+  const count = rows.children.length;
+  if (count === 0) {
+    status.textContent = state.search ? `No users match “${state.search}”.` : 'No users yet.';
+  } else if (state.search) {
+    status.textContent = `${count}${state.next ? '+' : ''} ${count === 1 && !state.next ? 'match' : 'matches'} for “${state.search}”`;
+  } else if (state.total !== null) {
+    status.textContent = `${state.total} users`;
+  } else {
+    status.textContent = `${count}${state.next ? '+' : ''} users`;
+  }
+}
+
+// ---- live search ------------------------------------------------------------
+
+let searchTimer;
+let searchSeq = 0;
+
+function setBusy(busy) {
+  root.classList.toggle('busy', busy);
+  document.getElementById('users').setAttribute('aria-busy', String(busy));
+}
+
+async function runSearch(text) {
+  clearTimeout(searchTimer);
+  const search = text.trim();
+  const seq = ++searchSeq;
+  state.listController.abort();
+  state.listController = new AbortController();
+  state.search = search;
+  setBusy(true);
+  status.textContent = search ? `Searching for “${search}”…` : 'Loading…';
+  try {
+    const { data, headers } = await client.get(listUrl(search), { meta: true, supersede: 'list' });
+    rows.replaceChildren(...data.map(buildRow));
+    state.next = nextLink(headers);
+    const total = headers.get('X-Total-Count');
+    state.total = total === null ? null : Number(total);
+    const url = search ? `/?${new URLSearchParams({ search })}` : '/';
+    history.replaceState(null, '', url);
+    describeList();
+    updatePager();
+  } catch (error) {
+    if (isAbortError(error)) return;
+    status.textContent = 'The list could not be loaded.';
+    toast(error.error ?? String(error), 'error');
+  } finally {
+    if (seq === searchSeq) setBusy(false);
+  }
+}
+
+searchInput.addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => runSearch(searchInput.value), SEARCH_DELAY_MS);
+});
+
+searchForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  combo.close();
+  runSearch(searchInput.value);
+});
+
+const combo = attachCombobox(searchInput, document.getElementById('search-suggestions'), {
+  suggest: (q) => client.get(`/api/autocomplete?${new URLSearchParams({ q })}`, { supersede: 'suggest' }),
+  onPick: (value) => runSearch(value),
+  onClear: () => runSearch(''),
+});
+
+// ---- infinite scroll --------------------------------------------------------
+
+const loadMoreButton = el('button', { type: 'button', className: 'secondary', id: 'load-more' }, 'Load more');
+// The server's "Next page" link is for browsers without JavaScript: the button and
+// the scroll take its place here.
+document.getElementById('next-page')?.remove();
+pager.append(loadMoreButton);
+
+function updatePager() {
+  loadMoreButton.hidden = !state.next;
+  loadMoreButton.disabled = state.loadingMore;
+  loadMoreButton.textContent = state.loadingMore ? 'Loading…' : 'Load more';
+}
+
+function pagerVisible() {
+  const box = pager.getBoundingClientRect();
+  return box.top < window.innerHeight && box.bottom > 0;
+}
+
+async function loadMore() {
+  if (state.loadingMore || !state.next) return;
+  state.loadingMore = true;
+  updatePager();
+  const { signal } = state.listController;
+  let more = false;
+  try {
+    const { data, headers } = await client.get(state.next, { meta: true, signal });
+    // Rows that arrived meanwhile (created here, or live) are not doubled.
+    rows.append(...data.filter((user) => !rowOf(user.id)).map(buildRow));
+    state.next = nextLink(headers);
+    describeList();
+    more = true;
+  } catch (error) {
+    if (!isAbortError(error)) toast(error.error ?? String(error), 'error');
+  } finally {
+    state.loadingMore = false;
+    updatePager();
+  }
+  // A tall screen may still show the bottom: keep filling it.
+  if (more && state.next && pagerVisible()) requestAnimationFrame(() => loadMore());
+}
+
+loadMoreButton.addEventListener('click', () => loadMore());
+if ('IntersectionObserver' in window) {
+  new IntersectionObserver((entries) => {
+    if (entries.some((entry) => entry.isIntersecting)) loadMore();
+  }, { rootMargin: '200px' }).observe(pager);
+}
+updatePager();
+
+// ---- create and edit in a dialog ---------------------------------------------
+
+const dialog = document.getElementById('user-dialog');
+const dialogForm = document.getElementById('dialog-form');
+const dialogTitle = document.getElementById('user-dialog-title');
+const dialogError = document.getElementById('dialog-error');
+const dialogSubmit = document.getElementById('dialog-submit');
+const fields = {
+  name: document.getElementById('dialog-name'),
+  email: document.getElementById('dialog-email'),
+  role: document.getElementById('dialog-role'), // admins only
+};
+let editing = null; // null: creating; otherwise the user being edited
+let saving = false;
+
+function clearErrors() {
+  dialogError.hidden = true;
+  dialogError.textContent = '';
+  for (const [name, input] of Object.entries(fields)) {
+    if (!input) continue;
+    input.removeAttribute('aria-invalid');
+    document.getElementById(`dialog-${name}-error`).textContent = '';
+  }
+}
+
+function openDialog(user) {
+  editing = user;
+  clearErrors();
+  dialogTitle.textContent = user ? `Edit ${user.name}` : 'Add a user';
+  dialogSubmit.textContent = user ? 'Save' : 'Add user';
+  fields.name.value = user?.name ?? '';
+  fields.email.value = user?.email ?? '';
+  if (fields.role) fields.role.value = user?.role ?? 'member';
+  dialog.showModal();
+  fields.name.focus();
+}
+
+function setSaving(on) {
+  saving = on;
+  for (const button of dialogForm.querySelectorAll('button')) button.disabled = on;
+  dialogSubmit.textContent = on ? 'Saving…' : editing ? 'Save' : 'Add user';
+  dialogForm.setAttribute('aria-busy', String(on));
+}
+
+function showFieldErrors(error) {
+  const entries = Object.entries(error.fields ?? {});
+  let first = null;
+  for (const [name, problem] of entries) {
+    const input = fields[name];
+    if (!input) continue;
+    input.setAttribute('aria-invalid', 'true');
+    document.getElementById(`dialog-${name}-error`).textContent = `${name[0].toUpperCase()}${name.slice(1)} ${problem}.`;
+    first ??= input;
+  }
+  if (!first) {
+    dialogError.textContent = error.error ?? String(error);
+    dialogError.hidden = false;
+  }
+  (first ?? fields.name).focus();
+}
+
+dialogForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  if (saving) return;
+  clearErrors();
+  const body = { name: fields.name.value, email: fields.email.value };
+  if (fields.role) body.role = fields.role.value;
+  const before = editing;
+  setSaving(true);
+  try {
+    const user = before
+      ? await client.patch(`/api/users/${before.id}`, body)
+      : await client.post('/api/users', body);
+    dialog.close();
+    applyDirectoryEvent({ type: before ? 'user_updated' : 'user_created', user });
+    const row = rowOf(user.id);
+    if (row) flash(row);
+    toast(before ? `Saved ${user.name}.` : `Added ${user.name}.`, 'success');
+  } catch (error) {
+    if (isAbortError(error)) return;
+    showFieldErrors(error);
+  } finally {
+    setSaving(false);
+  }
+});
+
+dialog.querySelector('[data-close]').addEventListener('click', () => dialog.close());
+// Escape during a save would hide a request still running: wait for it instead.
+dialog.addEventListener('cancel', (event) => {
+  if (saving) event.preventDefault();
+});
+
+const addButton = document.getElementById('add-user');
+if (addButton) {
+  addButton.hidden = false;
+  document.getElementById('create-section').hidden = true;
+  addButton.addEventListener('click', () => openDialog(null));
+}
+
+// ---- delete with confirmation and rollback ------------------------------------
+
+const confirmDialog = document.getElementById('confirm-dialog');
+const confirmText = document.getElementById('confirm-text');
+
+function confirmDeletion(user) {
+  confirmText.textContent = `Delete ${user.name} (${user.email})? This cannot be undone.`;
+  confirmDialog.returnValue = '';
+  confirmDialog.showModal();
+  return new Promise((resolve) => {
+    confirmDialog.addEventListener('close', () => resolve(confirmDialog.returnValue === 'confirm'), { once: true });
+  });
+}
+
+async function deleteRow(row) {
+  const user = userOf(row);
+  if (!(await confirmDeletion(user))) return;
+  // Optimistic: gone at once; put back where it was if the server says no.
+  const next = row.nextElementSibling;
+  row.remove();
+  if (state.total !== null) state.total -= 1;
+  describeList();
+  searchInput.focus();
+  try {
+    await client.delete(`/api/users/${user.id}`);
+    toast(`Deleted ${user.name}.`, 'success');
+  } catch (error) {
+    if (isAbortError(error)) return;
+    rows.insertBefore(row, next?.parentNode === rows ? next : null);
+    if (state.total !== null) state.total += 1;
+    describeList();
+    flash(row);
+    toast(`${user.name} was not deleted: ${error.error ?? error}`, 'error');
+  }
+}
+
+// ---- one listener for every row, present or future ------------------------------
+
+rows.addEventListener('click', (event) => {
+  const link = event.target.closest('a[data-action="edit"]');
+  if (!link) return;
+  event.preventDefault();
+  openDialog(userOf(link.closest('tr')));
+});
+
+rows.addEventListener('submit', (event) => {
+  const form = event.target.closest('form[data-action="delete"]');
+  if (!form) return;
+  event.preventDefault();
+  deleteRow(form.closest('tr'));
+});
+
+// ---- live updates ---------------------------------------------------------------
+
+function matchesSearch(user) {
+  if (!state.search) return true;
+  const needle = state.search.toLowerCase();
+  return user.name.toLowerCase().includes(needle) || user.email.toLowerCase().includes(needle);
+}
+
+/**
+ * Applies one directory change to the list in place: `{type: 'user_created' |
+ * 'user_updated' | 'user_deleted', user}` (for deletions `user` needs only `id`).
+ * Used after this page's own writes, and meant for the realtime hub's `directory`
+ * room: a subscriber only has to call it with each event. Touches neither the scroll
+ * position nor an open dialog.
+ */
+export function applyDirectoryEvent(event) {
+  const { type, user } = event ?? {};
+  if (!user || user.id == null) return;
+  const existing = rowOf(user.id);
+  if (type === 'user_deleted') {
+    if (existing) {
+      existing.remove();
+      if (state.total !== null) state.total -= 1;
+    }
+  } else if (type === 'user_updated') {
+    if (existing) existing.replaceWith(buildRow(user));
+  } else if (type === 'user_created') {
+    if (!existing && matchesSearch(user)) {
+      rows.prepend(buildRow(user));
+      if (state.total !== null) state.total += 1;
+    }
+  }
+  describeList();
+}
+
+root.dataset.enhanced = 'true';
