@@ -1,0 +1,217 @@
+// Browser tests of issue 5 with JavaScript on: live search, the keyboard-only
+// autocomplete, create/edit in a dialog with the server's field errors, delete with
+// confirmation and rollback, and infinite scroll. 60 synthetic users are seeded, so
+// the list has two pages.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { ADMIN_EMAIL, api, launchBrowser, login, newPage, startServer } from './helpers.js';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer({ users: 60 });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function adminPage() {
+  const opened = await newPage(browser, server.url);
+  await login(opened.page);
+  await opened.page.locator('#directory[data-enhanced="true"]').waitFor();
+  return opened;
+}
+
+const rowCount = (page) => page.locator('#user-rows tr').count();
+const searchBox = (page) => page.getByRole('combobox', { name: 'Search by name or email' });
+
+test('typing in the search box narrows the list without a reload', async () => {
+  const { context, page, problems } = await adminPage();
+  assert.equal(await rowCount(page), 50);
+  await page.evaluate(() => { window.notReloaded = true; });
+  await searchBox(page).pressSequentially('fatima');
+  await page.waitForFunction(() => document.querySelectorAll('#user-rows tr').length < 50);
+  const names = await page.locator('#user-rows td.name').allTextContents();
+  assert.ok(names.length > 0 && names.every((n) => n.startsWith('Fatima')), `${names}`);
+  assert.equal(await page.evaluate(() => window.notReloaded), true);
+  assert.equal(new URL(page.url()).searchParams.get('search'), 'fatima');
+
+  await searchBox(page).fill('nobody-is-called-this');
+  await page.getByText('No users match “nobody-is-called-this”.').waitFor();
+  assert.equal(await rowCount(page), 0);
+  assert.deepEqual(problems.errors, []);
+  await context.close();
+});
+
+test('the autocomplete works with the keyboard alone', async () => {
+  const { context, page } = await adminPage();
+  const box = searchBox(page);
+  await box.focus();
+  await page.keyboard.type('j');
+  // One character: no suggestions yet.
+  await page.waitForTimeout(400);
+  assert.equal(await box.getAttribute('aria-expanded'), 'false');
+  await page.keyboard.type('u');
+  await page.getByRole('listbox').waitFor();
+  assert.equal(await box.getAttribute('aria-expanded'), 'true');
+  const options = await page.getByRole('option').allTextContents();
+  assert.ok(options.length >= 2, `suggestions for "ju": ${options}`);
+  assert.ok(options.every((o) => o.toLowerCase().startsWith('ju')), `${options}`);
+
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown');
+  const activeId = await box.getAttribute('aria-activedescendant');
+  const active = page.locator(`#${activeId}`);
+  assert.equal(await active.getAttribute('aria-selected'), 'true');
+  const chosen = await active.textContent();
+  assert.equal(chosen, options[1]);
+  await page.keyboard.press('ArrowUp');
+  assert.equal(await page.locator(`#${await box.getAttribute('aria-activedescendant')}`).textContent(), options[0]);
+  await page.keyboard.press('ArrowDown');
+
+  await page.keyboard.press('Enter');
+  assert.equal(await box.inputValue(), chosen);
+  assert.equal(await box.getAttribute('aria-expanded'), 'false');
+  await page.waitForFunction((name) => {
+    const names = [...document.querySelectorAll('#user-rows td.name')].map((td) => td.textContent);
+    return names.length > 0 && names.every((n) => n.includes(name));
+  }, chosen);
+
+  // Escape closes the list, then clears the box.
+  await box.fill('');
+  await box.focus();
+  await page.keyboard.type('ch');
+  await page.getByRole('listbox').waitFor();
+  await page.keyboard.press('Escape');
+  assert.equal(await box.getAttribute('aria-expanded'), 'false');
+  assert.equal(await box.inputValue(), 'ch');
+  await page.keyboard.press('Escape');
+  assert.equal(await box.inputValue(), '');
+  await context.close();
+});
+
+test('creating a user with an invalid email shows the field error, then a fixed one succeeds', async () => {
+  const { context, page, problems } = await adminPage();
+  await page.getByRole('button', { name: 'Add user' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Name').fill('Dana Dialog');
+  await dialog.getByLabel('Email').fill('not-an-email');
+  await dialog.getByRole('button', { name: 'Add user' }).click();
+  await dialog.getByText('Email is not a valid email address.').waitFor();
+  assert.equal(await dialog.getByLabel('Email').getAttribute('aria-invalid'), 'true');
+  assert.ok(await dialog.isVisible());
+
+  await dialog.getByLabel('Email').fill('dana.dialog@example.com');
+  await dialog.getByRole('button', { name: 'Add user' }).click();
+  await page.locator('.toast.success', { hasText: 'Added Dana Dialog.' }).waitFor();
+  assert.equal(await dialog.isVisible(), false);
+  await page.getByRole('cell', { name: 'Dana Dialog', exact: true }).waitFor();
+
+  // A taken email is the server's 409, shown on its field.
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await dialog.getByLabel('Name').fill('Dana Again');
+  await dialog.getByLabel('Email').fill('dana.dialog@example.com');
+  await dialog.getByRole('button', { name: 'Add user' }).click();
+  await dialog.getByText('Email is already taken.').waitFor();
+  await page.keyboard.press('Escape');
+  assert.deepEqual(problems.errors, []);
+  await context.close();
+});
+
+test('editing in the dialog saves and updates the row in place', async () => {
+  const { context, page } = await adminPage();
+  const user = await api(context, server.url, 'POST', '/api/users', { name: 'Eddie Edit', email: 'eddie@example.com' });
+  await searchBox(page).fill('eddie');
+  await page.getByRole('cell', { name: 'Eddie Edit', exact: true }).waitFor();
+  await page.getByRole('link', { name: 'Edit Eddie Edit' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Name').fill('Eddie Edited');
+  const save = dialog.getByRole('button', { name: 'Save' });
+  await save.click();
+  await page.locator('.toast.success', { hasText: 'Saved Eddie Edited.' }).waitFor();
+  await page.getByRole('cell', { name: 'Eddie Edited', exact: true }).waitFor();
+  const stored = await api(context, server.url, 'GET', `/api/users/${user.id}`);
+  assert.equal(stored.name, 'Eddie Edited');
+  await context.close();
+});
+
+test('delete asks first, removes the row, and the server agrees', async () => {
+  const { context, page } = await adminPage();
+  const user = await api(context, server.url, 'POST', '/api/users', { name: 'Doomed Dan', email: 'doomed@example.com' });
+  await searchBox(page).fill('doomed');
+  await page.getByRole('cell', { name: 'Doomed Dan', exact: true }).waitFor();
+
+  // Cancelling keeps the user.
+  await page.getByRole('button', { name: 'Delete Doomed Dan' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  assert.equal(await rowCount(page), 1);
+
+  await page.getByRole('button', { name: 'Delete Doomed Dan' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.locator('.toast.success', { hasText: 'Deleted Doomed Dan.' }).waitFor();
+  assert.equal(await rowCount(page), 0);
+  const response = await context.request.get(`/api/users/${user.id}`);
+  assert.equal(response.status(), 404);
+  await context.close();
+});
+
+test('an optimistic delete is rolled back when the server refuses', async () => {
+  const { context, page } = await adminPage();
+  await api(context, server.url, 'POST', '/api/users', { name: 'Sticky Sam', email: 'sticky@example.com' });
+  await searchBox(page).fill('sticky');
+  await page.getByRole('cell', { name: 'Sticky Sam', exact: true }).waitFor();
+
+  // The server fails (500), slowly enough to see the row gone meanwhile.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/api/users/*', async (route) => {
+    if (route.request().method() !== 'DELETE') return route.continue();
+    await held;
+    return route.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ error: 'Internal server error', code: 'internal' }) });
+  });
+  await page.getByRole('button', { name: 'Delete Sticky Sam' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.waitForFunction(() => document.querySelectorAll('#user-rows tr').length === 0);
+  release();
+  await page.locator('.toast.error', { hasText: 'Sticky Sam was not deleted' }).waitFor();
+  assert.equal(await rowCount(page), 1);
+  await page.unroute('**/api/users/*');
+
+  // The real server refusing: the last admin cannot be deleted (409).
+  await searchBox(page).fill(ADMIN_EMAIL);
+  await page.getByRole('cell', { name: ADMIN_EMAIL, exact: true }).waitFor();
+  await page.getByRole('button', { name: /^Delete Admin/ }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.locator('.toast.error', { hasText: 'only admin' }).waitFor();
+  assert.equal(await rowCount(page), 1);
+  await context.close();
+});
+
+test('scrolling to the end loads the next page, and the button does too', async () => {
+  const { context, page } = await adminPage();
+  assert.equal(await rowCount(page), 50);
+  await page.locator('#pager').scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => document.querySelectorAll('#user-rows tr').length > 50);
+  const total = await rowCount(page);
+  const ids = await page.locator('#user-rows tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+  assert.equal(new Set(ids).size, ids.length, 'no user twice');
+  assert.ok(total >= 61, `rows after scrolling: ${total}`);
+  assert.ok(await page.getByRole('button', { name: 'Load more' }).isHidden(), 'the end of the list has no button');
+
+  // On a short page the button is the way on.
+  const { context: small, page: other } = await newPage(browser, server.url, { viewport: { width: 800, height: 300 } });
+  await login(other);
+  await other.evaluate(() => window.scrollTo(0, 0));
+  const button = other.getByRole('button', { name: 'Load more' });
+  if (await button.isVisible()) {
+    await button.click();
+  }
+  await other.waitForFunction(() => document.querySelectorAll('#user-rows tr').length > 50);
+  await small.close();
+  await context.close();
+});
