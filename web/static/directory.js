@@ -267,11 +267,12 @@ function setSaving(on) {
 }
 
 function showFieldErrors(error) {
-  const entries = Object.entries(error.fields ?? {});
+  const problems = error.fields ?? {};
   let first = null;
-  for (const [name, problem] of entries) {
-    const input = fields[name];
-    if (!input) continue;
+  // In the form's order, so focus lands on the topmost field in error.
+  for (const [name, input] of Object.entries(fields)) {
+    const problem = problems[name];
+    if (!input || !problem) continue;
     input.setAttribute('aria-invalid', 'true');
     document.getElementById(`dialog-${name}-error`).textContent = `${name[0].toUpperCase()}${name.slice(1)} ${problem}.`;
     first ??= input;
