@@ -8,3 +8,4 @@ mod cli;
 mod errors;
 mod ops;
 mod users;
+mod web;

@@ -1,0 +1,394 @@
+//! The browser UI's server side: the directory page and its form posts (with
+//! JavaScript off this is the whole UI), escaping, roles, errors as HTML pages, and
+//! the embedded static files.
+
+use reqwest::StatusCode;
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
+use serde_json::Value;
+use switchboard::directory::synthetic;
+use switchboard::store::Backend;
+
+use crate::helpers::{TestApp, json_with_status, spawn_app};
+use crate::on_both_backends;
+
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+const HOSTILE_ESCAPED: &str = "&#60;img src=x onerror=alert(1)&#62;";
+
+/// Posts a form as a browser does (the test client sends our `Origin`).
+async fn post_form(
+    client: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    client
+        .post(app.url(path))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(fields).unwrap())
+        .send()
+        .await
+        .expect("request sent")
+}
+
+/// The HTML of a page, with its status and type checked.
+async fn html(response: reqwest::Response, status: u16) -> String {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {body}");
+    assert!(
+        content_type.starts_with("text/html"),
+        "{content_type}: {body}"
+    );
+    body
+}
+
+fn location(response: &reqwest::Response) -> &str {
+    response.headers().get(LOCATION).unwrap().to_str().unwrap()
+}
+
+async fn anonymous_visitors_are_sent_to_the_login_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let anonymous = app.anonymous();
+    for (path, next) in [
+        ("/", "%2F"),
+        ("/?search=al", "%2F%3Fsearch%3Dal"),
+        ("/users/1/edit", "%2Fusers%2F1%2Fedit"),
+    ] {
+        let response = anonymous.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&response), format!("/login?next={next}"), "{path}");
+    }
+    let response = post_form(
+        &anonymous,
+        &app,
+        "/users",
+        &[("name", "X"), ("email", "x@example.com")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).starts_with("/login"));
+    let users = json_with_status(app.get("/api/users").await, 200).await;
+    assert_eq!(
+        users.as_array().unwrap().len(),
+        1,
+        "only the admin: {users}"
+    );
+}
+
+async fn hostile_names_are_escaped_on_every_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.create_user(HOSTILE, "xss@example.com").await;
+    let id = user["id"].as_i64().unwrap();
+    for path in [
+        "/".to_owned(),
+        format!("/?search={}", urlencode(HOSTILE)),
+        format!("/users/{id}/edit"),
+    ] {
+        let body = html(app.get(&path).await, 200).await;
+        assert!(
+            body.contains(HOSTILE_ESCAPED),
+            "{path}: the name is not shown escaped:\n{body}"
+        );
+        assert!(!body.contains("<img"), "{path}: markup from data:\n{body}");
+    }
+    // Re-rendered forms escape what was typed, too.
+    let response = post_form(
+        &app.client,
+        &app,
+        "/users",
+        &[("name", HOSTILE), ("email", "\"><script>")],
+    )
+    .await;
+    let body = html(response, 422).await;
+    assert!(body.contains(HOSTILE_ESCAPED));
+    assert!(!body.contains("\"><script>"), "an attribute was closed: {body}");
+    assert!(body.contains("value=\"&#34;&#62;&#60;script&#62;\""), "{body}");
+}
+
+fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("q", text)]).unwrap()[2..].to_owned()
+}
+
+async fn a_created_user_is_listed_after_the_redirect(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = post_form(
+        &app.client,
+        &app,
+        "/users",
+        &[
+            ("name", "Dana"),
+            ("email", "dana@example.com"),
+            ("role", "member"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/?done=created");
+    let body = html(app.get("/?done=created").await, 200).await;
+    assert!(body.contains("User added."), "{body}");
+    assert!(body.contains(">Dana</td>"), "{body}");
+    assert!(body.contains("dana@example.com"));
+}
+
+async fn invalid_input_comes_back_in_the_form_with_its_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = post_form(
+        &app.client,
+        &app,
+        "/users",
+        &[("name", "Nora"), ("email", "nope")],
+    )
+    .await;
+    let body = html(response, 422).await;
+    assert!(body.contains("is not a valid email address"), "{body}");
+    assert!(
+        body.contains(r#"value="Nora""#),
+        "what was typed is kept: {body}"
+    );
+    assert!(body.contains(r#"aria-invalid="true""#));
+
+    // A missing field and a taken email are named too (the latter with 409).
+    let body = html(
+        post_form(
+            &app.client,
+            &app,
+            "/users",
+            &[("email", "nora@example.com")],
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(body.contains("is required"), "{body}");
+    app.create_user("Nora", "nora@example.com").await;
+    let body = html(
+        post_form(
+            &app.client,
+            &app,
+            "/users",
+            &[("name", "Nora 2"), ("email", "NORA@example.com")],
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert!(body.contains("is already taken"), "{body}");
+
+    // The edit form the same way.
+    let id = app.admin_id();
+    let body = html(
+        post_form(
+            &app.client,
+            &app,
+            &format!("/users/{id}"),
+            &[("name", ""), ("email", "admin@example.com")],
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(body.contains("is required"), "{body}");
+    assert!(body.contains(&format!(r#"action="/users/{id}""#)));
+}
+
+async fn edit_and_delete_work_through_forms(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.create_user("Eve", "eve@example.com").await;
+    let id = user["id"].as_i64().unwrap();
+    let response = post_form(
+        &app.client,
+        &app,
+        &format!("/users/{id}"),
+        &[
+            ("name", "Eve Edited"),
+            ("email", "eve@example.com"),
+            ("role", "member"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/?done=updated");
+    let stored = json_with_status(app.get(&format!("/api/users/{id}")).await, 200).await;
+    assert_eq!(stored["name"], "Eve Edited");
+
+    let response = post_form(&app.client, &app, &format!("/users/{id}/delete"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/?done=deleted");
+    json_with_status(app.get(&format!("/api/users/{id}")).await, 404).await;
+
+    // Failures are HTML pages with the API's statuses.
+    let body = html(
+        post_form(
+            &app.client,
+            &app,
+            &format!("/users/{}/delete", app.admin_id()),
+            &[],
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert!(body.contains("only admin"), "{body}");
+    html(
+        post_form(&app.client, &app, &format!("/users/{id}/delete"), &[]).await,
+        404,
+    )
+    .await;
+    html(
+        post_form(&app.client, &app, "/users/abc/delete", &[]).await,
+        404,
+    )
+    .await;
+    html(app.get("/users/999999/edit").await, 404).await;
+    html(app.get("/?cursor=not-ours").await, 400).await;
+}
+
+async fn members_may_edit_only_themselves_and_never_create_or_delete(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (member, client) = app.member("Mia", "mia@example.com").await;
+    let other = app.create_user("Olaf", "olaf@example.com").await;
+    let (mid, oid) = (
+        member["id"].as_i64().unwrap(),
+        other["id"].as_i64().unwrap(),
+    );
+
+    let body = html(client.get(app.url("/")).send().await.unwrap(), 200).await;
+    assert!(
+        body.contains(&format!("/users/{mid}/edit")),
+        "own edit link: {body}"
+    );
+    assert!(
+        !body.contains(&format!("/users/{oid}/edit")),
+        "no edit link for others"
+    );
+    assert!(!body.contains("/delete"), "members see no delete");
+    assert!(!body.contains("create-form"), "members see no create form");
+
+    html(
+        post_form(
+            &client,
+            &app,
+            "/users",
+            &[("name", "X"), ("email", "x@example.com")],
+        )
+        .await,
+        403,
+    )
+    .await;
+    html(
+        post_form(
+            &client,
+            &app,
+            &format!("/users/{oid}"),
+            &[("name", "Hacked")],
+        )
+        .await,
+        403,
+    )
+    .await;
+    html(
+        post_form(&client, &app, &format!("/users/{oid}/delete"), &[]).await,
+        403,
+    )
+    .await;
+    html(
+        client
+            .get(app.url(&format!("/users/{oid}/edit")))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+
+    // A role slipped into a member's own form is ignored, not obeyed.
+    let response = post_form(
+        &client,
+        &app,
+        &format!("/users/{mid}"),
+        &[
+            ("name", "Mia M"),
+            ("email", "mia@example.com"),
+            ("role", "admin"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let stored: Value = json_with_status(app.get(&format!("/api/users/{mid}")).await, 200).await;
+    assert_eq!(stored["name"], "Mia M");
+    assert_eq!(stored["role"], "member");
+}
+
+async fn the_page_links_to_the_next_keyset_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    synthetic::seed(app.state.store.as_ref(), 55).await.unwrap();
+    let body = html(app.get("/").await, 200).await;
+    assert_eq!(body.matches("<tr data-id=").count(), 50);
+    assert!(body.contains("56 users"), "{body}");
+    let start = body
+        .find(r#"<a href="/?cursor="#)
+        .expect("a next-page link")
+        + 9;
+    let href = &body[start..start + body[start..].find('"').unwrap()];
+    let second = html(app.get(&href.replace("&amp;", "&")).await, 200).await;
+    assert_eq!(second.matches("<tr data-id=").count(), 6);
+    assert!(
+        !second.contains("Next page"),
+        "the last page has no next link"
+    );
+    assert!(second.contains("First page"));
+}
+
+async fn static_files_are_served_with_their_types_and_etags(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let anonymous = app.anonymous();
+    for (path, content_type) in [
+        ("/static/app.css", "text/css; charset=utf-8"),
+        ("/static/directory.js", "text/javascript; charset=utf-8"),
+        ("/static/ajax.js", "text/javascript; charset=utf-8"),
+    ] {
+        let response = anonymous.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        assert_eq!(headers[CONTENT_TYPE], content_type, "{path}");
+        assert_eq!(headers[CACHE_CONTROL], "no-cache", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let etag = headers[ETAG].to_str().unwrap().to_owned();
+        assert!(!response.text().await.unwrap().is_empty());
+        let again = anonymous
+            .get(app.url(path))
+            .header(IF_NONE_MATCH, &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+    }
+    let response = anonymous
+        .get(app.url("/static/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = anonymous
+        .get(app.url("/static/%2e%2e/Cargo.toml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+on_both_backends!(
+    anonymous_visitors_are_sent_to_the_login_page,
+    hostile_names_are_escaped_on_every_page,
+    a_created_user_is_listed_after_the_redirect,
+    invalid_input_comes_back_in_the_form_with_its_error,
+    edit_and_delete_work_through_forms,
+    members_may_edit_only_themselves_and_never_create_or_delete,
+    the_page_links_to_the_next_keyset_page,
+    static_files_are_served_with_their_types_and_etags,
+);
