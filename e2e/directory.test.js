@@ -215,3 +215,74 @@ test('scrolling to the end loads the next page, and the button does too', async 
   await small.close();
   await context.close();
 });
+
+test('a search shows its loading state, and a network failure is said in plain words', async () => {
+  const { context, page } = await adminPage();
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/api/users?*', async (route) => {
+    await held;
+    await route.abort('internetdisconnected');
+  });
+  await searchBox(page).fill('bob');
+  await page.locator('#users[aria-busy="true"]').waitFor();
+  assert.match(await page.locator('#list-status').textContent(), /Searching for “bob”/);
+  release();
+  // ajax.js retries a failed GET a few times (with backoff) before giving up.
+  await page.locator('.toast.error', { hasText: 'Could not reach the server' }).waitFor();
+  await page.locator('#users[aria-busy="false"]').waitFor();
+  await context.close();
+});
+
+test('a request answered 401 sends the user to the login page, with the way back in ?next=', async () => {
+  const { context, page } = await adminPage();
+  await context.clearCookies();
+  await searchBox(page).fill('alice');
+  await page.waitForURL((url) => url.pathname === '/login');
+  assert.equal(new URL(page.url()).searchParams.get('next'), '/');
+  await context.close();
+});
+
+test('members edit only themselves, in a dialog without a role', async () => {
+  const { context: adminContext } = await adminPage();
+  await api(adminContext, server.url, 'POST', '/api/users', { name: 'Meg Member', email: 'meg@example.com', password: 'meg password 123' });
+  await adminContext.close();
+
+  const { context, page } = await newPage(browser, server.url);
+  await login(page, 'meg@example.com', 'meg password 123');
+  await page.locator('#directory[data-enhanced="true"]').waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Add user' }).count(), 0);
+  assert.equal(await page.locator('form[data-action="delete"]').count(), 0);
+  await searchBox(page).fill('meg');
+  await page.getByRole('cell', { name: 'Meg Member', exact: true }).waitFor();
+  await page.getByRole('link', { name: 'Edit Meg Member' }).click();
+  const dialog = page.getByRole('dialog');
+  assert.equal(await dialog.getByLabel('Role').count(), 0);
+  await dialog.getByLabel('Name').fill('Meg M.');
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('cell', { name: 'Meg M.', exact: true }).waitFor();
+  await searchBox(page).fill('alice');
+  await page.getByRole('cell', { name: 'Alice Smith', exact: true }).first().waitFor();
+  assert.equal(await page.locator('a[data-action="edit"]').count(), 0, 'no edit link for other people');
+  await context.close();
+});
+
+test('applyDirectoryEvent (the hook for live updates) adds, changes and removes rows in place', async () => {
+  const { context, page, problems } = await adminPage();
+  await page.evaluate(() => window.scrollTo(0, 120));
+  const apply = (event) => page.evaluate(async (e) => {
+    const { applyDirectoryEvent } = await import('/static/directory.js');
+    applyDirectoryEvent(e);
+  }, event);
+  const user = { id: 999_001, name: '<img src=x onerror=alert(1)>', email: 'live@example.com', role: 'member' };
+  await apply({ type: 'user_created', user });
+  assert.equal(await page.locator('#user-rows tr[data-id="999001"] td.name').textContent(), user.name);
+  await apply({ type: 'user_updated', user: { ...user, name: 'Live Renamed' } });
+  assert.equal(await page.locator('#user-rows tr[data-id="999001"] td.name').textContent(), 'Live Renamed');
+  await apply({ type: 'user_deleted', user: { id: 999_001 } });
+  assert.equal(await page.locator('#user-rows tr[data-id="999001"]').count(), 0);
+  assert.equal(await page.evaluate(() => window.scrollY), 120, 'the scroll position is kept');
+  assert.equal(await page.locator('img').count(), 0);
+  assert.deepEqual(problems.dialogs, []);
+  await context.close();
+});
