@@ -106,8 +106,14 @@ async fn hostile_names_are_escaped_on_every_page(backend: Backend) {
     .await;
     let body = html(response, 422).await;
     assert!(body.contains(HOSTILE_ESCAPED));
-    assert!(!body.contains("\"><script>"), "an attribute was closed: {body}");
-    assert!(body.contains("value=\"&#34;&#62;&#60;script&#62;\""), "{body}");
+    assert!(
+        !body.contains("\"><script>"),
+        "an attribute was closed: {body}"
+    );
+    assert!(
+        body.contains("value=\"&#34;&#62;&#60;script&#62;\""),
+        "{body}"
+    );
 }
 
 fn urlencode(text: &str) -> String {
@@ -382,7 +388,49 @@ async fn static_files_are_served_with_their_types_and_etags(backend: Backend) {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
+/// Runs one statement against the test's database from outside the app (the API has
+/// no way to change settings.theme yet).
+async fn execute(app: &TestApp, sql: &str) {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match app.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+async fn pages_carry_the_viewers_theme(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = html(app.get("/").await, 200).await;
+    assert!(
+        body.contains(r#"<html lang="en" data-theme="system">"#),
+        "{body}"
+    );
+    execute(
+        &app,
+        &format!(
+            "UPDATE users SET theme = 'dark' WHERE id = {}",
+            app.admin_id()
+        ),
+    )
+    .await;
+    for path in ["/".to_owned(), format!("/users/{}/edit", app.admin_id())] {
+        let body = html(app.get(&path).await, 200).await;
+        assert!(
+            body.contains(r#"<html lang="en" data-theme="dark">"#),
+            "{path}: {body}"
+        );
+    }
+}
+
 on_both_backends!(
+    pages_carry_the_viewers_theme,
     anonymous_visitors_are_sent_to_the_login_page,
     hostile_names_are_escaped_on_every_page,
     a_created_user_is_listed_after_the_redirect,
