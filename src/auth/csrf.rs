@@ -17,6 +17,11 @@
 //! The `csrftoken` cookie is always set (readable by scripts: that is the point of the
 //! double submit), so code written for Django/Flask-WTF that copies it into
 //! `X-CSRFToken` works unchanged.
+//!
+//! A plain HTML form cannot set a header, so in step 3 a urlencoded form post may carry
+//! the same token as a `csrfmiddlewaretoken` field instead (Django's name). Our pages
+//! put it in every form ([`CsrfToken`] gives handlers the current value); browsers that
+//! send `Sec-Fetch-Site` or `Origin` never need it.
 
 use axum::http::{HeaderMap, Method, header};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -32,6 +37,66 @@ use crate::error::ApiError;
 
 pub const CSRF_COOKIE: &str = "csrftoken";
 pub const CSRF_HEADER: &str = "x-csrftoken";
+/// The form field that stands in for the header in HTML form posts.
+pub const CSRF_FIELD: &str = "csrfmiddlewaretoken";
+
+/// The `csrftoken` valid for this request's session (the cookie's, or the new one the
+/// response is setting), for pages to put in their forms' [`CSRF_FIELD`]. Empty for
+/// requests the authentication middleware did not see.
+#[derive(Clone, Debug, Default)]
+pub struct CsrfToken(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CsrfToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<CsrfToken>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+/// Whether a refused request may still pass on a [`CSRF_FIELD`] in its body: a
+/// urlencoded form with neither `Sec-Fetch-Site` nor `Origin` (a browser that sends
+/// either has been judged by it already).
+pub fn may_carry_form_token(headers: &HeaderMap) -> bool {
+    !headers.contains_key("sec-fetch-site")
+        && !headers.contains_key(header::ORIGIN)
+        && headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// The [`CSRF_FIELD`] of a urlencoded body, if any.
+pub fn form_token(body: &[u8]) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find_map(|(name, value)| (name == CSRF_FIELD).then_some(value))
+}
+
+/// Step 3 with the token from a form field: it must equal the `csrftoken` cookie and
+/// be signed for this session, exactly as the header would.
+pub fn check_form_token(
+    jar: &CookieJar,
+    token: Option<&str>,
+    binding: &str,
+    auth: &AuthState,
+) -> bool {
+    match (jar.get(CSRF_COOKIE).map(|c| c.value()), token) {
+        (Some(cookie), Some(token)) => {
+            bool::from(cookie.as_bytes().ct_eq(token.as_bytes()))
+                && is_valid(&auth.csrf_key, token, binding)
+        }
+        _ => false,
+    }
+}
 
 pub fn is_unsafe(method: &Method) -> bool {
     !matches!(
@@ -170,5 +235,41 @@ mod tests {
         assert!(!is_valid(&key, &token, ""));
         assert!(!is_valid(b"other key", &token, "session-a"));
         assert!(!is_valid(&key, "no-dot", "session-a"));
+    }
+
+    #[test]
+    fn the_form_field_is_read_from_urlencoded_bodies() {
+        assert_eq!(
+            form_token(b"name=A&csrfmiddlewaretoken=abc.d%2Be&email=x").as_deref(),
+            Some("abc.d+e")
+        );
+        assert_eq!(form_token(b"name=A"), None);
+    }
+
+    #[test]
+    fn only_header_less_form_posts_may_carry_the_token_in_the_body() {
+        let form = |extra: Option<(&'static str, &'static str)>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded".parse().unwrap(),
+            );
+            if let Some((name, value)) = extra {
+                headers.insert(name, value.parse().unwrap());
+            }
+            headers
+        };
+        assert!(may_carry_form_token(&form(None)));
+        assert!(!may_carry_form_token(&form(Some((
+            "sec-fetch-site",
+            "cross-site"
+        )))));
+        assert!(!may_carry_form_token(&form(Some((
+            "origin",
+            "https://evil.example"
+        )))));
+        let mut json = HeaderMap::new();
+        json.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        assert!(!may_carry_form_token(&json));
     }
 }

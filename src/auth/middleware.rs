@@ -34,13 +34,29 @@ async fn run(state: AppState, mut request: Request, next: Next) -> Result<Respon
     if bearer.is_none() && csrf::is_unsafe(request.method()) {
         let presented = session_id.as_deref().map(sha256_hex);
         let authority = request.uri().authority().map(|a| a.as_str());
-        csrf::check(
+        let verdict = csrf::check(
             request.headers(),
             authority,
             &jar,
             presented.as_deref(),
             auth,
-        )?;
+        );
+        if let Err(refused) = verdict {
+            // An HTML form cannot send the header: it may carry the token in its body.
+            let (Some(binding), true) = (&presented, csrf::may_carry_form_token(request.headers()))
+            else {
+                return Err(refused);
+            };
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+                .await
+                .map_err(|_| ApiError::PayloadTooLarge)?;
+            let token = csrf::form_token(&bytes);
+            if !csrf::check_form_token(&jar, token.as_deref(), binding, auth) {
+                return Err(refused);
+            }
+            request = Request::from_parts(parts, axum::body::Body::from(bytes));
+        }
     }
 
     let identity = match (&bearer, &session_id) {
@@ -56,11 +72,18 @@ async fn run(state: AppState, mut request: Request, next: Next) -> Result<Respon
         }) => id_hash.clone(),
         _ => String::new(),
     };
-    let csrf_current = jar
+    let current = jar
         .get(csrf::CSRF_COOKIE)
-        .is_some_and(|c| csrf::is_valid(&auth.csrf_key, c.value(), &binding));
+        .map(|c| c.value().to_owned())
+        .filter(|token| csrf::is_valid(&auth.csrf_key, token, &binding));
+    let csrf_current = current.is_some();
+    // Issued now, not after the response, so pages can put it in their forms.
+    let csrf_token = current.unwrap_or_else(|| csrf::issue(&auth.csrf_key, &binding));
 
     request.extensions_mut().insert(Authenticated(identity));
+    request
+        .extensions_mut()
+        .insert(csrf::CsrfToken(csrf_token.clone()));
     let mut response = next.run(request).await;
 
     // Handlers that log in or out set these cookies themselves; leave theirs alone.
@@ -76,7 +99,7 @@ async fn run(state: AppState, mut request: Request, next: Next) -> Result<Respon
         cookies.push(session::removal(auth));
     }
     if bearer.is_none() && !csrf_current && !already_set(csrf::CSRF_COOKIE) {
-        cookies.push(csrf::cookie(csrf::issue(&auth.csrf_key, &binding), auth));
+        cookies.push(csrf::cookie(csrf_token, auth));
     }
     for cookie in cookies {
         append_cookie(&mut response, cookie);

@@ -14,6 +14,7 @@ use super::pages::{DirectoryParams, directory_page, edit_page};
 use super::views::{PageError, UserForm, render};
 use crate::AppState;
 use crate::auth::Identity;
+use crate::auth::csrf::CsrfToken;
 use crate::directory::handlers::{create_user, delete_user, update_user};
 use crate::error::ApiError;
 use crate::http::extract::Path;
@@ -85,6 +86,7 @@ fn form_body(form: Result<Form<UserInput>, FormRejection>) -> Result<UserInput, 
 pub async fn create(
     State(state): State<AppState>,
     identity: Identity,
+    csrf: CsrfToken,
     form: Result<Form<UserInput>, FormRejection>,
 ) -> Result<Response, PageError> {
     identity.require_admin()?;
@@ -97,7 +99,8 @@ pub async fn create(
         Err(error) if is_field_error(&error) => {
             let status = error.status();
             let form = input.into_form(&error);
-            let page = directory_page(&state, &identity, &DirectoryParams::default(), form).await?;
+            let page =
+                directory_page(&state, &identity, &DirectoryParams::default(), form, csrf).await?;
             Ok(render(&page, status))
         }
         Err(error) => Err(error.into()),
@@ -108,6 +111,7 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     identity: Identity,
+    csrf: CsrfToken,
     id: Result<Path<i64>, ApiError>,
     form: Result<Form<UserInput>, FormRejection>,
 ) -> Result<Response, PageError> {
@@ -119,7 +123,7 @@ pub async fn update(
         Err(error) if is_field_error(&error) => {
             let status = error.status();
             let form = input.into_form(&error);
-            let page = edit_page(&state, &identity, id, Some(form)).await?;
+            let page = edit_page(&state, &identity, id, Some(form), csrf).await?;
             Ok(render(&page, status))
         }
         Err(error) => Err(error.into()),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::views::{DirectoryPage, EditPage, PageError, Row, UserForm, render};
 use crate::AppState;
 use crate::auth::Identity;
+use crate::auth::csrf::CsrfToken;
 use crate::directory::handlers::{DEFAULT_PAGE, list_page};
 use crate::directory::model::User;
 use crate::error::ApiError;
@@ -47,6 +48,7 @@ pub async fn directory_page(
     identity: &Identity,
     params: &DirectoryParams,
     create: UserForm,
+    csrf: CsrfToken,
 ) -> Result<DirectoryPage, ApiError> {
     let search = params.search.as_deref().unwrap_or("").trim().to_owned();
     let cursor = params.cursor.as_deref().filter(|c| !c.is_empty());
@@ -64,6 +66,7 @@ pub async fn directory_page(
         )
     });
     Ok(DirectoryPage {
+        csrf: csrf.0,
         theme: theme_of(state, &me).await,
         is_admin: identity.is_admin(),
         rows: page.users.iter().map(|u| Row::new(u, &me)).collect(),
@@ -82,10 +85,11 @@ pub async fn directory_page(
 pub async fn directory(
     State(state): State<AppState>,
     identity: Identity,
+    csrf: CsrfToken,
     params: Result<Query<DirectoryParams>, ApiError>,
 ) -> Result<Response, PageError> {
     let Query(params) = params?;
-    let page = directory_page(&state, &identity, &params, UserForm::default()).await?;
+    let page = directory_page(&state, &identity, &params, UserForm::default(), csrf).await?;
     Ok(render(&page, StatusCode::OK))
 }
 
@@ -96,6 +100,7 @@ pub async fn edit_page(
     identity: &Identity,
     id: i64,
     form: Option<UserForm>,
+    csrf: CsrfToken,
 ) -> Result<EditPage, ApiError> {
     identity.require_self_or_admin(id)?;
     let form = match form {
@@ -110,6 +115,7 @@ pub async fn edit_page(
         }
     };
     Ok(EditPage {
+        csrf: csrf.0,
         theme: theme_of(state, &identity.user).await,
         is_admin: identity.is_admin(),
         me: identity.user.clone(),
@@ -122,10 +128,11 @@ pub async fn edit_page(
 pub async fn edit(
     State(state): State<AppState>,
     identity: Identity,
+    csrf: CsrfToken,
     id: Result<Path<i64>, ApiError>,
 ) -> Result<Response, PageError> {
     let Path(id) = id?;
-    let page = edit_page(&state, &identity, id, None).await?;
+    let page = edit_page(&state, &identity, id, None, csrf).await?;
     Ok(render(&page, StatusCode::OK))
 }
 

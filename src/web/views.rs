@@ -74,6 +74,8 @@ impl UserForm {
 #[template(path = "directory.html")]
 pub struct DirectoryPage {
     pub me: User,
+    /// For the forms' `csrfmiddlewaretoken` field (see [`crate::auth::csrf`]).
+    pub csrf: String,
     pub theme: String,
     pub is_admin: bool,
     pub search: String,
@@ -94,6 +96,7 @@ pub struct DirectoryPage {
 #[template(path = "edit.html")]
 pub struct EditPage {
     pub me: User,
+    pub csrf: String,
     pub theme: String,
     pub is_admin: bool,
     pub user_id: i64,

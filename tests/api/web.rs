@@ -8,7 +8,9 @@ use serde_json::Value;
 use switchboard::directory::synthetic;
 use switchboard::store::Backend;
 
-use crate::helpers::{TestApp, json_with_status, spawn_app};
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, install_crypto, json_with_status, spawn_app,
+};
 use crate::on_both_backends;
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
@@ -429,7 +431,81 @@ async fn pages_carry_the_viewers_theme(backend: Backend) {
     }
 }
 
+/// A client with cookies but none of the headers browsers add (`Origin`,
+/// `Sec-Fetch-Site`), like an old browser or a privacy extension that strips them.
+fn headerless_client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn csrf_field(page: &str) -> String {
+    let marker = r#"name="csrfmiddlewaretoken" value=""#;
+    let start = page.find(marker).expect("a csrfmiddlewaretoken field") + marker.len();
+    page[start..start + page[start..].find('"').unwrap()].to_owned()
+}
+
+async fn forms_without_origin_headers_pass_on_their_csrf_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = headerless_client();
+    let response = post_form(
+        &client,
+        &app,
+        "/login",
+        &[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let token = csrf_field(&html(client.get(app.url("/")).send().await.unwrap(), 200).await);
+    let user = [("name", "Fay"), ("email", "fay@example.com")];
+
+    // Neither header nor field: refused, as before.
+    let response = post_form(&client, &app, "/users", &user).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let with = |token: &str| {
+        let mut fields = user.to_vec();
+        fields.push(("csrfmiddlewaretoken", token));
+        serde_urlencoded::to_string(fields).unwrap()
+    };
+    // A wrong token, or the right one from another site, is refused too.
+    for (token, site) in [("forged.token", None), (token.as_str(), Some("cross-site"))] {
+        let mut request = client
+            .post(app.url("/users"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(with(token));
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{token} {site:?}");
+    }
+    let users = json_with_status(app.get("/api/users?search=fay").await, 200).await;
+    assert_eq!(users, serde_json::json!([]));
+
+    // The page's own token in the form's field passes, and the form's fields still arrive.
+    let response = client
+        .post(app.url("/users"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(with(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let users = json_with_status(app.get("/api/users?search=fay").await, 200).await;
+    assert_eq!(users[0]["name"], "Fay");
+
+    // Logging out is a form too.
+    let response = post_form(&client, &app, "/logout", &[("csrfmiddlewaretoken", &token)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let response = client.get(app.url("/")).send().await.unwrap();
+    assert!(location(&response).starts_with("/login"));
+}
+
 on_both_backends!(
+    forms_without_origin_headers_pass_on_their_csrf_field,
     pages_carry_the_viewers_theme,
     anonymous_visitors_are_sent_to_the_login_page,
     hostile_names_are_escaped_on_every_page,
