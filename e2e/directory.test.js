@@ -34,12 +34,18 @@ test('typing in the search box narrows the list without a reload', async () => {
   const { context, page, problems } = await adminPage();
   assert.equal(await rowCount(page), 50);
   await page.evaluate(() => { window.notReloaded = true; });
+  const searches = [];
+  page.on('request', (request) => {
+    if (request.url().includes('/api/users?') && request.url().includes('search=')) searches.push(request.url());
+  });
   await searchBox(page).pressSequentially('fatima');
   await page.waitForFunction(() => document.querySelectorAll('#user-rows tr').length < 50);
   const names = await page.locator('#user-rows td.name').allTextContents();
   assert.ok(names.length > 0 && names.every((n) => n.startsWith('Fatima')), `${names}`);
   assert.equal(await page.evaluate(() => window.notReloaded), true);
   assert.equal(new URL(page.url()).searchParams.get('search'), 'fatima');
+  // Typed faster than the 300 ms debounce: one request for the whole word.
+  assert.equal(searches.length, 1, `${searches}`);
 
   await searchBox(page).fill('nobody-is-called-this');
   await page.getByText('No users match “nobody-is-called-this”.').waitFor();
@@ -107,8 +113,20 @@ test('creating a user with an invalid email shows the field error, then a fixed 
   assert.ok(await dialog.isVisible());
 
   await dialog.getByLabel('Email').fill('dana.dialog@example.com');
+  // While the request runs, the dialog's buttons are disabled.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/api/users', async (route) => {
+    await held;
+    await route.continue();
+  });
   await dialog.getByRole('button', { name: 'Add user' }).click();
+  await dialog.getByRole('button', { name: 'Saving…' }).waitFor();
+  assert.ok(await dialog.getByRole('button', { name: 'Saving…' }).isDisabled());
+  assert.ok(await dialog.getByRole('button', { name: 'Cancel' }).isDisabled());
+  release();
   await page.locator('.toast.success', { hasText: 'Added Dana Dialog.' }).waitFor();
+  await page.unroute('**/api/users');
   assert.equal(await dialog.isVisible(), false);
   await page.getByRole('cell', { name: 'Dana Dialog', exact: true }).waitFor();
 
