@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { launchBrowser, login, newPage, startServer } from './helpers.js';
+import { launchBrowser, login, newPage, screenshotPath, startServer } from './helpers.js';
 
 let server;
 let browser;
@@ -57,10 +57,11 @@ test('create: an invalid email comes back beside its field, then a valid one is 
   await form.getByLabel('Name').fill('Nora NoScript');
   await form.getByLabel('Email').fill('nope');
   await Promise.all([page.waitForNavigation(), form.getByRole('button', { name: 'Add user' }).click()]);
-  assert.equal(await page.locator('#email-error').textContent(), 'is not a valid email address');
+  assert.equal(await page.locator('#email-error').textContent(), 'Email is not a valid email address.');
   // What was typed is kept.
   assert.equal(await form.getByLabel('Name').inputValue(), 'Nora NoScript');
   assert.equal(await form.getByLabel('Email').getAttribute('aria-invalid'), 'true');
+  await page.locator('#create-section').screenshot({ path: screenshotPath('nojs-create-error-desktop.png') });
 
   await form.getByLabel('Email').fill('nora@example.com');
   await Promise.all([page.waitForNavigation(), form.getByRole('button', { name: 'Add user' }).click()]);
@@ -76,7 +77,7 @@ test('edit goes through its own page and saves', async () => {
   assert.match(new URL(page.url()).pathname, /^\/users\/\d+\/edit$/);
   await page.getByLabel('Email').fill('also bad');
   await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Save' }).click()]);
-  assert.equal(await page.locator('#email-error').textContent(), 'is not a valid email address');
+  assert.equal(await page.locator('#email-error').textContent(), 'Email is not a valid email address.');
   await page.getByLabel('Name').fill('Nora Edited');
   await page.getByLabel('Email').fill('nora@example.com');
   await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Save' }).click()]);
