@@ -3,8 +3,9 @@
 //! script needs no rebuild while developing).
 //!
 //! Every answer carries the file's type (`nosniff` is on, so a wrong one would break
-//! the page), a strong ETag (the SHA-256 rust-embed computed at build time, so free),
-//! and `Cache-Control: no-cache`: the names are not fingerprinted, so browsers must
+//! the page), an ETag (the SHA-256 rust-embed computed at build time, so free; weak,
+//! because the compression layer may re-encode the bytes it names), and
+//! `Cache-Control: no-cache`: the names are not fingerprinted, so browsers must
 //! revalidate, which costs a 304 and no body.
 
 use axum::extract::Path;
@@ -36,15 +37,18 @@ fn content_type(path: &str, guessed: &str) -> String {
 
 fn etag_of(hash: &[u8; 32]) -> String {
     let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("W/\"{hex}\"")
 }
 
-/// Whether an `If-None-Match` value names `etag` (or is `*`).
+/// Whether an `If-None-Match` value names `etag` (or is `*`); the comparison is weak,
+/// as RFC 9110 says it must be for `If-None-Match`.
 fn matches(if_none_match: &str, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    let wanted = opaque(etag);
     if_none_match
         .split(',')
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*")
+        .map(opaque)
+        .any(|tag| tag == wanted || tag == "*")
 }
 
 pub async fn serve(Path(path): Path<String>, headers: HeaderMap) -> Response {
