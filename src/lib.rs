@@ -6,6 +6,7 @@
 //! [`directory`] (the user API) -> [`store`] (all SQL) -> [`error`] (the envelope).
 
 pub mod auth;
+pub mod batch;
 pub mod classic;
 pub mod cli;
 pub mod config;

@@ -3,6 +3,8 @@
 mod helpers;
 
 mod auth;
+mod batch;
+mod caching;
 mod classic;
 mod cli;
 mod errors;
