@@ -9,4 +9,5 @@ mod classic;
 mod cli;
 mod errors;
 mod ops;
+mod scale;
 mod users;
