@@ -4,39 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
 use switchboard::directory::model::match_key;
 use switchboard::store::Backend;
 
-use crate::helpers::{TestApp, json_with_status, spawn_app_with};
+use crate::helpers::{ids, json_with_status, spawn_app_with, walk_pages};
 
 const USERS: u64 = 10_000;
-
-/// Every page of `path` (which has a `limit`), following `Link: rel="next"`.
-async fn all_pages(app: &TestApp, path: &str) -> Vec<Value> {
-    let mut next = Some(path.to_owned());
-    let mut users = Vec::new();
-    let mut pages = 0;
-    while let Some(path) = next.take() {
-        let response = app.get(&path).await;
-        next = response
-            .headers()
-            .get("link")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix('<'))
-            .and_then(|v| v.split_once(">; rel=\"next\""))
-            .map(|(url, _)| url.to_owned());
-        let page = json_with_status(response, 200).await;
-        users.extend(page.as_array().unwrap().iter().cloned());
-        pages += 1;
-        assert!(pages <= 1_000, "pagination does not end");
-    }
-    users
-}
-
-fn ids(users: &[Value]) -> Vec<i64> {
-    users.iter().map(|u| u["id"].as_i64().unwrap()).collect()
-}
 
 async fn search_and_pages_match_a_naive_scan(backend: Backend) {
     let app = spawn_app_with(backend, |c| c.rate_limits = false).await;
@@ -46,7 +19,7 @@ async fn search_and_pages_match_a_naive_scan(backend: Backend) {
     assert_eq!(added, USERS);
 
     // Deep pages: the whole directory, page by page, once each, in id order.
-    let everyone = all_pages(&app, "/api/users?limit=500").await;
+    let everyone = walk_pages(&app, "/api/users?limit=500").await;
     let all_ids = ids(&everyone);
     assert_eq!(
         all_ids.len() as u64,
@@ -82,7 +55,7 @@ async fn search_and_pages_match_a_naive_scan(backend: Backend) {
     ] {
         let expected = naive(needle);
         let query = serde_urlencoded::to_string([("search", needle)]).unwrap();
-        let listed = ids(&all_pages(&app, &format!("/api/users?limit=200&{query}")).await);
+        let listed = ids(&walk_pages(&app, &format!("/api/users?limit=200&{query}")).await);
         assert_eq!(listed, expected, "list search for {needle:?}");
 
         // Ranked search answers at most 100: every match when there are fewer, and
