@@ -10,4 +10,5 @@ mod cli;
 mod errors;
 mod ops;
 mod scale;
+mod scale_out;
 mod users;
