@@ -92,10 +92,12 @@ impl App {
             .map(|connection| limits::redis_gcra::RedisGcra::new(connection, &config.redis_prefix));
         let limits = Arc::new(RateLimits::new(&config, shared_limits));
         limits.spawn_housekeeping(shutdown.clone());
+        let auth = Arc::new(auth);
+        auth::session::spawn_pruning(store.clone(), auth.clone(), shutdown.clone());
         let state = AppState {
             config: Arc::new(config),
             store,
-            auth: Arc::new(auth),
+            auth,
             limits,
             redis,
             shutdown,

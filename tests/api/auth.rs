@@ -504,6 +504,42 @@ async fn expired_sessions_are_rejected(backend: Backend) {
     }
 }
 
+async fn ended_sessions_are_pruned_and_live_ones_kept(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ended, _) = login_raw(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (idle, _) = login_raw(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (live, _) = login_raw(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let hash = switchboard::auth::sha256_hex;
+    execute(
+        &app,
+        &format!(
+            "UPDATE sessions SET expires_at = 1 WHERE id_hash = '{}'",
+            hash(&ended)
+        ),
+    )
+    .await;
+    execute(
+        &app,
+        &format!(
+            "UPDATE sessions SET last_seen_at = 1 WHERE id_hash = '{}'",
+            hash(&idle)
+        ),
+    )
+    .await;
+    let now = switchboard::auth::model::unix_now();
+    let idle_secs = app.state.auth.session_idle_secs;
+    let pruned = app
+        .state
+        .store
+        .prune_sessions(now, now - idle_secs)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    let left = dump(&app, "sessions").await;
+    assert!(!left.contains(&hash(&ended)) && !left.contains(&hash(&idle)));
+    assert_eq!(status_with_session(&app, &live, "/api/auth/me").await, 200);
+}
+
 async fn a_password_change_ends_every_other_session(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, here) = app.member("Pat", "pat@example.com").await;
@@ -767,6 +803,7 @@ crate::on_both_backends!(
     a_forged_forwarded_for_does_not_dodge_the_limit,
     sessions_rotate_at_login_and_end_at_logout,
     expired_sessions_are_rejected,
+    ended_sessions_are_pruned_and_live_ones_kept,
     a_password_change_ends_every_other_session,
     api_tokens_are_shown_once_and_can_be_revoked,
     secrets_are_stored_hashed_and_never_logged,
