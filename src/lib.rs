@@ -14,6 +14,7 @@ pub mod directory;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod openapi;
 pub mod ops;
 pub mod store;
 pub mod telemetry;

@@ -53,6 +53,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::classic::router())
         .merge(crate::auth::handlers::router())
         .route("/api/batch", axum::routing::post(crate::batch::batch))
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(crate::openapi::document),
+        )
         .route_layer(from_fn(crate::auth::middleware::require_identity));
 
     let app = public

@@ -8,6 +8,7 @@ mod caching;
 mod classic;
 mod cli;
 mod errors;
+mod openapi;
 mod ops;
 mod scale;
 mod scale_out;
