@@ -116,6 +116,21 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Redis (`redis://host:6379`), for running several instances: rate limits are
+    /// then shared by all of them. Without it everything stays in this process.
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key this server writes, so several deployments (or test
+    /// runs) can share one Redis.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDIS_PREFIX",
+        default_value = "switchboard:",
+        global = true
+    )]
+    pub redis_prefix: String,
+
     /// Most database connections the server opens (SQLite: readers; one writer is extra).
     #[arg(
         long,
@@ -336,6 +351,8 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
             .field("db_max_connections", &self.db_max_connections)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)

@@ -6,6 +6,7 @@
 //! [`directory`] (the user API) -> [`store`] (all SQL) -> [`error`] (the envelope).
 
 pub mod auth;
+pub mod batch;
 pub mod classic;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod directory;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod openapi;
 pub mod ops;
 pub mod store;
 pub mod telemetry;
@@ -25,6 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use axum::Router;
 use axum::extract::Request;
 use tokio::net::TcpListener;
@@ -44,6 +47,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub auth: Arc<AuthState>,
     pub limits: Arc<RateLimits>,
+    /// The Redis connection when `--redis-url` is given (it reconnects by itself).
+    pub redis: Option<redis::aio::ConnectionManager>,
     /// Cancelled when the server starts shutting down: long-lived tasks (WebSocket,
     /// SSE, long polls) listen to it, because axum's graceful shutdown does not end them.
     pub shutdown: CancellationToken,
@@ -80,13 +85,23 @@ impl App {
             allowed_origins: config.allowed_origins.clone(),
         };
         let shutdown = CancellationToken::new();
-        let limits = Arc::new(RateLimits::new(&config));
+        let redis = match &config.redis_url {
+            Some(url) => Some(connect_redis(url).await?),
+            None => None,
+        };
+        let shared_limits = redis
+            .clone()
+            .map(|connection| limits::redis_gcra::RedisGcra::new(connection, &config.redis_prefix));
+        let limits = Arc::new(RateLimits::new(&config, shared_limits));
         limits.spawn_housekeeping(shutdown.clone());
+        let auth = Arc::new(auth);
+        auth::session::spawn_pruning(store.clone(), auth.clone(), shutdown.clone());
         let state = AppState {
             config: Arc::new(config),
             store,
-            auth: Arc::new(auth),
+            auth,
             limits,
+            redis,
             shutdown,
             started: Instant::now(),
         };
@@ -154,4 +169,20 @@ impl App {
         state.store.close().await;
         result
     }
+}
+
+/// Connects to Redis, failing start-up when it cannot be reached: a misconfigured
+/// cluster should not come up quietly limiting per instance.
+async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url)
+        .with_context(|| format!("--redis-url {}", config::redact_url(url)))?;
+    // Short timeouts: the rate limiter asks Redis on every request, so a Redis that
+    // hangs must cost each request little before the in-process fallback answers.
+    let settings = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_response_timeout(Some(std::time::Duration::from_millis(500)))
+        .set_number_of_retries(2);
+    redis::aio::ConnectionManager::new_with_config(client, settings)
+        .await
+        .with_context(|| format!("connecting to Redis at {}", config::redact_url(url)))
 }

@@ -32,12 +32,23 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready to serve: the store answers. 503 in the envelope otherwise.
+/// Ready to serve: the store answers, and Redis too when configured (without it this
+/// instance would limit, and later fan out, on its own). 503 in the envelope otherwise.
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     state.store.ping().await?;
+    if let Some(redis) = &state.redis {
+        let mut connection = redis.clone();
+        let pong: redis::RedisResult<String> =
+            redis::cmd("PING").query_async(&mut connection).await;
+        if let Err(error) = pong {
+            tracing::warn!(%error, "readiness: Redis is unreachable");
+            return Err(ApiError::Unavailable);
+        }
+    }
     Ok(Json(json!({
         "status": "ready",
         "store": format!("{:?}", state.store.backend()).to_lowercase(),
+        "redis": state.redis.is_some(),
         "uptime_seconds": state.started.elapsed().as_secs(),
     })))
 }

@@ -38,7 +38,7 @@ pub struct SessionRecord {
 }
 
 /// An API token as listed (the token itself is shown once, at creation).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ApiToken {
     pub id: i64,
     pub user_id: i64,

@@ -55,6 +55,34 @@ pub async fn resolve(
     }))
 }
 
+/// How often ended sessions are deleted. Each is also deleted when its cookie comes
+/// back; this catches the ones whose browsers never return.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Deletes ended sessions now and every [`PRUNE_EVERY`] until `shutdown`.
+pub fn spawn_pruning(
+    store: std::sync::Arc<dyn Store>,
+    auth: std::sync::Arc<AuthState>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    let now = unix_now();
+                    match store.prune_sessions(now, now - auth.session_idle_secs).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(sessions = n, "deleted ended sessions"),
+                        Err(error) => tracing::warn!(%error, "could not delete ended sessions"),
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// The session cookie. It lives as long as the session could (the absolute expiry), so
 /// a browser restart does not log the user out; the server decides validity.
 pub fn cookie(id: String, auth: &AuthState) -> Cookie<'static> {

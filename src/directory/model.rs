@@ -15,7 +15,7 @@ pub const NAME_MAX_CHARS: usize = 100;
 pub const EMAIL_MAX_CHARS: usize = 254;
 
 /// A directory entry as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     pub name: String,
@@ -28,7 +28,7 @@ pub struct User {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -57,7 +57,7 @@ impl TryFrom<String> for Role {
 }
 
 /// A user's preferences (`GET /api/users/{id}/profile`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Settings {
     /// `system` (follow the browser), `light` or `dark`.
     pub theme: String,
@@ -65,21 +65,21 @@ pub struct Settings {
 }
 
 /// `GET /api/users/{id}/profile` (*compat*: nested user, settings, stats).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     pub user: ProfileUser,
     pub settings: Settings,
     pub stats: Stats,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ProfileUser {
     pub id: i64,
     pub name: String,
     pub email: String,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub posts: i64,
     /// Switchboard has no follow graph: these stay 0, kept for the shape's sake.

@@ -6,13 +6,15 @@
 //! 3. tracing span + access log;
 //! 4. security headers (CSP, nosniff, ...; HSTS under TLS) and CORS when configured;
 //! 5. compression (gzip, br, zstd; never SSE);
-//! 6. [`envelope`]: every error leaves as the one JSON envelope;
-//! 7. panic catcher: a panic is a logged 500, never a dropped connection;
-//! 8. [`metrics`] (inside the router, where the matched route is known);
-//! 9. body limit and timeout, then [`crate::auth::middleware::authenticate`] (who is
-//!    this, CSRF), then [`crate::limits::limit`] (rate limits by account or address),
-//!    then, on protected routes, "must be logged in".
+//! 6. [`caching`]: `ETag` + `Cache-Control` on JSON reads, 304 for `If-None-Match`;
+//! 7. [`envelope`]: every error leaves as the one JSON envelope;
+//! 8. panic catcher: a panic is a logged 500, never a dropped connection;
+//! 9. [`metrics`] (inside the router, where the matched route is known);
+//! 10. body limit and timeout, then [`crate::auth::middleware::authenticate`] (who is
+//!     this, CSRF), then [`crate::limits::limit`] (rate limits by account or address),
+//!     then, on protected routes, "must be logged in".
 
+pub mod caching;
 pub mod envelope;
 pub mod extract;
 pub mod metrics;
@@ -50,6 +52,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::directory::router())
         .merge(crate::classic::router())
         .merge(crate::auth::handlers::router())
+        .route("/api/batch", axum::routing::post(crate::batch::batch))
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(crate::openapi::document),
+        )
         .route_layer(from_fn(crate::auth::middleware::require_identity));
     // HTML pages: anonymous visitors are redirected to /login instead of getting a 401.
     let pages = crate::web::router();
@@ -79,6 +86,7 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(from_fn(security::headers))
                 .layer(CompressionLayer::new())
+                .layer(from_fn(caching::conditional_get))
                 .layer(from_fn(envelope::envelope))
                 .layer(CatchPanicLayer::custom(panic_response)),
         );
@@ -97,7 +105,11 @@ pub fn router(state: AppState) -> Router {
                     .on_response(DefaultOnResponse::new().level(Level::INFO)),
             ),
     );
-    router.with_state(state)
+    let router = router.with_state(state);
+    // Batch items are dispatched through this same router (a clone without the
+    // extension, so the router does not hold itself).
+    let target = crate::batch::BatchTarget(router.clone());
+    router.layer(axum::Extension(target))
 }
 
 fn make_span<B>(request: &Request<B>) -> tracing::Span {

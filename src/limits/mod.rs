@@ -3,10 +3,14 @@
 //! limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
 //! `RateLimit-Reset` so clients can slow down before they hit the wall.
 //!
-//! In-process state: each instance limits on its own (with several instances behind a
-//! load balancer the effective limit is per instance).
+//! The budgets live in this process (governor) by default, so each instance limits on
+//! its own. With `--redis-url` they live in Redis ([`redis_gcra`]) and every instance
+//! spends from the same budget; if Redis cannot be reached, a request is judged by the
+//! in-process limiter instead (limited per instance rather than not at all, and the
+//! API stays up), and `/readyz` reports Redis as down.
 
 pub mod client_ip;
+pub mod redis_gcra;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -26,6 +30,7 @@ use crate::AppState;
 use crate::auth::Authenticated;
 use crate::config::Config;
 use crate::error::ApiError;
+use redis_gcra::{RedisGcra, Verdict};
 
 /// Which budget a request spends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,11 +45,31 @@ pub enum Class {
     General,
 }
 
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Class::Login => "login",
+            Class::Search => "search",
+            Class::Write => "write",
+            Class::General => "general",
+        }
+    }
+}
+
 /// What a budget is kept per.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Key {
     User(i64),
     Ip(IpAddr),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::User(id) => write!(f, "user:{id}"),
+            Key::Ip(ip) => write!(f, "ip:{ip}"),
+        }
+    }
 }
 
 type Limiter = RateLimiter<
@@ -54,13 +79,29 @@ type Limiter = RateLimiter<
     StateInformationMiddleware,
 >;
 
+/// One class's quota and its in-process limiter.
+struct Budget {
+    quota: Quota,
+    limiter: Limiter,
+}
+
+impl Budget {
+    fn new(quota: Quota) -> Self {
+        Self {
+            quota,
+            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+        }
+    }
+}
+
 pub struct RateLimits {
     enabled: bool,
     trusted_proxies: Vec<ipnet::IpNet>,
-    login: Limiter,
-    search: Limiter,
-    write: Limiter,
-    general: Limiter,
+    login: Budget,
+    search: Budget,
+    write: Budget,
+    general: Budget,
+    shared: Option<RedisGcra>,
 }
 
 fn per_second(n: u32, burst_factor: u32) -> Quota {
@@ -69,26 +110,69 @@ fn per_second(n: u32, burst_factor: u32) -> Quota {
     Quota::per_second(rate).allow_burst(burst)
 }
 
-fn limiter(quota: Quota) -> Limiter {
-    RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>()
-}
+/// How often a Redis failure is logged at most: once per outage is enough to see it,
+/// once per request would flood the log.
+const REDIS_WARN_EVERY: Duration = Duration::from_secs(30);
 
 impl RateLimits {
-    pub fn new(config: &Config) -> Self {
+    /// Limits shared through Redis (`shared`), or kept in this process (`None`).
+    pub fn new(config: &Config, shared: Option<RedisGcra>) -> Self {
         let login_rate = NonZeroU32::new(config.rate_login_per_minute.max(1)).expect("at least 1");
         Self {
             enabled: config.rate_limits,
             trusted_proxies: config.trusted_proxies.clone(),
             // A burst of the whole minute's allowance, then one every 60/n seconds:
             // attempt n+1 within a minute is refused.
-            login: limiter(Quota::per_minute(login_rate).allow_burst(login_rate)),
-            search: limiter(per_second(config.rate_search_per_second, 2)),
-            write: limiter(per_second(config.rate_write_per_second, 2)),
-            general: limiter(per_second(config.rate_general_per_second, 2)),
+            login: Budget::new(Quota::per_minute(login_rate).allow_burst(login_rate)),
+            search: Budget::new(per_second(config.rate_search_per_second, 2)),
+            write: Budget::new(per_second(config.rate_write_per_second, 2)),
+            general: Budget::new(per_second(config.rate_general_per_second, 2)),
+            shared,
         }
     }
 
-    fn limiter(&self, class: Class) -> &Limiter {
+    /// Spends one request of `key`'s budget for `class`.
+    async fn check(&self, class: Class, key: &Key) -> Verdict {
+        let Budget { quota, limiter } = self.budget(class);
+        if let Some(shared) = &self.shared {
+            let bucket = format!("{}:{key}", class.name());
+            match shared
+                .check(
+                    &bucket,
+                    quota.replenish_interval(),
+                    quota.burst_size().get(),
+                )
+                .await
+            {
+                Ok(verdict) => return verdict,
+                Err(error) => warn_redis_down(&error),
+            }
+        }
+        match limiter.check_key(key) {
+            Ok(snapshot) => {
+                let quota = snapshot.quota();
+                let remaining = snapshot.remaining_burst_capacity();
+                Verdict {
+                    allowed: true,
+                    remaining,
+                    retry_after: Duration::ZERO,
+                    // Time until the budget is full again.
+                    reset: quota.replenish_interval() * (quota.burst_size().get() - remaining),
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Verdict {
+                    allowed: false,
+                    remaining: 0,
+                    retry_after: wait,
+                    reset: wait,
+                }
+            }
+        }
+    }
+
+    fn budget(&self, class: Class) -> &Budget {
         match class {
             Class::Login => &self.login,
             Class::Search => &self.search,
@@ -100,9 +184,9 @@ impl RateLimits {
     /// Forgets keys whose budget is full again: governor keeps every key it has seen,
     /// so without this the maps grow with every address that ever called.
     pub fn forget_idle_keys(&self) {
-        for limiter in [&self.login, &self.search, &self.write, &self.general] {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+        for budget in [&self.login, &self.search, &self.write, &self.general] {
+            budget.limiter.retain_recent();
+            budget.limiter.shrink_to_fit();
         }
     }
 
@@ -158,25 +242,33 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         (Class::Login, _) | (_, None) => Key::Ip(ip),
         (_, Some(id)) => Key::User(id),
     };
-    let limiter = limits.limiter(class);
-    match limiter.check_key(&key) {
-        Ok(snapshot) => {
-            let quota = snapshot.quota();
-            let limit = quota.burst_size().get();
-            let remaining = snapshot.remaining_burst_capacity();
-            // Time until the budget is full again.
-            let reset = quota.replenish_interval() * (limit - remaining);
-            let mut response = next.run(request).await;
-            set_headers(response.headers_mut(), limit, remaining, reset);
-            response
+    let verdict = limits.check(class, &key).await;
+    let limit = limits.budget(class).quota.burst_size().get();
+    if verdict.allowed {
+        let mut response = next.run(request).await;
+        set_headers(
+            response.headers_mut(),
+            limit,
+            verdict.remaining,
+            verdict.reset,
+        );
+        response
+    } else {
+        tracing::info!(?class, ?key, wait = ?verdict.retry_after, "rate limited");
+        let mut response = ApiError::TooManyRequests {
+            retry_after: verdict.retry_after,
         }
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            tracing::info!(?class, ?key, ?wait, "rate limited");
-            let mut response = ApiError::TooManyRequests { retry_after: wait }.into_response();
-            let limit = not_until.quota().burst_size().get();
-            set_headers(response.headers_mut(), limit, 0, wait);
-            response
-        }
+        .into_response();
+        set_headers(response.headers_mut(), limit, 0, verdict.retry_after);
+        response
+    }
+}
+
+fn warn_redis_down(error: &redis::RedisError) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_none_or(|t| t.elapsed() >= REDIS_WARN_EVERY) {
+        *last = Some(std::time::Instant::now());
+        tracing::warn!(%error, "Redis unreachable: rate limits fall back to this instance");
     }
 }

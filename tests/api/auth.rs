@@ -400,23 +400,27 @@ async fn a_forged_forwarded_for_does_not_dodge_the_limit(backend: Backend) {
     );
 }
 
-async fn sessions_rotate_at_login_and_end_at_logout(backend: Backend) {
-    let app = spawn_app(backend).await;
-    // Fixation: an id planted before login is replaced, never adopted.
-    let planted = "planted-by-an-attacker";
-    let response = bare_client()
+/// The admin logs in from a browser that already holds session cookie `session`.
+async fn login_from_browser_with(app: &TestApp, session: &str) -> reqwest::Response {
+    bare_client()
         .post(app.url("/api/auth/login"))
-        .header("cookie", format!("sb_session={planted}"))
+        .header("cookie", format!("sb_session={session}"))
         .header("sec-fetch-site", "same-origin")
         .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn sessions_rotate_at_login_and_end_at_logout(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // Fixation: an id planted before login is replaced, never adopted.
+    let planted = "planted-by-an-attacker";
+    let response = login_from_browser_with(&app, planted).await;
     assert_eq!(response.status(), 200);
     let first = set_cookie(response.headers(), "sb_session").unwrap();
     assert_ne!(first, planted);
     assert!(first.len() >= 43, "256 bits: {first}");
-    let cookie = response.headers()[SET_COOKIE.as_str()].to_str().unwrap();
     let all: Vec<_> = response
         .headers()
         .get_all(SET_COOKIE)
@@ -430,7 +434,6 @@ async fn sessions_rotate_at_login_and_end_at_logout(backend: Backend) {
         !session_cookie.contains("Secure"),
         "no Secure on plain HTTP"
     );
-    let _ = cookie;
     assert_eq!(
         status_with_session(&app, planted, "/api/auth/me").await,
         401
@@ -438,14 +441,7 @@ async fn sessions_rotate_at_login_and_end_at_logout(backend: Backend) {
     assert_eq!(status_with_session(&app, &first, "/api/auth/me").await, 200);
 
     // Logging in again from the same browser ends the old session.
-    let response = bare_client()
-        .post(app.url("/api/auth/login"))
-        .header("cookie", format!("sb_session={first}"))
-        .header("sec-fetch-site", "same-origin")
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let response = login_from_browser_with(&app, &first).await;
     let second = set_cookie(response.headers(), "sb_session").unwrap();
     assert_ne!(second, first);
     assert_eq!(status_with_session(&app, &first, "/api/auth/me").await, 401);
@@ -506,6 +502,42 @@ async fn expired_sessions_are_rejected(backend: Backend) {
             Some("")
         );
     }
+}
+
+async fn ended_sessions_are_pruned_and_live_ones_kept(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ended, _) = login_raw(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (idle, _) = login_raw(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (live, _) = login_raw(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let hash = switchboard::auth::sha256_hex;
+    execute(
+        &app,
+        &format!(
+            "UPDATE sessions SET expires_at = 1 WHERE id_hash = '{}'",
+            hash(&ended)
+        ),
+    )
+    .await;
+    execute(
+        &app,
+        &format!(
+            "UPDATE sessions SET last_seen_at = 1 WHERE id_hash = '{}'",
+            hash(&idle)
+        ),
+    )
+    .await;
+    let now = switchboard::auth::model::unix_now();
+    let idle_secs = app.state.auth.session_idle_secs;
+    let pruned = app
+        .state
+        .store
+        .prune_sessions(now, now - idle_secs)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    let left = dump(&app, "sessions").await;
+    assert!(!left.contains(&hash(&ended)) && !left.contains(&hash(&idle)));
+    assert_eq!(status_with_session(&app, &live, "/api/auth/me").await, 200);
 }
 
 async fn a_password_change_ends_every_other_session(backend: Backend) {
@@ -771,6 +803,7 @@ crate::on_both_backends!(
     a_forged_forwarded_for_does_not_dodge_the_limit,
     sessions_rotate_at_login_and_end_at_logout,
     expired_sessions_are_rejected,
+    ended_sessions_are_pruned_and_live_ones_kept,
     a_password_change_ends_every_other_session,
     api_tokens_are_shown_once_and_can_be_revoked,
     secrets_are_stored_hashed_and_never_logged,

@@ -62,17 +62,33 @@ fn seed_adds_deterministic_users_once_and_migrate_is_idempotent() {
 }
 
 /// Reads the server's JSON log until the "listening" line, returns its address.
-fn wait_for_address(stdout: impl std::io::Read) -> String {
+/// The rest of the output is drained in the background, so the server never writes
+/// into a closed pipe.
+fn wait_for_address(stdout: impl std::io::Read + Send + 'static) -> String {
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let line = lines.next().expect("the server is still running").unwrap();
         if line.contains("listening") {
             let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            std::thread::spawn(move || lines.for_each(drop));
             return value["address"].as_str().unwrap().to_owned();
         }
     }
     panic!("the server did not say where it listens");
+}
+
+/// A started server, killed if the test fails before stopping it (a panicking test
+/// must not leave a process behind).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// Sends SIGTERM and waits (at most 15 s) for a clean exit.
@@ -96,14 +112,16 @@ fn stop(child: &mut Child) -> ExitStatus {
 #[tokio::test]
 async fn with_no_command_it_serves_sqlite_in_data_and_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = switchboard(dir.path())
-        .env("SWITCHBOARD_BIND", "127.0.0.1:0")
-        .env("SWITCHBOARD_ADMIN_PASSWORD", crate::helpers::ADMIN_PASSWORD)
-        .env_remove("SWITCHBOARD_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = Running(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_BIND", "127.0.0.1:0")
+            .env("SWITCHBOARD_ADMIN_PASSWORD", crate::helpers::ADMIN_PASSWORD)
+            .env_remove("SWITCHBOARD_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let address = tokio::task::spawn_blocking(move || wait_for_address(stdout))
         .await
         .unwrap();
@@ -138,7 +156,7 @@ async fn with_no_command_it_serves_sqlite_in_data_and_exits_cleanly_on_sigterm()
         "the demo users on a first run, and the admin"
     );
 
-    let status = stop(&mut child);
+    let status = stop(&mut child.0);
     assert!(status.success(), "exit status {status}");
 }
 
@@ -146,20 +164,22 @@ async fn with_no_command_it_serves_sqlite_in_data_and_exits_cleanly_on_sigterm()
 fn the_first_start_prints_a_one_time_admin_password_that_logs_in() {
     let dir = tempfile::tempdir().unwrap();
     let start = || {
-        let mut child = switchboard(dir.path())
-            .env("SWITCHBOARD_BIND", "127.0.0.1:0")
-            .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let address = wait_for_address(child.stdout.take().unwrap());
+        let mut child = Running(
+            switchboard(dir.path())
+                .env("SWITCHBOARD_BIND", "127.0.0.1:0")
+                .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let address = wait_for_address(child.0.stdout.take().unwrap());
         (child, address)
     };
     let (mut child, address) = start();
-    stop(&mut child);
+    stop(&mut child.0);
     let mut console = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut console).unwrap();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut console).unwrap();
     let password = console
         .lines()
         .find_map(|l| l.trim().strip_prefix("password:"))
@@ -174,9 +194,9 @@ fn the_first_start_prints_a_one_time_admin_password_that_logs_in() {
     runtime.block_on(async {
         crate::helpers::login(address2.parse().unwrap(), "admin@example.com", &password).await;
     });
-    stop(&mut child);
+    stop(&mut child.0);
     let mut console = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut console).unwrap();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut console).unwrap();
     assert!(
         !console.contains("password:"),
         "printed only once: {console}"

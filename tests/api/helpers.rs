@@ -399,6 +399,42 @@ impl Drop for TestApp {
     }
 }
 
+/// Follows `Link: rel="next"` from `first` to the end; returns every user seen, and
+/// checks that no link leads to an empty page.
+pub async fn walk_pages(app: &TestApp, first: &str) -> Vec<Value> {
+    let mut users = Vec::new();
+    let mut next = Some(first.to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let response = app.get(&path).await;
+        next = response
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .map(|link| {
+                assert!(link.ends_with(r#">; rel="next""#), "{link}");
+                link[1..link.find('>').unwrap()].to_owned()
+            });
+        let page: Vec<Value> = json_with_status(response, 200)
+            .await
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            pages == 0 || !page.is_empty(),
+            "a Link never leads to an empty page"
+        );
+        users.extend(page);
+        pages += 1;
+        assert!(pages < 1000, "pagination does not end");
+    }
+    users
+}
+
+pub fn ids(users: &[Value]) -> Vec<i64> {
+    users.iter().map(|u| u["id"].as_i64().unwrap()).collect()
+}
+
 /// Reads a JSON body, with the status checked first so a failure shows the body.
 pub async fn json_with_status(response: reqwest::Response, status: u16) -> Value {
     let actual = response.status().as_u16();

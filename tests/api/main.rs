@@ -3,9 +3,14 @@
 mod helpers;
 
 mod auth;
+mod batch;
+mod caching;
 mod classic;
 mod cli;
 mod errors;
+mod openapi;
 mod ops;
+mod scale;
+mod scale_out;
 mod users;
 mod web;

@@ -3,44 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard::directory::synthetic;
 use switchboard::store::Backend;
 
-use crate::helpers::{TestApp, assert_envelope, json_with_status, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestApp, assert_envelope, ids, json_with_status, spawn_app, spawn_app_with, walk_pages,
+};
 use crate::on_both_backends;
-
-/// Follows `Link: rel="next"` from `first` to the end; returns every user seen.
-async fn walk_pages(app: &TestApp, first: &str) -> Vec<Value> {
-    let mut users = Vec::new();
-    let mut next = Some(first.to_owned());
-    let mut pages = 0;
-    while let Some(path) = next.take() {
-        let response = app.get(&path).await;
-        next = response
-            .headers()
-            .get("link")
-            .map(|l| l.to_str().unwrap().to_owned())
-            .map(|link| {
-                assert!(link.ends_with(r#">; rel="next""#), "{link}");
-                link[1..link.find('>').unwrap()].to_owned()
-            });
-        let page: Vec<Value> = json_with_status(response, 200)
-            .await
-            .as_array()
-            .unwrap()
-            .clone();
-        assert!(!page.is_empty(), "a Link never leads to an empty page");
-        users.extend(page);
-        pages += 1;
-        assert!(pages < 1000, "pagination does not end");
-    }
-    users
-}
-
-fn ids(users: &[Value]) -> Vec<i64> {
-    users.iter().map(|u| u["id"].as_i64().unwrap()).collect()
-}
 
 async fn seed(app: &TestApp, count: u64) {
     synthetic::seed(app.state.store.as_ref(), count)
