@@ -112,10 +112,19 @@ pub struct ErrorPage<'a> {
     pub message: &'a str,
 }
 
+/// Pages show one account's view of the directory: no shared cache may keep them, and
+/// the browser must ask the server again before reusing one.
+const PAGE_CACHE_CONTROL: &str = "private, no-cache";
+
 /// Renders a page, or the plain 500 page when the template itself fails.
 pub fn render(page: &impl Template, status: StatusCode) -> Response {
     match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
+        Ok(html) => (
+            status,
+            [(header::CACHE_CONTROL, PAGE_CACHE_CONTROL)],
+            Html(html),
+        )
+            .into_response(),
         Err(err) => PageError(ApiError::internal(err)).into_response(),
     }
 }

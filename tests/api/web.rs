@@ -137,7 +137,9 @@ async fn a_created_user_is_listed_after_the_redirect(backend: Backend) {
     .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/?done=created");
-    let body = html(app.get("/?done=created").await, 200).await;
+    let page = app.get("/?done=created").await;
+    assert_eq!(page.headers()[CACHE_CONTROL], "private, no-cache");
+    let body = html(page, 200).await;
     assert!(body.contains("User added."), "{body}");
     assert!(body.contains(">Dana</td>"), "{body}");
     assert!(body.contains("dana@example.com"));
