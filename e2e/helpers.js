@@ -33,8 +33,10 @@ export function binaryPath() {
  */
 export async function startServer({ users = 0 } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-e2e-'));
+  // Hermetic: settings of the developer's own server (SWITCHBOARD_*) do not leak in.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SWITCHBOARD_')));
   const env = {
-    ...process.env,
+    ...inherited,
     SWITCHBOARD_BIND: '127.0.0.1:0',
     SWITCHBOARD_DATABASE_URL: `sqlite://${path.join(dir, 'e2e.db')}`,
     SWITCHBOARD_ADMIN_EMAIL: ADMIN_EMAIL,
