@@ -4,7 +4,10 @@
 //! [`Envelope`] extension and no body yet, and errors made by code that does not know
 //! the envelope (axum's 404/405, a timeout, a panic caught below us), which carry a
 //! plain-text body or none. Both leave here as JSON with the request id, so a client
-//! parses one shape whatever failed. HTML pages answer errors in HTML and pass through.
+//! parses one shape whatever failed. HTML pages answer errors in HTML and pass through;
+//! and an error raised before a page's handler runs (a refused CSRF check, a rate
+//! limit, an unknown page) is shown as the HTML error page to a browser navigating
+//! outside `/api/`, with the same status and message.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -31,12 +34,26 @@ struct EnvelopeBody<'a> {
 
 pub async fn envelope(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().cloned();
+    let wants_page = is_page_navigation(&request);
     let mut response = next.run(request).await;
     let envelope = match response.extensions_mut().remove::<Envelope>() {
         Some(envelope) => envelope,
         None if needs_envelope(&response) => generic_envelope(&mut response).await,
         None => return response,
     };
+    if wants_page {
+        let status = response.status();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let html = crate::web::views::error_page_html(status, title, &envelope.error);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.remove(header::CONTENT_LENGTH);
+        *response.body_mut() = Body::from(html);
+        return response;
+    }
     let body = EnvelopeBody {
         envelope: &envelope,
         request_id: request_id.as_ref().map(RequestId::as_str),
@@ -50,6 +67,17 @@ pub async fn envelope(request: Request, next: Next) -> Response {
     headers.remove(header::CONTENT_LENGTH);
     *response.body_mut() = Body::from(json);
     response
+}
+
+/// A browser asking for a page (not the API, not an asset): it reads HTML, not JSON.
+fn is_page_navigation(request: &Request) -> bool {
+    let path = request.uri().path();
+    let accepts_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    accepts_html && !path.starts_with("/api/") && !path.starts_with("/static/")
 }
 
 /// An error response that is not already JSON (ours) or HTML (a page's own error).

@@ -129,6 +129,21 @@ pub fn render(page: &impl Template, status: StatusCode) -> Response {
     }
 }
 
+/// The HTML error page (also used by [`crate::http::envelope`] for errors raised
+/// before a page handler runs: a refused CSRF check, a rate limit, an unknown page).
+pub fn error_page_html(status: StatusCode, title: &str, message: &str) -> String {
+    let page = ErrorPage {
+        theme: "system",
+        status: status.as_u16(),
+        title,
+        message,
+    };
+    // Not through `render`: a failing error template must not recurse.
+    page.render().unwrap_or_else(|_| {
+        "<!doctype html><title>Error</title><p>Something went wrong.</p>".into()
+    })
+}
+
 /// An error on an HTML route: an HTML page with the same status and the same
 /// message the API would give (the API's error type is reused so statuses agree),
 /// except that "not logged in" sends the visitor to log in.
@@ -153,17 +168,7 @@ impl IntoResponse for PageError {
         }
         let title = status.canonical_reason().unwrap_or("Error");
         let message = error.to_string();
-        let page = ErrorPage {
-            theme: "system",
-            status: status.as_u16(),
-            title,
-            message: &message,
-        };
-        // Not through `render`: a failing error template must not recurse.
-        let html = page.render().unwrap_or_else(|_| {
-            "<!doctype html><title>Error</title><p>Something went wrong.</p>".into()
-        });
-        let mut response = (status, Html(html)).into_response();
+        let mut response = (status, Html(error_page_html(status, title, &message))).into_response();
         if let ApiError::TooManyRequests { retry_after } = &error {
             let secs = retry_after.as_secs().max(1);
             response

@@ -9,7 +9,8 @@ use switchboard::directory::synthetic;
 use switchboard::store::Backend;
 
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, install_crypto, json_with_status, spawn_app,
+    ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_envelope, install_crypto, json_with_status,
+    spawn_app,
 };
 use crate::on_both_backends;
 
@@ -506,7 +507,44 @@ async fn forms_without_origin_headers_pass_on_their_csrf_field(backend: Backend)
     assert!(location(&response).starts_with("/login"));
 }
 
+async fn browsers_get_html_error_pages_and_the_api_keeps_json(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let as_browser = |request: reqwest::RequestBuilder| {
+        request
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .send()
+    };
+    // Refused by the CSRF check, before any page handler runs.
+    let response = as_browser(
+        app.client
+            .post(app.url("/users"))
+            .header("sec-fetch-site", "cross-site")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("name=X&email=x%40example.com"),
+    )
+    .await
+    .unwrap();
+    let page = html(response, 403).await;
+    assert!(page.contains("Cross-site request refused"), "{page}");
+    // An unknown page.
+    let page = html(
+        as_browser(app.client.get(app.url("/no-such-page")))
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    assert!(page.contains("Not found"), "{page}");
+    // The API answers JSON whatever the Accept header says.
+    let response = as_browser(app.client.get(app.url("/api/no-such-thing")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_envelope(&response.json().await.unwrap(), "not_found");
+}
+
 on_both_backends!(
+    browsers_get_html_error_pages_and_the_api_keeps_json,
     forms_without_origin_headers_pass_on_their_csrf_field,
     pages_carry_the_viewers_theme,
     anonymous_visitors_are_sent_to_the_login_page,
