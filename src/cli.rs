@@ -50,13 +50,16 @@ pub async fn user(store: &dyn Store, action: UserAction) -> anyhow::Result<()> {
                 bail!("invalid account: {errors:?}");
             };
             let (secret, generated) = obtain_password(password_stdin)?;
-            let user = store
-                .insert_user(&NewUser {
-                    name,
-                    email,
-                    role: Role::try_from(role).map_err(anyhow::Error::msg)?,
-                    password_hash: Some(password::hash(secret.clone()).await?),
-                })
+            let (user, _) = store
+                .insert_user(
+                    &NewUser {
+                        name,
+                        email,
+                        role: Role::try_from(role).map_err(anyhow::Error::msg)?,
+                        password_hash: Some(password::hash(secret.clone()).await?),
+                    },
+                    &crate::hub::message::Author::system(),
+                )
                 .await?;
             println!(
                 "added {} <{}> as {}, id {}",

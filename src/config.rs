@@ -286,6 +286,73 @@ pub struct Config {
     )]
     pub tls_key: Option<std::path::PathBuf>,
 
+    /// Messages kept per chat room; older ones are deleted (a client resuming from
+    /// before them is told to reload instead of getting a partial replay).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HISTORY_MAX_MESSAGES",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub history_max_messages: i64,
+
+    /// Days a chat message is kept.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HISTORY_MAX_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub history_max_days: i64,
+
+    /// Longest chat message, in characters.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_MESSAGE_CHARS",
+        default_value_t = 4_000,
+        global = true
+    )]
+    pub max_message_chars: usize,
+
+    /// Chat messages per second one realtime connection may send (bursts of twice
+    /// this pass).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REALTIME_SEND_PER_SECOND",
+        default_value_t = 10,
+        global = true
+    )]
+    pub realtime_send_per_second: u32,
+
+    /// Realtime connections (WebSocket, Socket.IO, SSE, long polls) one account may
+    /// hold open at once.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REALTIME_CONNECTIONS_PER_USER",
+        default_value_t = 32,
+        global = true
+    )]
+    pub realtime_connections_per_user: u32,
+
+    /// Realtime connections one client address may hold open at once.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REALTIME_CONNECTIONS_PER_IP",
+        default_value_t = 256,
+        global = true
+    )]
+    pub realtime_connections_per_ip: u32,
+
+    /// Deliveries queued per realtime connection; a client that falls further
+    /// behind is disconnected (`slow_consumer`) and resumes from its position.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REALTIME_QUEUE",
+        default_value_t = 256,
+        global = true
+    )]
+    pub realtime_queue: usize,
+
     /// Log filter, in `tracing` syntax (e.g. `info`, `warn,switchboard=debug`).
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", global = true)]
     pub log: String,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 pub mod http;
+pub mod hub;
 pub mod limits;
 pub mod openapi;
 pub mod ops;
@@ -20,6 +21,7 @@ pub mod store;
 pub mod telemetry;
 pub mod timefmt;
 pub mod tls;
+pub mod transport;
 pub mod web;
 
 use std::future::Future;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub auth: Arc<AuthState>,
     pub limits: Arc<RateLimits>,
+    /// The realtime hub: rooms, the message log, presence and fan-out.
+    pub hub: Arc<hub::Hub>,
     /// The Redis connection when `--redis-url` is given (it reconnects by itself).
     pub redis: Option<redis::aio::ConnectionManager>,
     /// Cancelled when the server starts shutting down: long-lived tasks (WebSocket,
@@ -96,8 +100,15 @@ impl App {
         limits.spawn_housekeeping(shutdown.clone());
         let auth = Arc::new(auth);
         auth::session::spawn_pruning(store.clone(), auth.clone(), shutdown.clone());
+        let hub = hub::Hub::start(
+            store.clone(),
+            Arc::new(hub::InProcessBroker::default()),
+            hub::HubSettings::from_config(&config),
+            shutdown.clone(),
+        );
         let state = AppState {
             config: Arc::new(config),
+            hub,
             store,
             auth,
             limits,

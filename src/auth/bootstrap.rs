@@ -5,6 +5,7 @@
 use super::password;
 use crate::Config;
 use crate::directory::model::{NewUser, Role};
+use crate::hub::message::Author;
 use crate::store::{Store, StoreError};
 
 pub async fn ensure_admin(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
@@ -21,8 +22,8 @@ pub async fn ensure_admin(store: &dyn Store, config: &Config) -> anyhow::Result<
         role: Role::Admin,
         password_hash: Some(password::hash(secret.clone()).await?),
     };
-    match store.insert_user(&admin).await {
-        Ok(user) => {
+    match store.insert_user(&admin, &Author::system()).await {
+        Ok((user, _)) => {
             tracing::info!(user_id = user.id, email = %user.email, "created the first admin account")
         }
         Err(StoreError::EmailTaken) => anyhow::bail!(

@@ -16,6 +16,7 @@ use crate::AppState;
 use crate::auth::{Admin, Identity, password};
 use crate::directory::model::Role;
 use crate::error::ApiError;
+use crate::hub::message::Author;
 use crate::http::extract::{Json, Path, Query};
 use crate::store::UserPage;
 
@@ -169,10 +170,10 @@ pub async fn show(
 /// may be given.
 pub async fn create(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(identity): Admin,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let user = create_user(&state, &body).await?;
+    let user = create_user(&state, &identity, &body).await?;
     let location = HeaderValue::from_str(&format!("/api/users/{}", user.id))
         .expect("digits are a valid header");
     Ok((
@@ -184,14 +185,24 @@ pub async fn create(
 }
 
 /// Validates and inserts a user from a JSON-like object (the caller has checked that
-/// an admin asks). Shared by the API and the HTML form.
-pub async fn create_user(state: &AppState, body: &Map<String, Value>) -> Result<User, ApiError> {
+/// an admin asks). Shared by the API and the HTML form. Open pages see the new entry
+/// through the hub's `directory` room.
+pub async fn create_user(
+    state: &AppState,
+    identity: &Identity,
+    body: &Map<String, Value>,
+) -> Result<User, ApiError> {
     let (mut new_user, given_password) = model::new_user_from_json(body)?;
     if let Some(clear) = given_password {
         password::check_policy(&clear, "password")?;
         new_user.password_hash = Some(password::hash(clear).await.map_err(ApiError::internal)?);
     }
-    Ok(state.store.insert_user(&new_user).await?)
+    let (user, event) = state
+        .store
+        .insert_user(&new_user, &Author::of(&identity.user))
+        .await?;
+    state.hub.publish(event).await;
+    Ok(user)
 }
 
 /// 409 when `target` is the only admin: removing or demoting them would leave nobody
@@ -246,17 +257,40 @@ pub async fn update_user(
     if changes.role == Some(Role::Member) {
         keep_one_admin(state, &current).await?;
     }
+    let actor = Author::of(&identity.user);
     let user = if changes.is_empty() {
-        Some(current)
+        current
     } else {
-        state.store.update_user(id, &changes).await?
+        let (user, event) = state
+            .store
+            .update_user(id, &changes, &actor)
+            .await?
+            .ok_or_else(|| ApiError::not_found("User"))?;
+        state.hub.publish(event).await;
+        user
     };
-    let user = user.ok_or_else(|| ApiError::not_found("User"))?;
-    if let Some(hash) = new_hash {
+    if let Some(hash) = &new_hash {
         // Also ends every session of that user.
-        state.store.set_password(id, &hash).await?;
+        state.store.set_password(id, hash).await?;
+    }
+    if identity.id() != id && (!changes.is_empty() || new_hash.is_some()) {
+        tell_about_admin_change(state, &actor, &user, new_hash.is_some()).await;
     }
     Ok(user)
+}
+
+/// A notification to a user whose account an admin changed. Logged, not returned,
+/// when it fails: the change itself is done.
+async fn tell_about_admin_change(state: &AppState, admin: &Author, user: &User, password: bool) {
+    let text = if password {
+        format!("{} changed your account and set a new password", admin.name)
+    } else {
+        format!("{} changed your account", admin.name)
+    };
+    let event = serde_json::json!({ "type": "account_changed", "user": user });
+    if let Err(error) = state.hub.notify(user.id, admin, text, event).await {
+        tracing::warn!(%error, "storing an account-change notification failed");
+    }
 }
 
 #[derive(Serialize)]
@@ -268,28 +302,30 @@ pub struct Message {
 /// Admins only, and never the last admin.
 pub async fn remove(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(identity): Admin,
     Path(id): Path<i64>,
 ) -> Result<Json<Message>, ApiError> {
-    delete_user(&state, id).await?;
+    delete_user(&state, &identity, id).await?;
     Ok(Json(Message {
         message: "User deleted successfully",
     }))
 }
 
 /// Deletes a user, never the last admin (the caller has checked that an admin asks).
-pub async fn delete_user(state: &AppState, id: i64) -> Result<(), ApiError> {
+pub async fn delete_user(state: &AppState, identity: &Identity, id: i64) -> Result<(), ApiError> {
     let target = state
         .store
         .get_user(id)
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
     keep_one_admin(state, &target).await?;
-    if state.store.delete_user(id).await? {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("User"))
-    }
+    let event = state
+        .store
+        .delete_user(id, &Author::of(&identity.user))
+        .await?
+        .ok_or_else(|| ApiError::not_found("User"))?;
+    state.hub.publish(event).await;
+    Ok(())
 }
 
 pub async fn profile(

@@ -1,6 +1,7 @@
 //! The user directory: list (search, keyset pages), read, create, update, delete,
 //! profile, autocomplete and ranked search.
 
+pub mod events;
 pub mod handlers;
 pub mod model;
 pub mod search;

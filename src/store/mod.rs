@@ -8,6 +8,7 @@
 //! `Store<DB>` would bury the SQL under trait bounds.
 
 mod common;
+pub(crate) mod messages;
 pub mod postgres;
 pub mod sqlite;
 
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 
 use crate::auth::model::{ApiToken, LoginRecord, NewSession, NewToken, SessionRecord, TokenRecord};
 use crate::directory::model::{NewUser, Settings, User, UserChanges};
+use crate::hub::message::{Appended, Author, Message, NewMessage, Position};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -66,8 +68,8 @@ pub struct UserPage {
 }
 
 /// Everything the server persists, as one object.
-pub trait Store: UserStore + AuthStore + Send + Sync + 'static {}
-impl<T: UserStore + AuthStore + Send + Sync + 'static> Store for T {}
+pub trait Store: UserStore + AuthStore + MessageStore + Send + Sync + 'static {}
+impl<T: UserStore + AuthStore + MessageStore + Send + Sync + 'static> Store for T {}
 
 /// Housekeeping common to both backends.
 #[async_trait]
@@ -88,11 +90,19 @@ pub trait UserStore: Lifecycle {
     async fn count_users(&self) -> StoreResult<i64>;
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>>;
     async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>>;
-    async fn insert_user(&self, user: &NewUser) -> StoreResult<User>;
+    // The three writes below also append their event to the `directory` room, in
+    // the same transaction (DESIGN.md, "the position contract"), and return it for
+    // the hub to announce once committed. `actor` is who made the change.
+    async fn insert_user(&self, user: &NewUser, actor: &Author) -> StoreResult<(User, Message)>;
     /// `None` when no user has this id.
-    async fn update_user(&self, id: i64, changes: &UserChanges) -> StoreResult<Option<User>>;
-    /// `false` when no user had this id.
-    async fn delete_user(&self, id: i64) -> StoreResult<bool>;
+    async fn update_user(
+        &self,
+        id: i64,
+        changes: &UserChanges,
+        actor: &Author,
+    ) -> StoreResult<Option<(User, Message)>>;
+    /// `None` when no user had this id.
+    async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>>;
     /// Names whose folded form starts with `prefix_key`, in name order.
     async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>>;
     /// Up to `limit` users whose folded name or email contains `needle_key`, unranked
@@ -136,6 +146,41 @@ pub trait AuthStore: Lifecycle {
     /// The secret called `name`, created from `candidate` if it does not exist yet, so
     /// every instance sharing the database uses the same one.
     async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
+}
+
+/// A room as `GET /api/rooms` lists it.
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RoomSummary {
+    pub name: String,
+    pub last_id: i64,
+}
+
+/// The realtime hub's persisted message log: one gapless sequence per room.
+#[async_trait]
+pub trait MessageStore: Lifecycle {
+    /// Appends a message with the room's next id, or returns the earlier message
+    /// when the author already sent this `client_id` to this room.
+    async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended>;
+    /// Up to `limit` messages with an id above `after_id`, oldest first.
+    async fn messages_after(&self, room: &str, after_id: i64, limit: i64)
+    -> StoreResult<Vec<Message>>;
+    /// The newest `limit` messages (below `before_id` when given), oldest first.
+    async fn latest_messages(
+        &self,
+        room: &str,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
+    /// Where the room's log stands (zeros for a room nobody wrote to yet).
+    async fn room_position(&self, room: &str) -> StoreResult<Position>;
+    /// Public rooms (not the per-user notification rooms), by name.
+    async fn list_rooms(&self) -> StoreResult<Vec<RoomSummary>>;
+    /// Retention: keeps at most `keep_per_room` messages per room and none older
+    /// than `older_than_ms` (Unix ms); returns how many were deleted.
+    async fn prune_messages(&self, keep_per_room: i64, older_than_ms: i64) -> StoreResult<u64>;
+    /// Users a mention `@handle` names: by whole (folded) name or by the part of
+    /// their email before the `@`.
+    async fn users_by_handle(&self, handle: &str, limit: i64) -> StoreResult<Vec<i64>>;
 }
 
 /// Opens the store a URL names: `sqlite://path` (or a bare path) or `postgres://...`.

@@ -91,7 +91,7 @@ pub async fn create(
 ) -> Result<Response, PageError> {
     identity.require_admin()?;
     let input = form_body(form)?;
-    match create_user(&state, &input.to_body(true)).await {
+    match create_user(&state, &identity, &input.to_body(true)).await {
         Ok(user) => {
             tracing::info!(user_id = user.id, "user created from the page");
             Ok(Redirect::to("/?done=created").into_response())
@@ -138,6 +138,6 @@ pub async fn delete(
 ) -> Result<Response, PageError> {
     let Path(id) = id?;
     identity.require_admin()?;
-    delete_user(&state, id).await?;
+    delete_user(&state, &identity, id).await?;
     Ok(Redirect::to("/?done=deleted").into_response())
 }

@@ -65,3 +65,4 @@ impl Lifecycle for PgStore {
 }
 
 crate::store::common::impl_auth_store!(PgStore);
+crate::store::messages::impl_message_store!(PgStore, sqlx::Postgres, "GREATEST");

@@ -99,3 +99,4 @@ impl Lifecycle for SqliteStore {
 }
 
 crate::store::common::impl_auth_store!(SqliteStore);
+crate::store::messages::impl_message_store!(SqliteStore, sqlx::Sqlite, "max");

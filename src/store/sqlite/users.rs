@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
+use crate::directory::events::{Change, change_event};
 use crate::directory::model::{NewUser, Settings, User, UserChanges, match_key};
+use crate::hub::message::{Author, Message};
 use crate::store::{StoreResult, UserPage, UserStore, prefix_upper_bound};
 use crate::timefmt;
 
@@ -103,9 +105,10 @@ impl UserStore for SqliteStore {
         )
     }
 
-    async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
+    async fn insert_user(&self, user: &NewUser, actor: &Author) -> StoreResult<(User, Message)> {
         let now = timefmt::now();
-        Ok(sqlx::query_as(concat!(
+        let mut tx = self.begin_write().await?;
+        let created: User = sqlx::query_as(concat!(
             "INSERT INTO users (name, email, name_key, email_key, role, password_hash, created_at, updated_at)",
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
             user_columns!()
@@ -117,12 +120,21 @@ impl UserStore for SqliteStore {
         .bind(user.role.as_str())
         .bind(&user.password_hash)
         .bind(now)
-        .fetch_one(&self.write)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        let event = Self::append_in(&mut tx, &change_event(Change::Created, &created, actor)).await?;
+        tx.commit().await?;
+        Ok((created, event.message))
     }
 
-    async fn update_user(&self, id: i64, changes: &UserChanges) -> StoreResult<Option<User>> {
-        Ok(sqlx::query_as(concat!(
+    async fn update_user(
+        &self,
+        id: i64,
+        changes: &UserChanges,
+        actor: &Author,
+    ) -> StoreResult<Option<(User, Message)>> {
+        let mut tx = self.begin_write().await?;
+        let updated: Option<User> = sqlx::query_as(concat!(
             "UPDATE users SET name = coalesce($2, name), name_key = coalesce($3, name_key),",
             " email = coalesce($4, email), email_key = coalesce($5, email_key),",
             " role = coalesce($6, role), updated_at = $7 WHERE id = $1 RETURNING ",
@@ -135,16 +147,31 @@ impl UserStore for SqliteStore {
         .bind(changes.email.as_deref().map(match_key))
         .bind(changes.role.map(|r| r.as_str()))
         .bind(timefmt::now())
-        .fetch_optional(&self.write)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user) = updated else {
+            return Ok(None);
+        };
+        let event = Self::append_in(&mut tx, &change_event(Change::Updated, &user, actor)).await?;
+        tx.commit().await?;
+        Ok(Some((user, event.message)))
     }
 
-    async fn delete_user(&self, id: i64) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>> {
+        let mut tx = self.begin_write().await?;
+        let deleted: Option<User> = sqlx::query_as(concat!(
+            "DELETE FROM users WHERE id = $1 RETURNING ",
+            user_columns!()
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user) = deleted else {
+            return Ok(None);
+        };
+        let event = Self::append_in(&mut tx, &change_event(Change::Deleted, &user, actor)).await?;
+        tx.commit().await?;
+        Ok(Some(event.message))
     }
 
     async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>> {

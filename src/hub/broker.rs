@@ -1,0 +1,65 @@
+//! The doorbell between instances: "room R has a new message". The store stays the
+//! source of truth; a broker may lose or reorder announcements, and the hub copes
+//! (a receiver that sees a gap reads it from the store, a lagging pump catches up).
+//!
+//! [`InProcessBroker`] (a tokio broadcast channel) serves one instance. A
+//! cross-instance broker (Redis pub/sub) implements the same trait: it publishes
+//! the message (or only its room and id) to the other instances and hands what it
+//! receives to `subscribe`'s channel.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use super::Delivered;
+
+/// What the pump receives.
+#[derive(Clone, Debug)]
+pub enum Announcement {
+    /// A committed message, with its payload.
+    Message(Arc<Delivered>),
+    /// Only a position: the room has messages up to `last_id`; read them from the
+    /// store (for brokers that do not carry payloads, or after a reconnect).
+    Position { room: String, last_id: i64 },
+}
+
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Announces a committed message to every instance, this one included.
+    async fn publish(&self, message: Arc<Delivered>);
+    /// The announcements this instance receives.
+    fn subscribe(&self) -> broadcast::Receiver<Announcement>;
+}
+
+/// One instance: announcements go straight to the local pump.
+pub struct InProcessBroker {
+    sender: broadcast::Sender<Announcement>,
+}
+
+impl InProcessBroker {
+    /// `capacity` announcements may wait for the pump; beyond that the pump is told
+    /// it lagged and catches up from the store.
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity);
+        Self { sender }
+    }
+}
+
+impl Default for InProcessBroker {
+    fn default() -> Self {
+        Self::new(4096)
+    }
+}
+
+#[async_trait]
+impl Broker for InProcessBroker {
+    async fn publish(&self, message: Arc<Delivered>) {
+        // No receiver (the pump has stopped at shutdown) is not an error.
+        let _ = self.sender.send(Announcement::Message(message));
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Announcement> {
+        self.sender.subscribe()
+    }
+}

@@ -1,0 +1,223 @@
+//! What the log holds: a message, its author, and the rules a room name and a text
+//! must pass before anything is written.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// Who wrote a message. Id 0 is the server itself (directory events written by the
+/// CLI or at start-up have no account behind them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Author {
+    pub id: i64,
+    pub name: String,
+}
+
+impl Author {
+    pub fn system() -> Self {
+        Self {
+            id: 0,
+            name: "Switchboard".into(),
+        }
+    }
+
+    pub fn of(user: &crate::directory::model::User) -> Self {
+        Self {
+            id: user.id,
+            name: user.name.clone(),
+        }
+    }
+}
+
+/// One entry of a room's log, as every transport shows it:
+/// `{room, id, user: {id, name}, text, ts, timestamp, client_id?, event?}`.
+/// `timestamp` (Unix seconds) is what the seed's long-poll clients read.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Message {
+    pub room: String,
+    /// Gapless within the room: 1, 2, 3...
+    pub id: i64,
+    pub user: Author,
+    pub text: String,
+    /// RFC 3339, milliseconds, UTC.
+    pub ts: String,
+    /// Unix seconds with milliseconds (*compat* with the seed's long polling).
+    pub timestamp: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// A structured event (`{"type": "user_created", "user": {...}}`, a mention...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub event: Option<Value>,
+}
+
+impl Message {
+    /// The message as its JSON text, made once and shared by every subscriber.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a message always serialises")
+    }
+}
+
+/// A message about to be appended (its id and time are given by the store).
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub room: String,
+    pub author: Author,
+    pub text: String,
+    pub event: Option<Value>,
+    pub client_id: Option<String>,
+}
+
+/// How a send ended: a new message, or the one an earlier send with the same
+/// `client_id` stored.
+#[derive(Clone, Debug)]
+pub struct Appended {
+    pub message: Message,
+    pub duplicate: bool,
+}
+
+/// Where a room's log stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Position {
+    /// The newest message's id (0 for an empty or unknown room).
+    pub last_id: i64,
+    /// Ids up to here were deleted by retention.
+    pub pruned_through: i64,
+}
+
+/// The room where directory changes are logged, so pages can follow them.
+pub const DIRECTORY_ROOM: &str = "directory";
+/// The room the FastAPI-style plain-text chat and Socket.IO's global chat use.
+pub const GENERAL_ROOM: &str = "general";
+pub const MAX_ROOM_CHARS: usize = 64;
+pub const MAX_CLIENT_ID_CHARS: usize = 64;
+
+/// The private room holding one user's notifications. Its name is not a valid
+/// client room name, so nobody can join or write it directly.
+pub fn notification_room(user_id: i64) -> String {
+    format!("user:{user_id}")
+}
+
+/// A room name clients may use: 1-64 of `A-Z a-z 0-9 _ - .`, starting with a letter
+/// or digit.
+pub fn check_room(room: &str) -> Result<(), ApiError> {
+    let valid = !room.is_empty()
+        && room.len() <= MAX_ROOM_CHARS
+        && room.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && room
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_room",
+            "A room name is 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit",
+        ))
+    }
+}
+
+/// Rooms written only by the server: clients may read them, never send to them.
+pub fn is_read_only(room: &str) -> bool {
+    room == DIRECTORY_ROOM
+}
+
+/// Trims the text and checks it: not empty, at most `max_chars`, no control
+/// characters other than newline and tab.
+pub fn clean_text(text: &str, max_chars: usize) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::validation("text", "is required"));
+    }
+    if text.chars().count() > max_chars {
+        return Err(ApiError::validation(
+            "text",
+            &format!("must be at most {max_chars} characters"),
+        ));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ApiError::validation(
+            "text",
+            "must not contain control characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// A client's idempotency key: 1-64 printable ASCII characters.
+pub fn check_client_id(client_id: &str) -> Result<(), ApiError> {
+    if !client_id.is_empty()
+        && client_id.len() <= MAX_CLIENT_ID_CHARS
+        && client_id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_client_id",
+            "client_id is 1-64 printable ASCII characters",
+        ))
+    }
+}
+
+/// The `@handles` a text mentions, lower-cased, at most `limit` distinct ones.
+/// A handle is a user's name (when it is one word) or the part of their email
+/// before the `@`.
+pub fn mentions(text: &str, limit: usize) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for (at, _) in text.match_indices('@') {
+        // `bob@example.com` is an address, not a mention.
+        if text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric())
+        {
+            continue;
+        }
+        let handle: String = text[at + 1..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .collect();
+        let handle = handle.trim_end_matches('.').to_lowercase();
+        if !handle.is_empty() && !found.contains(&handle) {
+            found.push(handle);
+            if found.len() == limit {
+                break;
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_are_checked() {
+        for good in ["general", "a", "room-1", "Team_2.x"] {
+            assert!(check_room(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", "user:1", "a b", "é", &"x".repeat(65)] {
+            assert!(check_room(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn texts_are_trimmed_and_bounded() {
+        assert_eq!(clean_text("  hi \n", 10).unwrap(), "hi");
+        assert!(clean_text("   ", 10).is_err());
+        assert!(clean_text(&"é".repeat(11), 10).is_err());
+        assert!(clean_text("a\u{0}b", 10).is_err());
+        assert_eq!(clean_text("a\nb", 10).unwrap(), "a\nb");
+    }
+
+    #[test]
+    fn mentions_skip_addresses_and_repeat() {
+        assert_eq!(
+            mentions("hi @Alice and @bob.smith, @alice again; mail x@y.z", 5),
+            vec!["alice", "bob.smith"]
+        );
+        assert_eq!(mentions("@a @b @c", 2), vec!["a", "b"]);
+    }
+}

@@ -1,0 +1,524 @@
+//! The realtime hub: rooms, the persisted message log, presence and fan-out. Every
+//! rule of realtime lives here; the transports (`crate::transport`) only translate
+//! their protocol to these calls.
+//!
+//! How a message travels: [`Hub::send`] appends it to the store (which gives it the
+//! room's next gapless id), then publishes it on the [`broker::Broker`]. Each
+//! instance's pump receives the announcement and pushes it into the bounded queue of
+//! every local [`Connection`] in that room. A connection hands each delivery to
+//! [`Connection::accept`], which drops what it has already seen and fills any gap
+//! from the store, so every client gets every message of its rooms, in order, once,
+//! whatever the broker did. The store is the truth; the broker is only a doorbell.
+//!
+//! A connection whose queue is full is not waited for: it is cancelled with the
+//! reason `slow_consumer`, and its client resumes from its last id when it
+//! reconnects. Memory therefore stays bounded however many clients stop reading.
+
+pub mod broker;
+pub mod connection;
+pub mod message;
+pub mod presence;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::store::Store;
+pub use broker::{Announcement, Broker, InProcessBroker};
+pub use connection::{Accepted, Connection, Joined};
+use message::{Appended, Author, Message, NewMessage, Position};
+pub use presence::{PresenceChange, PresenceSnapshot};
+
+/// Messages read from the store per query when replaying or filling a gap.
+const PAGE: i64 = 500;
+/// Mentions in one message that become notifications; more are ignored.
+const MAX_MENTIONS: usize = 5;
+
+/// A message with its JSON made once for all subscribers.
+#[derive(Debug)]
+pub struct Delivered {
+    pub message: Message,
+    /// The message object (SSE `data:`, long-poll arrays, REST).
+    pub json: String,
+    /// The WebSocket frame: the message's fields beside `"type": "message"`.
+    pub frame: String,
+}
+
+impl Delivered {
+    pub fn new(message: Message) -> Arc<Self> {
+        let json = message.to_json();
+        let frame = format!("{{\"type\":\"message\",{}", &json[1..]);
+        Arc::new(Self {
+            message,
+            json,
+            frame,
+        })
+    }
+}
+
+/// What a connection's queue carries.
+#[derive(Clone, Debug)]
+pub enum Delivery {
+    Message(Arc<Delivered>),
+    Presence(Arc<PresenceChange>),
+}
+
+/// Limits and retention, from the configuration.
+#[derive(Clone, Debug)]
+pub struct HubSettings {
+    pub max_message_chars: usize,
+    pub history_max_messages: i64,
+    pub history_max_days: i64,
+    pub send_per_second: u32,
+    pub connections_per_user: u32,
+    pub connections_per_ip: u32,
+    pub queue: usize,
+}
+
+impl HubSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            max_message_chars: config.max_message_chars,
+            history_max_messages: config.history_max_messages,
+            history_max_days: config.history_max_days,
+            send_per_second: config.realtime_send_per_second,
+            connections_per_user: config.realtime_connections_per_user,
+            connections_per_ip: config.realtime_connections_per_ip,
+            queue: config.realtime_queue.max(1),
+        }
+    }
+}
+
+/// The local subscribers of one room, and who is present in it.
+#[derive(Default)]
+struct LocalRoom {
+    subscribers: HashMap<u64, Subscriber>,
+    presence: presence::Members,
+    /// The highest id this instance has fanned out (for catching up after the
+    /// broker dropped announcements).
+    fanned_out: i64,
+}
+
+#[derive(Clone)]
+struct Subscriber {
+    queue: mpsc::Sender<Delivery>,
+    /// Cancelled when the queue overflows: the connection closes as a slow consumer.
+    overflow: CancellationToken,
+}
+
+/// Open realtime connections, per account and per client address.
+#[derive(Default)]
+struct ConnectionCounts {
+    per_user: HashMap<i64, u32>,
+    per_ip: HashMap<IpAddr, u32>,
+}
+
+/// Counters for `/stream` and `/metrics`.
+#[derive(Default)]
+pub struct HubStats {
+    pub connections: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub deliveries: AtomicU64,
+    pub slow_consumers: AtomicU64,
+}
+
+pub struct Hub {
+    store: Arc<dyn Store>,
+    broker: Arc<dyn Broker>,
+    settings: HubSettings,
+    rooms: Mutex<HashMap<String, LocalRoom>>,
+    counts: Mutex<ConnectionCounts>,
+    next_connection: AtomicU64,
+    pub stats: HubStats,
+    /// Cancelled at shutdown: every realtime task listens to it.
+    pub shutdown: CancellationToken,
+    pub started: Instant,
+}
+
+impl Hub {
+    /// Builds the hub and starts its pump (broker -> local connections) and its
+    /// retention task; both stop with `shutdown`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        broker: Arc<dyn Broker>,
+        settings: HubSettings,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let hub = Arc::new(Self {
+            store,
+            broker,
+            settings,
+            rooms: Mutex::new(HashMap::new()),
+            counts: Mutex::new(ConnectionCounts::default()),
+            next_connection: AtomicU64::new(1),
+            stats: HubStats::default(),
+            shutdown,
+            started: Instant::now(),
+        });
+        tokio::spawn(pump(hub.clone()));
+        tokio::spawn(retention(hub.clone()));
+        hub
+    }
+
+    pub fn settings(&self) -> &HubSettings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Opens a connection for `author` from `ip`, refused with a 429 when either
+    /// already holds the most connections allowed.
+    pub fn connect(
+        self: &Arc<Self>,
+        author: Author,
+        ip: IpAddr,
+    ) -> Result<(Connection, mpsc::Receiver<Delivery>), ApiError> {
+        {
+            let mut counts = self.counts.lock().expect("counts lock");
+            let user = counts.per_user.get(&author.id).copied().unwrap_or(0);
+            let by_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
+            if user >= self.settings.connections_per_user
+                || by_ip >= self.settings.connections_per_ip
+            {
+                return Err(ApiError::TooManyRequests {
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+            *counts.per_user.entry(author.id).or_default() += 1;
+            *counts.per_ip.entry(ip).or_default() += 1;
+        }
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let (queue, deliveries) = mpsc::channel(self.settings.queue);
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        let connection = Connection::new(self.clone(), id, author, ip, queue);
+        Ok((connection, deliveries))
+    }
+
+    /// Called when a connection is dropped.
+    fn disconnected(&self, author_id: i64, ip: IpAddr) {
+        let mut counts = self.counts.lock().expect("counts lock");
+        if let Some(n) = counts.per_user.get_mut(&author_id) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_user.remove(&author_id);
+            }
+        }
+        if let Some(n) = counts.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&ip);
+            }
+        }
+        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Checks, appends and announces a chat message from `author` to `room`.
+    /// Read-only rooms refuse with 403; a repeated `client_id` returns the stored
+    /// message without announcing it again.
+    pub async fn send(
+        &self,
+        author: &Author,
+        room: &str,
+        text: &str,
+        client_id: Option<&str>,
+    ) -> Result<Appended, ApiError> {
+        message::check_room(room)?;
+        if message::is_read_only(room) {
+            return Err(ApiError::forbidden("This room is written by the server only"));
+        }
+        let text = message::clean_text(text, self.settings.max_message_chars)?;
+        if let Some(client_id) = client_id {
+            message::check_client_id(client_id)?;
+        }
+        let appended = self
+            .store
+            .append_message(&NewMessage {
+                room: room.to_owned(),
+                author: author.clone(),
+                text,
+                event: None,
+                client_id: client_id.map(str::to_owned),
+            })
+            .await?;
+        if !appended.duplicate {
+            self.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
+            self.publish(appended.message.clone()).await;
+            self.notify_mentions(&appended.message).await;
+        }
+        Ok(appended)
+    }
+
+    /// Announces a message committed elsewhere (a directory change, a notification).
+    pub async fn publish(&self, message: Message) {
+        self.broker.publish(Delivered::new(message)).await;
+    }
+
+    /// Appends a notification to `user_id`'s private room and announces it.
+    pub async fn notify(
+        &self,
+        user_id: i64,
+        from: &Author,
+        text: String,
+        event: serde_json::Value,
+    ) -> Result<Message, ApiError> {
+        let appended = self
+            .store
+            .append_message(&NewMessage {
+                room: message::notification_room(user_id),
+                author: from.clone(),
+                text,
+                event: Some(event),
+                client_id: None,
+            })
+            .await?;
+        self.publish(appended.message.clone()).await;
+        Ok(appended.message)
+    }
+
+    /// `@alice` in a message notifies Alice (never the author). A failure here is
+    /// logged, not returned: the message itself was stored and sent.
+    async fn notify_mentions(&self, sent: &Message) {
+        for handle in message::mentions(&sent.text, MAX_MENTIONS) {
+            let users = match self.store.users_by_handle(&handle, 3).await {
+                Ok(users) => users,
+                Err(error) => {
+                    tracing::warn!(%error, "looking up a mention failed");
+                    return;
+                }
+            };
+            for user_id in users.into_iter().filter(|id| *id != sent.user.id) {
+                let text = format!(
+                    "{} mentioned you in #{}: {}",
+                    sent.user.name,
+                    sent.room,
+                    preview(&sent.text)
+                );
+                let event = serde_json::json!({
+                    "type": "mention", "room": sent.room, "message_id": sent.id,
+                });
+                if let Err(error) = self.notify(user_id, &sent.user, text, event).await {
+                    tracing::warn!(%error, "storing a mention notification failed");
+                }
+            }
+        }
+    }
+
+    /// Where `room`'s log stands.
+    pub async fn position(&self, room: &str) -> Result<Position, ApiError> {
+        Ok(self.store.room_position(room).await?)
+    }
+
+    /// Messages of `room` after `since`, all of them or none: `Err(reason)` when
+    /// `since` is older than retention or ahead of the log (the client must reload
+    /// its state instead of trusting a partial replay).
+    pub async fn replay(&self, room: &str, since: i64) -> Result<Replay, ApiError> {
+        let position = self.position(room).await?;
+        if since < position.pruned_through {
+            return Ok(Replay::Reset("history_pruned"));
+        }
+        if since > position.last_id {
+            return Ok(Replay::Reset("position_ahead"));
+        }
+        let mut messages = Vec::new();
+        let mut after = since;
+        while after < position.last_id {
+            let page = self.store.messages_after(room, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            messages.extend(page);
+        }
+        Ok(Replay::Messages {
+            messages,
+            position: position.last_id.max(after),
+        })
+    }
+
+    /// Registers a local subscriber in `room` and its user's presence; returns the
+    /// presence change to announce when the user was not in the room yet.
+    fn subscribe(&self, room: &str, connection: u64, author: &Author, subscriber: Subscriber) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let local = rooms.entry(room.to_owned()).or_default();
+        local.subscribers.insert(connection, subscriber);
+        if let Some(change) = local.presence.arrive(room, author) {
+            broadcast(local, Delivery::Presence(Arc::new(change)), Some(connection));
+        }
+    }
+
+    fn unsubscribe(&self, room: &str, connection: u64, author: &Author) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let Some(local) = rooms.get_mut(room) else {
+            return;
+        };
+        if local.subscribers.remove(&connection).is_none() {
+            return;
+        }
+        if let Some(change) = local.presence.depart(room, author) {
+            broadcast(local, Delivery::Presence(Arc::new(change)), None);
+        }
+        if local.subscribers.is_empty() {
+            rooms.remove(room);
+        }
+    }
+
+    /// Who is in `room` on this instance: exact count, first `limit` members by name.
+    pub fn presence(&self, room: &str, limit: usize) -> PresenceSnapshot {
+        let rooms = self.rooms.lock().expect("rooms lock");
+        match rooms.get(room) {
+            Some(local) => local.presence.snapshot(room, limit),
+            None => PresenceSnapshot::empty(room),
+        }
+    }
+
+    /// Rooms with subscribers on this instance.
+    pub fn active_rooms(&self) -> usize {
+        self.rooms.lock().expect("rooms lock").len()
+    }
+
+    /// Pushes a message to every local subscriber of its room.
+    fn fan_out(&self, delivered: &Arc<Delivered>) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let Some(local) = rooms.get_mut(&delivered.message.room) else {
+            return;
+        };
+        local.fanned_out = local.fanned_out.max(delivered.message.id);
+        let sent = broadcast(local, Delivery::Message(delivered.clone()), None);
+        self.stats.deliveries.fetch_add(sent.0, Ordering::Relaxed);
+        self.stats.slow_consumers.fetch_add(sent.1, Ordering::Relaxed);
+    }
+
+    /// After the broker lost announcements: reads what each local room missed from
+    /// the store and fans it out.
+    async fn catch_up_all(&self) {
+        let rooms: Vec<(String, i64)> = {
+            let rooms = self.rooms.lock().expect("rooms lock");
+            rooms
+                .iter()
+                .map(|(name, local)| (name.clone(), local.fanned_out))
+                .collect()
+        };
+        for (room, after) in rooms {
+            self.catch_up(&room, after).await;
+        }
+    }
+
+    async fn catch_up(&self, room: &str, after: i64) {
+        match self.store.messages_after(room, after, PAGE).await {
+            Ok(messages) => {
+                for message in messages {
+                    self.fan_out(&Delivered::new(message));
+                }
+            }
+            Err(error) => tracing::warn!(%error, room, "catching up a room failed"),
+        }
+    }
+}
+
+/// What a replay found.
+#[derive(Debug)]
+pub enum Replay {
+    /// Every message after the asked position, and the position after them.
+    Messages {
+        messages: Vec<Message>,
+        position: i64,
+    },
+    /// The position cannot be replayed exactly; the reason is for the client.
+    Reset(&'static str),
+}
+
+/// Offers `delivery` to every subscriber of `local` (but `except`), without
+/// waiting: a full queue cancels that connection as a slow consumer, a closed one
+/// is dropped. Returns (delivered, overflowed).
+fn broadcast(local: &mut LocalRoom, delivery: Delivery, except: Option<u64>) -> (u64, u64) {
+    let mut delivered = 0;
+    let mut gone = Vec::new();
+    for (id, subscriber) in &local.subscribers {
+        if Some(*id) == except {
+            continue;
+        }
+        match subscriber.queue.try_send(delivery.clone()) {
+            Ok(()) => delivered += 1,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                subscriber.overflow.cancel();
+                gone.push(*id);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
+        }
+    }
+    let overflowed = gone.len() as u64;
+    for id in gone {
+        local.subscribers.remove(&id);
+    }
+    (delivered, overflowed)
+}
+
+fn preview(text: &str) -> String {
+    const MAX: usize = 80;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Broker announcements -> local connections, until shutdown.
+async fn pump(hub: Arc<Hub>) {
+    let mut announcements = hub.broker.subscribe();
+    loop {
+        tokio::select! {
+            _ = hub.shutdown.cancelled() => return,
+            received = announcements.recv() => match received {
+                Ok(Announcement::Message(delivered)) => hub.fan_out(&delivered),
+                Ok(Announcement::Position { room, last_id }) => {
+                    let after = {
+                        let rooms = hub.rooms.lock().expect("rooms lock");
+                        rooms.get(&room).map(|local| local.fanned_out)
+                    };
+                    if let Some(after) = after.filter(|after| *after < last_id) {
+                        hub.catch_up(&room, after).await;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the hub pump fell behind the broker; catching up from the store");
+                    hub.catch_up_all().await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+/// Deletes messages past the retention limits, soon after start and then every
+/// ten minutes.
+async fn retention(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(5),
+        Duration::from_secs(600),
+    );
+    loop {
+        tokio::select! {
+            _ = hub.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let max_age_ms = hub.settings.history_max_days.saturating_mul(86_400_000);
+        let cutoff = crate::store::messages::now_ms().saturating_sub(max_age_ms);
+        match hub
+            .store
+            .prune_messages(hub.settings.history_max_messages, cutoff)
+            .await
+        {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "retention deleted old messages"),
+            Err(error) => tracing::warn!(%error, "message retention failed"),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Realtime transports: thin adapters from each wire protocol onto the hub.
