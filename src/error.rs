@@ -46,6 +46,10 @@ pub enum ApiError {
         message: String,
         fields: FieldErrors,
     },
+    /// 410: what was asked for existed but is kept no longer (a realtime position
+    /// older than retention: reload and continue from the current position).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     /// 413: body over the configured limit.
     #[error("Request body is too large")]
     PayloadTooLarge,
@@ -125,6 +129,7 @@ impl ApiError {
             Self::Unauthenticated | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -137,7 +142,9 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { code, .. } | Self::Forbidden { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::Gone { code, .. } => code,
             Self::Unauthenticated => "unauthenticated",
             Self::BadCredentials => "invalid_credentials",
             Self::NotFound(_) => "not_found",

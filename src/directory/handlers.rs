@@ -16,8 +16,8 @@ use crate::AppState;
 use crate::auth::{Admin, Identity, password};
 use crate::directory::model::Role;
 use crate::error::ApiError;
-use crate::hub::message::Author;
 use crate::http::extract::{Json, Path, Query};
+use crate::hub::message::{Author, DIRECTORY_ROOM};
 use crate::store::UserPage;
 
 pub const DEFAULT_PAGE: i64 = 50;
@@ -127,6 +127,9 @@ pub async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let limit = page_size(params.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    // Read before the page, so no change the page misses is older than the
+    // position (a page may already show a later change; events are idempotent).
+    let position = state.hub.position(DIRECTORY_ROOM).await?.last_id;
     let page = list_page(
         &state,
         params.search.as_deref(),
@@ -155,6 +158,8 @@ pub async fn list(
     if let Some(total) = page.total {
         headers.insert("x-total-count", HeaderValue::from(total));
     }
+    // Where to subscribe to the hub's `directory` room to follow this list live.
+    headers.insert("switchboard-position", HeaderValue::from(position));
     Ok((headers, Json(page.users)).into_response())
 }
 

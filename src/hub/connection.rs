@@ -150,7 +150,11 @@ impl Connection {
                 messages.into_iter().map(Delivered::new).collect(),
                 None,
             )),
-            Replay::Reset(reason) => Ok((self.hub.position(room).await?.last_id, Vec::new(), Some(reason))),
+            Replay::Reset(reason) => Ok((
+                self.hub.position(room).await?.last_id,
+                Vec::new(),
+                Some(reason),
+            )),
         }
     }
 
@@ -217,9 +221,12 @@ impl Connection {
         room: &str,
         text: &str,
         client_id: Option<&str>,
+        event: Option<serde_json::Value>,
     ) -> Result<Appended, ApiError> {
         self.budget.take()?;
-        self.hub.send(&self.author, room, text, client_id).await
+        self.hub
+            .send(&self.author, room, text, client_id, event)
+            .await
     }
 }
 

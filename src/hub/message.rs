@@ -104,7 +104,10 @@ pub fn notification_room(user_id: i64) -> String {
 pub fn check_room(room: &str) -> Result<(), ApiError> {
     let valid = !room.is_empty()
         && room.len() <= MAX_ROOM_CHARS
-        && room.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && room
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && room
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
@@ -136,7 +139,10 @@ pub fn clean_text(text: &str, max_chars: usize) -> Result<String, ApiError> {
             &format!("must be at most {max_chars} characters"),
         ));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(ApiError::validation(
             "text",
             "must not contain control characters",

@@ -47,14 +47,15 @@ pub struct Delivered {
     pub message: Message,
     /// The message object (SSE `data:`, long-poll arrays, REST).
     pub json: String,
-    /// The WebSocket frame: the message's fields beside `"type": "message"`.
-    pub frame: String,
+    /// The WebSocket frame: the message's fields beside `"type": "message"`, in a
+    /// reference-counted buffer so each subscriber's copy costs no allocation.
+    pub frame: axum::extract::ws::Utf8Bytes,
 }
 
 impl Delivered {
     pub fn new(message: Message) -> Arc<Self> {
         let json = message.to_json();
-        let frame = format!("{{\"type\":\"message\",{}", &json[1..]);
+        let frame = format!("{{\"type\":\"message\",{}", &json[1..]).into();
         Arc::new(Self {
             message,
             json,
@@ -223,17 +224,21 @@ impl Hub {
 
     /// Checks, appends and announces a chat message from `author` to `room`.
     /// Read-only rooms refuse with 403; a repeated `client_id` returns the stored
-    /// message without announcing it again.
+    /// message without announcing it again. `event` is structured data to keep with
+    /// the message (e.g. which seed client number wrote it).
     pub async fn send(
         &self,
         author: &Author,
         room: &str,
         text: &str,
         client_id: Option<&str>,
+        event: Option<serde_json::Value>,
     ) -> Result<Appended, ApiError> {
         message::check_room(room)?;
         if message::is_read_only(room) {
-            return Err(ApiError::forbidden("This room is written by the server only"));
+            return Err(ApiError::forbidden(
+                "This room is written by the server only",
+            ));
         }
         let text = message::clean_text(text, self.settings.max_message_chars)?;
         if let Some(client_id) = client_id {
@@ -245,7 +250,7 @@ impl Hub {
                 room: room.to_owned(),
                 author: author.clone(),
                 text,
-                event: None,
+                event,
                 client_id: client_id.map(str::to_owned),
             })
             .await?;
@@ -349,7 +354,11 @@ impl Hub {
         let local = rooms.entry(room.to_owned()).or_default();
         local.subscribers.insert(connection, subscriber);
         if let Some(change) = local.presence.arrive(room, author) {
-            broadcast(local, Delivery::Presence(Arc::new(change)), Some(connection));
+            broadcast(
+                local,
+                Delivery::Presence(Arc::new(change)),
+                Some(connection),
+            );
         }
     }
 
@@ -392,7 +401,9 @@ impl Hub {
         local.fanned_out = local.fanned_out.max(delivered.message.id);
         let sent = broadcast(local, Delivery::Message(delivered.clone()), None);
         self.stats.deliveries.fetch_add(sent.0, Ordering::Relaxed);
-        self.stats.slow_consumers.fetch_add(sent.1, Ordering::Relaxed);
+        self.stats
+            .slow_consumers
+            .fetch_add(sent.1, Ordering::Relaxed);
     }
 
     /// After the broker lost announcements: reads what each local room missed from

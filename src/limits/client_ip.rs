@@ -13,16 +13,23 @@ use ipnet::IpNet;
 const UNKNOWN: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 pub fn client_ip<B>(request: &Request<B>, trusted: &[IpNet]) -> IpAddr {
-    let peer = request
-        .extensions()
+    of_parts(request.extensions(), request.headers(), trusted)
+}
+
+/// [`client_ip`] from a request's parts (for extractors).
+pub fn of_parts(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(UNKNOWN, |ConnectInfo(addr)| addr.ip());
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = request
-        .headers()
+    let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())

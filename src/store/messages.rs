@@ -26,8 +26,9 @@ pub(crate) struct MessageRow {
 
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
-        let ts = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.created_ms) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let ts =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.created_ms) * 1_000_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         Message {
             room: row.room,
             id: row.id,

@@ -162,8 +162,12 @@ pub trait MessageStore: Lifecycle {
     /// when the author already sent this `client_id` to this room.
     async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended>;
     /// Up to `limit` messages with an id above `after_id`, oldest first.
-    async fn messages_after(&self, room: &str, after_id: i64, limit: i64)
-    -> StoreResult<Vec<Message>>;
+    async fn messages_after(
+        &self,
+        room: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
     /// The newest `limit` messages (below `before_id` when given), oldest first.
     async fn latest_messages(
         &self,

@@ -122,7 +122,8 @@ impl UserStore for SqliteStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let event = Self::append_in(&mut tx, &change_event(Change::Created, &created, actor)).await?;
+        let event =
+            Self::append_in(&mut tx, &change_event(Change::Created, &created, actor)).await?;
         tx.commit().await?;
         Ok((created, event.message))
     }

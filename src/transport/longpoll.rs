@@ -1,0 +1,167 @@
+//! HTTP long polling, *compat* with the seed's Flask example.
+//!
+//! `GET /api/poll?room=general&last_id=N&timeout=30` answers with the array of
+//! messages after N as soon as there is one: immediately when the log already has
+//! them, otherwise when the hub announces one (the request waits on its queue, never
+//! in a sleep loop), or `[]` at the timeout or at shutdown. The position travels in
+//! the request, so any instance can answer any poll.
+//!
+//! `POST /api/send {text, room?, client_id?}` -> 201 and the stored message (200
+//! with the first copy when the same `client_id` was sent before).
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ClientIp, parse_position};
+use crate::AppState;
+use crate::auth::Identity;
+use crate::error::ApiError;
+use crate::http::extract::Json;
+use crate::hub::Accepted;
+use crate::hub::message::{self, Author, GENERAL_ROOM, Message};
+
+/// The most messages one poll returns; the client polls again from the last.
+const MAX_BATCH: i64 = 100;
+const DEFAULT_TIMEOUT_SECS: u64 = 30;
+const MAX_TIMEOUT_SECS: u64 = 60;
+
+#[derive(Deserialize)]
+pub struct PollQuery {
+    room: Option<String>,
+    last_id: Option<String>,
+    timeout: Option<String>,
+}
+
+/// `GET /api/poll`
+pub async fn poll(
+    State(state): State<AppState>,
+    identity: Identity,
+    ClientIp(ip): ClientIp,
+    Query(query): Query<PollQuery>,
+) -> Result<Response, ApiError> {
+    let room = query.room.as_deref().unwrap_or(GENERAL_ROOM);
+    message::check_room(room)?;
+    let last_id = parse_position(query.last_id.as_deref())?.unwrap_or(0);
+    let timeout = match query.timeout.as_deref().map(str::trim) {
+        None | Some("") => DEFAULT_TIMEOUT_SECS,
+        Some(t) => t
+            .parse::<f64>()
+            .map_err(|_| ApiError::bad_request("invalid_query", "timeout is a number of seconds"))?
+            .clamp(0.0, MAX_TIMEOUT_SECS as f64) as u64,
+    };
+
+    // The common case first: the log already has something newer.
+    let ready = state.store.messages_after(room, last_id, MAX_BATCH).await?;
+    if !ready.is_empty() {
+        return Ok(answer(ready));
+    }
+    let position = state.hub.position(room).await?;
+    if last_id < position.pruned_through || last_id > position.last_id {
+        // Not the seed's shape, but a poll from a position that cannot be
+        // replayed exactly must not look like "nothing new".
+        return Err(reset(position.last_id));
+    }
+    if timeout == 0 {
+        return Ok(answer(Vec::new()));
+    }
+
+    // Subscribe, then look again: a message committed in between is in the replay.
+    let (mut connection, mut queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let joined = connection.join(room, Some(last_id)).await?;
+    if joined.reset.is_some() {
+        return Err(reset(joined.position));
+    }
+    if !joined.replay.is_empty() {
+        return Ok(answer(
+            joined
+                .replay
+                .iter()
+                .take(MAX_BATCH as usize)
+                .map(|d| d.message.clone())
+                .collect(),
+        ));
+    }
+    let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return Ok(answer(Vec::new())),
+            _ = state.shutdown.cancelled() => return Ok(answer(Vec::new())),
+            // A poll that overflowed is answered from the log instead.
+            _ = connection.overflow().cancelled() => {
+                let messages = state.store.messages_after(room, last_id, MAX_BATCH).await?;
+                return Ok(answer(messages));
+            }
+            delivery = queue.recv() => {
+                let Some(delivery) = delivery else { return Ok(answer(Vec::new())) };
+                match connection.accept(delivery).await? {
+                    Accepted::Messages(messages) => {
+                        return Ok(answer(messages.iter().map(|d| d.message.clone()).collect()));
+                    }
+                    Accepted::Reset { .. } => return Err(reset(state.hub.position(room).await?.last_id)),
+                    Accepted::Nothing | Accepted::Presence(_) => {}
+                }
+            }
+        }
+    }
+}
+
+fn answer(messages: Vec<Message>) -> Response {
+    let mut response = axum::Json(messages).into_response();
+    // Each poll's answer is for that moment only.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// 410 Gone: the position is older than retention (or ahead of the log). The
+/// client reloads the room and polls from `position`.
+fn reset(position: i64) -> ApiError {
+    ApiError::Gone {
+        code: "reset",
+        message: format!(
+            "Messages after this position are no longer kept; reload the room and poll from last_id={position}"
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SendBody {
+    text: Option<String>,
+    room: Option<String>,
+    client_id: Option<String>,
+}
+
+/// `POST /api/send`
+pub async fn send(
+    State(state): State<AppState>,
+    identity: Identity,
+    Json(body): Json<SendBody>,
+) -> Result<Response, ApiError> {
+    let room = body.room.as_deref().unwrap_or(GENERAL_ROOM);
+    let text = body
+        .text
+        .as_deref()
+        .ok_or_else(|| ApiError::validation("text", "is required"))?;
+    let appended = state
+        .hub
+        .send(
+            &Author::of(&identity.user),
+            room,
+            text,
+            body.client_id.as_deref(),
+            None,
+        )
+        .await?;
+    let status = if appended.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(appended.message)).into_response())
+}

@@ -1,0 +1,361 @@
+//! Server-Sent Events.
+//!
+//! - `GET /api/rooms/{room}/events`: one room; each message is an unnamed event
+//!   whose `id:` is the message id, so the browser's automatic reconnect sends
+//!   `Last-Event-ID` and resumes exactly (`?since=` does the same for a first connect).
+//! - `GET /api/events?rooms=a,b`: several rooms on one stream; ids carry every
+//!   room's position (`a:12,b:7`), so `Last-Event-ID` resumes all of them.
+//! - `GET /notifications`: the caller's notifications (mentions, account changes).
+//! - `GET /stream`: once a second, a counter with live server statistics.
+//!
+//! Presence arrives as named events (`presence`, `user_joined`, `user_left`), a
+//! position that cannot be replayed as `reset`. Streams end at shutdown and when the
+//! client cannot keep up (`slow_consumer`); either way the browser reconnects and
+//! resumes from its last id.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{ClientIp, parse_position};
+use crate::AppState;
+use crate::auth::Identity;
+use crate::error::ApiError;
+use crate::hub::message::{Author, notification_room};
+use crate::hub::{Accepted, Connection, Delivery, Joined};
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long the browser waits before reconnecting.
+const RETRY: Duration = Duration::from_secs(2);
+/// Rooms one multi-room stream may follow.
+const MAX_ROOMS: usize = 20;
+
+#[derive(Deserialize)]
+pub struct SinceQuery {
+    since: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RoomsQuery {
+    rooms: Option<String>,
+    since: Option<String>,
+}
+
+/// `Last-Event-ID` (the browser's resume) wins over `?since=` (the page's start).
+fn resume_from<'a>(headers: &'a HeaderMap, since: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
+        .or(since)
+}
+
+/// `GET /api/rooms/{room}/events`
+pub async fn room_events(
+    State(state): State<AppState>,
+    identity: Identity,
+    ClientIp(ip): ClientIp,
+    Path(room): Path<String>,
+    Query(query): Query<SinceQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let since = parse_position(resume_from(&headers, query.since.as_deref()))?;
+    let (mut connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let joined = connection.join(&room, since).await?;
+    Ok(respond(
+        &state,
+        connection,
+        queue,
+        vec![joined],
+        Ids::Single,
+    ))
+}
+
+/// `GET /api/events?rooms=a,b&since=a:12,b:7`
+pub async fn rooms_events(
+    State(state): State<AppState>,
+    identity: Identity,
+    ClientIp(ip): ClientIp,
+    Query(query): Query<RoomsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let rooms: Vec<&str> = query
+        .rooms
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .collect();
+    if rooms.is_empty() || rooms.len() > MAX_ROOMS {
+        return Err(ApiError::bad_request(
+            "invalid_rooms",
+            format!("Give 1-{MAX_ROOMS} rooms: ?rooms=general,random"),
+        ));
+    }
+    let positions = parse_positions(resume_from(&headers, query.since.as_deref()))?;
+    let (mut connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let mut joined = Vec::new();
+    for room in rooms {
+        let since = positions.iter().find(|(r, _)| r == room).map(|(_, id)| *id);
+        joined.push(connection.join(room, since).await?);
+    }
+    Ok(respond(&state, connection, queue, joined, Ids::Composite))
+}
+
+/// `GET /notifications`: the caller's notification room as a stream.
+pub async fn notifications_stream(
+    State(state): State<AppState>,
+    identity: Identity,
+    ClientIp(ip): ClientIp,
+    Query(query): Query<SinceQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let since = parse_position(resume_from(&headers, query.since.as_deref()))?;
+    let (mut connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let joined = connection
+        .join(&notification_room(identity.id()), since)
+        .await?;
+    Ok(respond(
+        &state,
+        connection,
+        queue,
+        vec![joined],
+        Ids::Single,
+    ))
+}
+
+/// `GET /stream`: `{count, timestamp, ...stats}` once a second, until shutdown.
+pub async fn stats_stream(State(state): State<AppState>, _: Identity) -> Response {
+    let shutdown = state.shutdown.clone();
+    let events = futures_util::stream::unfold(
+        (state, 0u64, tokio::time::interval(Duration::from_secs(1))),
+        move |(state, count, mut tick)| {
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => None,
+                    _ = tick.tick() => {
+                        let event = Event::default().data(stats(&state, count).to_string());
+                        Some((Ok::<_, Infallible>(event), (state, count + 1, tick)))
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+fn stats(state: &AppState, count: u64) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let hub = &state.hub;
+    let now = time::OffsetDateTime::now_utc();
+    json!({
+        "count": count,
+        "timestamp": now.unix_timestamp_nanos() as f64 / 1e9,
+        "uptime_secs": state.started.elapsed().as_secs(),
+        "connections": hub.stats.connections.load(Relaxed),
+        "active_rooms": hub.active_rooms(),
+        "messages_sent": hub.stats.messages_sent.load(Relaxed),
+        "deliveries": hub.stats.deliveries.load(Relaxed),
+        "slow_consumers": hub.stats.slow_consumers.load(Relaxed),
+    })
+}
+
+/// `a:12,b:7` -> [(a, 12), (b, 7)]; a bare number is refused here (it names no room).
+fn parse_positions(text: Option<&str>) -> Result<Vec<(String, i64)>, ApiError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(|part| {
+            let (room, id) = part.rsplit_once(':').ok_or(())?;
+            let id: i64 = id.trim().parse().map_err(|_| ())?;
+            Ok((room.trim().to_owned(), id.max(0)))
+        })
+        .collect::<Result<_, ()>>()
+        .map_err(|()| {
+            ApiError::bad_request(
+                "invalid_position",
+                "Positions are room:id pairs, comma-separated (a:12,b:7)",
+            )
+        })
+}
+
+#[derive(Clone, Copy)]
+enum Ids {
+    /// The message id.
+    Single,
+    /// Every followed room's position.
+    Composite,
+}
+
+fn respond(
+    state: &AppState,
+    connection: Connection,
+    queue: mpsc::Receiver<Delivery>,
+    joined: Vec<Joined>,
+    ids: Ids,
+) -> Response {
+    let mut pending = VecDeque::new();
+    pending.push_back(Event::default().retry(RETRY).comment("connected"));
+    let mut follower = Follower {
+        overflow: connection.overflow().clone(),
+        connection,
+        queue,
+        shutdown: state.shutdown.clone(),
+        pending,
+        ids,
+        written: BTreeMap::new(),
+        ended: false,
+    };
+    for joined in joined {
+        follower.push_joined(joined);
+    }
+    let events = futures_util::stream::unfold(follower, |mut follower| async move {
+        follower
+            .next_event()
+            .await
+            .map(|event| (Ok::<_, Infallible>(event), follower))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+/// One SSE client: its hub connection and the events waiting to be written.
+struct Follower {
+    connection: Connection,
+    queue: mpsc::Receiver<Delivery>,
+    shutdown: CancellationToken,
+    overflow: CancellationToken,
+    pending: VecDeque<Event>,
+    ids: Ids,
+    /// room -> the position the events queued so far take the client to (for
+    /// composite ids, which must say where *every* room stands at each event).
+    written: BTreeMap<String, i64>,
+    ended: bool,
+}
+
+impl Follower {
+    fn push_joined(&mut self, joined: Joined) {
+        // Where this room stands in the stream before its replay.
+        let start = joined
+            .replay
+            .first()
+            .map_or(joined.position, |m| m.message.id - 1);
+        self.written.insert(joined.room.clone(), start);
+        self.pending.push_back(named("presence", &joined.presence));
+        if let Some(reason) = joined.reset {
+            self.pending.push_back(
+                Event::default()
+                    .event("reset")
+                    .data(json!({ "room": joined.room, "reason": reason }).to_string()),
+            );
+        }
+        for message in &joined.replay {
+            let id = self.event_id(&message.message.room, message.message.id);
+            self.pending
+                .push_back(Event::default().id(id).data(message.json.as_str()));
+        }
+    }
+
+    /// The `id:` of the event that takes `room` to `id`.
+    fn event_id(&mut self, room: &str, id: i64) -> String {
+        match self.ids {
+            Ids::Single => id.to_string(),
+            Ids::Composite => {
+                self.written.insert(room.to_owned(), id);
+                self.written
+                    .iter()
+                    .map(|(r, p)| format!("{r}:{p}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if self.ended {
+                return None;
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    self.ended = true;
+                    self.pending.push_back(Event::default().comment("server restarting; reconnect"));
+                }
+                _ = self.overflow.cancelled() => {
+                    self.ended = true;
+                    self.pending.push_back(Event::default().comment("slow_consumer"));
+                }
+                delivery = self.queue.recv() => match delivery {
+                    None => self.ended = true,
+                    Some(delivery) => self.push_delivery(delivery).await,
+                },
+            }
+        }
+    }
+
+    async fn push_delivery(&mut self, delivery: Delivery) {
+        match self.connection.accept(delivery).await {
+            Ok(Accepted::Nothing) => {}
+            Ok(Accepted::Messages(messages)) => {
+                for message in messages {
+                    let id = self.event_id(&message.message.room, message.message.id);
+                    self.pending
+                        .push_back(Event::default().id(id).data(message.json.as_str()));
+                }
+            }
+            Ok(Accepted::Presence(change)) => {
+                self.pending.push_back(named(change.kind, &*change));
+            }
+            Ok(Accepted::Reset { room, reason }) => self.pending.push_back(
+                Event::default()
+                    .event("reset")
+                    .data(json!({ "room": room, "reason": reason }).to_string()),
+            ),
+            Err(error) => {
+                // The store failed while filling a gap: end the stream; the browser
+                // reconnects from its last id, which is still exact.
+                tracing::warn!(%error, "an SSE stream could not fill a gap");
+                self.ended = true;
+            }
+        }
+    }
+}
+
+fn named(name: &'static str, data: &impl serde::Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(data).expect("events serialise"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_positions_parse() {
+        assert_eq!(
+            parse_positions(Some("a:12, b:7")).unwrap(),
+            vec![("a".to_owned(), 12), ("b".to_owned(), 7)]
+        );
+        assert!(parse_positions(Some("12")).is_err());
+        assert!(parse_positions(None).unwrap().is_empty());
+    }
+}

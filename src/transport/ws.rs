@@ -1,0 +1,424 @@
+//! WebSocket transports.
+//!
+//! `GET /ws`: JSON text frames tagged by `type` (DESIGN.md, "Realtime"). Client:
+//! `join {room, since?}`, `leave {room}`, `send {room, text, client_id?}`, `ping`.
+//! Server: `welcome`, `presence`, `message`, `user_joined`, `user_left`, `reset`,
+//! `error {code, error}`, `pong`.
+//!
+//! `GET /ws/{client_id}`: the seed's FastAPI chat, plain text both ways, in room
+//! `general`: what a client writes reaches everyone as `Client #{id}: {text}`.
+//!
+//! Buffers are sized for many idle connections (tungstenite's default read buffer
+//! alone is 128 KiB). Frames above the configured size get an `error` and the
+//! connection goes on; the few that exceed the protocol cap close it with 1009.
+
+use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{ClientIp, check_upgrade_origin};
+use crate::AppState;
+use crate::auth::Identity;
+use crate::error::ApiError;
+use crate::hub::message::{Author, GENERAL_ROOM};
+use crate::hub::{Accepted, Connection, Delivery, Joined};
+
+/// Per-connection buffers: small, because most connections are idle.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 4 * 1024;
+/// Frames larger than this end the connection (tungstenite refuses them).
+const MAX_FRAME: usize = 1024 * 1024;
+
+/// Close codes the client can act on.
+const CLOSE_RESTART: u16 = 1012; // server restarting: reconnect
+const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_SLOW: u16 = 4008; // slow_consumer: reconnect and resume
+
+/// `GET /ws`
+pub async fn json_socket(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    identity: Identity,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_upgrade_origin(&headers, &identity, &state)?;
+    let (connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let shutdown = state.shutdown.clone();
+    let max_text = max_text_bytes(&state);
+    Ok(configure(upgrade).on_upgrade(move |socket| async move {
+        Session::new(socket, connection, queue, shutdown, max_text)
+            .run_json()
+            .await;
+    }))
+}
+
+/// `GET /ws/{client_id}`
+pub async fn plain_socket(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    identity: Identity,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Result<Response, ApiError> {
+    check_upgrade_origin(&headers, &identity, &state)?;
+    let valid = !client_id.is_empty()
+        && client_id.len() <= 32
+        && client_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(ApiError::bad_request(
+            "invalid_client_id",
+            "The client id is 1-32 letters, digits, '-' or '_'",
+        ));
+    }
+    let (connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let shutdown = state.shutdown.clone();
+    let max_text = max_text_bytes(&state);
+    Ok(configure(upgrade).on_upgrade(move |socket| async move {
+        Session::new(socket, connection, queue, shutdown, max_text)
+            .run_plain(client_id)
+            .await;
+    }))
+}
+
+fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+}
+
+/// The largest client frame worth parsing: a maximal message's text as JSON.
+fn max_text_bytes(state: &AppState) -> usize {
+    state.hub.settings().max_message_chars * 4 + 1024
+}
+
+/// What ends a session.
+enum End {
+    /// The client closed, or the socket failed.
+    Gone,
+    Close(u16, &'static str),
+}
+
+struct Session {
+    socket: WebSocket,
+    connection: Connection,
+    queue: mpsc::Receiver<Delivery>,
+    shutdown: CancellationToken,
+    overflow: CancellationToken,
+    max_text: usize,
+}
+
+impl Session {
+    fn new(
+        socket: WebSocket,
+        connection: Connection,
+        queue: mpsc::Receiver<Delivery>,
+        shutdown: CancellationToken,
+        max_text: usize,
+    ) -> Self {
+        let overflow = connection.overflow().clone();
+        Self {
+            socket,
+            connection,
+            queue,
+            shutdown,
+            overflow,
+            max_text,
+        }
+    }
+
+    /// Writes one frame, giving up if the server shuts down or this client has
+    /// overflowed meanwhile (a client that stopped reading blocks the write).
+    async fn write(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        tokio::select! {
+            written = self.socket.send(Frame::Text(text)) => written.map_err(|_| End::Gone),
+            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
+            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+        }
+    }
+
+    async fn write_json(&mut self, value: serde_json::Value) -> Result<(), End> {
+        self.write(value.to_string().into()).await
+    }
+
+    async fn finish(mut self, end: End) {
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                self.socket.send(Frame::Close(Some(frame))),
+            )
+            .await;
+        }
+    }
+
+    /// The next thing to do: a client frame, a delivery, or the end.
+    async fn next(&mut self) -> Result<Event, End> {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
+            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+            frame = self.socket.recv() => match frame {
+                Some(Ok(Frame::Text(text))) => Ok(Event::Text(text)),
+                Some(Ok(Frame::Binary(_))) => Ok(Event::Binary),
+                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => Ok(Event::Nothing),
+                Some(Ok(Frame::Close(_))) | None => Err(End::Gone),
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "websocket read failed");
+                    Err(if error.to_string().contains("too long") || error.to_string().contains("Space limit") {
+                        End::Close(CLOSE_TOO_BIG, "message too big")
+                    } else {
+                        End::Gone
+                    })
+                }
+            },
+            delivery = self.queue.recv() => match delivery {
+                Some(delivery) => Ok(Event::Delivery(delivery)),
+                None => Err(End::Gone),
+            },
+        }
+    }
+
+    async fn run_json(mut self) {
+        let welcome = json!({
+            "type": "welcome",
+            "user": self.connection.author,
+            "connection": self.connection.id,
+        });
+        let end = match self.write_json(welcome).await {
+            Ok(()) => self.json_loop().await,
+            Err(end) => end,
+        };
+        self.finish(end).await;
+    }
+
+    async fn json_loop(&mut self) -> End {
+        loop {
+            let result = match self.next().await {
+                Ok(Event::Text(text)) => self.json_frame(&text).await,
+                Ok(Event::Binary) => {
+                    self.json_error(&ApiError::bad_request(
+                        "unsupported_frame",
+                        "Frames are JSON text",
+                    ))
+                    .await
+                }
+                Ok(Event::Nothing) => Ok(()),
+                Ok(Event::Delivery(delivery)) => self.json_delivery(delivery).await,
+                Err(end) => return end,
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    async fn json_error(&mut self, error: &ApiError) -> Result<(), End> {
+        self.write_json(
+            json!({ "type": "error", "code": error.code(), "error": error.to_string() }),
+        )
+        .await
+    }
+
+    async fn json_frame(&mut self, text: &str) -> Result<(), End> {
+        if text.len() > self.max_text {
+            return self.json_error(&ApiError::PayloadTooLarge).await;
+        }
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(error) => {
+                return self
+                    .json_error(&ApiError::bad_request(
+                        "invalid_frame",
+                        format!("Not a frame this server understands: {error}"),
+                    ))
+                    .await;
+            }
+        };
+        match frame {
+            ClientFrame::Ping => self.write_json(json!({ "type": "pong" })).await,
+            ClientFrame::Join { room, since } => match self.connection.join(&room, since).await {
+                Ok(joined) => self.json_joined(joined).await,
+                Err(error) => self.json_error(&error).await,
+            },
+            ClientFrame::Leave { room } => {
+                self.connection.leave(&room);
+                Ok(())
+            }
+            ClientFrame::Send {
+                room,
+                text,
+                client_id,
+            } => match self
+                .connection
+                .send(&room, &text, client_id.as_deref(), None)
+                .await
+            {
+                // The sender sees its message like everyone in the room (if it
+                // joined); a retried client_id changes nothing.
+                Ok(_) => Ok(()),
+                Err(error) => self.json_error(&error).await,
+            },
+        }
+    }
+
+    async fn json_joined(&mut self, joined: Joined) -> Result<(), End> {
+        let mut presence = serde_json::to_value(&joined.presence).expect("presence serialises");
+        presence["type"] = json!("presence");
+        self.write_json(presence).await?;
+        if let Some(reason) = joined.reset {
+            self.write_json(json!({ "type": "reset", "room": joined.room, "reason": reason }))
+                .await?;
+        }
+        for message in joined.replay {
+            self.write(message.frame.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn json_delivery(&mut self, delivery: Delivery) -> Result<(), End> {
+        match self.connection.accept(delivery).await {
+            Ok(Accepted::Nothing) => Ok(()),
+            Ok(Accepted::Messages(messages)) => {
+                for message in messages {
+                    self.write(message.frame.clone()).await?;
+                }
+                Ok(())
+            }
+            Ok(Accepted::Presence(change)) => {
+                self.write_json(serde_json::to_value(&*change).expect("presence serialises"))
+                    .await
+            }
+            Ok(Accepted::Reset { room, reason }) => {
+                self.write_json(json!({ "type": "reset", "room": room, "reason": reason }))
+                    .await
+            }
+            Err(error) => self.json_error(&error).await,
+        }
+    }
+
+    async fn run_plain(mut self, client_id: String) {
+        let end = match self.plain_start(&client_id).await {
+            Ok(()) => self.plain_loop(&client_id).await,
+            Err(end) => end,
+        };
+        self.finish(end).await;
+    }
+
+    async fn plain_start(&mut self, client_id: &str) -> Result<(), End> {
+        self.write(format!("Welcome! You are client #{client_id}").into())
+            .await?;
+        if let Err(error) = self.connection.join(GENERAL_ROOM, None).await {
+            self.write(format!("Error: {error}").into()).await?;
+            return Err(End::Close(1011, "could not join"));
+        }
+        Ok(())
+    }
+
+    async fn plain_loop(&mut self, client_id: &str) -> End {
+        loop {
+            let result = match self.next().await {
+                Ok(Event::Text(text)) => self.plain_text(client_id, &text).await,
+                Ok(Event::Binary | Event::Nothing) => Ok(()),
+                Ok(Event::Delivery(delivery)) => self.plain_delivery(delivery).await,
+                Err(end) => return end,
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    async fn plain_text(&mut self, client_id: &str, text: &str) -> Result<(), End> {
+        if text.len() > self.max_text {
+            return self
+                .write(format!("Error: {}", ApiError::PayloadTooLarge).into())
+                .await;
+        }
+        // The seed's client number travels with the message, so every plain client
+        // can show it as the seed did.
+        let via = json!({ "type": "chat", "client": client_id });
+        match self
+            .connection
+            .send(GENERAL_ROOM, text, None, Some(via))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) => self.write(format!("Error: {error}").into()).await,
+        }
+    }
+
+    async fn plain_delivery(&mut self, delivery: Delivery) -> Result<(), End> {
+        match self.connection.accept(delivery).await {
+            Ok(Accepted::Messages(messages)) => {
+                for delivered in messages {
+                    let line = plain_line(&delivered.message);
+                    self.write(line.into()).await?;
+                }
+                Ok(())
+            }
+            Ok(Accepted::Presence(change)) => {
+                let verb = if change.kind == "user_joined" {
+                    "joined"
+                } else {
+                    "left"
+                };
+                self.write(format!("{} {verb} the chat", change.user.name).into())
+                    .await
+            }
+            Ok(Accepted::Nothing | Accepted::Reset { .. }) => Ok(()),
+            Err(error) => self.write(format!("Error: {error}").into()).await,
+        }
+    }
+}
+
+/// How the plain-text chat shows a message: `Client #{id}: {text}` for one written
+/// on this transport (the seed's format), `{name}: {text}` for others.
+fn plain_line(message: &crate::hub::message::Message) -> String {
+    let client = message
+        .event
+        .as_ref()
+        .and_then(|e| e.get("client"))
+        .and_then(|c| c.as_str());
+    match client {
+        Some(client) => format!("Client #{client}: {}", message.text),
+        None => format!("{}: {}", message.user.name, message.text),
+    }
+}
+
+enum Event {
+    Text(Utf8Bytes),
+    Binary,
+    Nothing,
+    Delivery(Delivery),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Join {
+        room: String,
+        since: Option<i64>,
+    },
+    Leave {
+        room: String,
+    },
+    Send {
+        room: String,
+        text: String,
+        client_id: Option<String>,
+    },
+    Ping,
+}
