@@ -47,8 +47,10 @@ impl InProcessBroker {
 }
 
 impl Default for InProcessBroker {
+    /// The channel keeps its last `capacity` announcements alive (up to a few KiB
+    /// each), so it is sized for bursts, not as a history: the store is that.
     fn default() -> Self {
-        Self::new(4096)
+        Self::new(1024)
     }
 }
 

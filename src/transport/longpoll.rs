@@ -54,10 +54,13 @@ pub async fn poll(
             .clamp(0.0, MAX_TIMEOUT_SECS as f64) as u64,
     };
 
-    // The common case first: the log already has something newer.
+    // The common case first: the log already has something newer. Ids are
+    // gapless, so a first id past `last_id + 1` means retention deleted some.
     let ready = state.store.messages_after(room, last_id, MAX_BATCH).await?;
-    if !ready.is_empty() {
-        return Ok(answer(ready));
+    match ready.first() {
+        Some(first) if first.id == last_id + 1 => return Ok(answer(ready)),
+        Some(_) => return Err(reset(state.hub.position(room).await?.last_id)),
+        None => {}
     }
     let position = state.hub.position(room).await?;
     if last_id < position.pruned_through || last_id > position.last_id {

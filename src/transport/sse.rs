@@ -220,6 +220,15 @@ fn respond(
         written: BTreeMap::new(),
         ended: false,
     };
+    // Every room's starting position first: the id of the first replayed event
+    // must already say where the rooms replayed after it stand.
+    for joined in &joined {
+        let start = joined
+            .replay
+            .first()
+            .map_or(joined.position, |m| m.message.id - 1);
+        follower.written.insert(joined.room.clone(), start);
+    }
     for joined in joined {
         follower.push_joined(joined);
     }
@@ -250,12 +259,6 @@ struct Follower {
 
 impl Follower {
     fn push_joined(&mut self, joined: Joined) {
-        // Where this room stands in the stream before its replay.
-        let start = joined
-            .replay
-            .first()
-            .map_or(joined.position, |m| m.message.id - 1);
-        self.written.insert(joined.room.clone(), start);
         self.pending.push_back(named("presence", &joined.presence));
         if let Some(reason) = joined.reset {
             self.pending.push_back(

@@ -317,14 +317,15 @@ impl Session {
         self.finish(end).await;
     }
 
+    /// Joins `general` first, so that once the welcome arrives nothing sent after it
+    /// can be missed.
     async fn plain_start(&mut self, client_id: &str) -> Result<(), End> {
-        self.write(format!("Welcome! You are client #{client_id}").into())
-            .await?;
         if let Err(error) = self.connection.join(GENERAL_ROOM, None).await {
             self.write(format!("Error: {error}").into()).await?;
             return Err(End::Close(1011, "could not join"));
         }
-        Ok(())
+        self.write(format!("Welcome! You are client #{client_id}").into())
+            .await
     }
 
     async fn plain_loop(&mut self, client_id: &str) -> End {

@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod openapi;
 mod ops;
+mod realtime;
 mod scale;
 mod scale_out;
 mod users;
