@@ -10,10 +10,10 @@
 //! 7. [`envelope`]: every error leaves as the one JSON envelope;
 //! 8. panic catcher: a panic is a logged 500, never a dropped connection;
 //! 9. [`metrics`] (inside the router, where the matched route is known);
-//! 10. body limit, then [`crate::auth::middleware::authenticate`] (who is this, CSRF),
-//!     then [`crate::limits::limit`] (rate limits by account or address), then the
-//!     request timeout (not on the long-lived realtime routes of
-//!     [`crate::transport`]), then, on protected routes, "must be logged in".
+//! 10. body limit and timeout (not on the long-lived realtime routes of
+//!     [`crate::transport`]), then [`crate::auth::middleware::authenticate`] (who is
+//!     this, CSRF), then [`crate::limits::limit`] (rate limits by account or address),
+//!     then, on protected routes, "must be logged in".
 
 pub mod caching;
 pub mod envelope;
@@ -63,23 +63,30 @@ pub fn router(state: AppState) -> Router {
     let pages = crate::web::router();
 
     // Realtime: logged-in only, and outside the request timeout (these live long and
-    // end with the shutdown token instead).
-    let realtime =
-        crate::transport::router().route_layer(from_fn(crate::auth::middleware::require_identity));
+    // end with the shutdown token instead). The same authentication and limits run on
+    // both groups; on the others the timeout covers authentication too (a session
+    // lookup stuck on a locked database must still end in a 503).
+    let realtime = crate::transport::router()
+        .route_layer(from_fn(crate::auth::middleware::require_identity))
+        .layer(from_fn_with_state(state.clone(), crate::limits::limit))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware::authenticate,
+        ));
 
     let app = public
         .merge(protected)
         .merge(pages)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout(),
-        ))
-        .merge(realtime)
         .layer(from_fn_with_state(state.clone(), crate::limits::limit))
         .layer(from_fn_with_state(
             state.clone(),
             crate::auth::middleware::authenticate,
         ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout(),
+        ))
+        .merge(realtime)
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
 
     let mut router = Router::new()
