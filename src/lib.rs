@@ -100,9 +100,19 @@ impl App {
         limits.spawn_housekeeping(shutdown.clone());
         let auth = Arc::new(auth);
         auth::session::spawn_pruning(store.clone(), auth.clone(), shutdown.clone());
+        // Several instances (a Redis): fan-out goes through Redis pub/sub.
+        let broker: Arc<dyn hub::Broker> = match (&config.redis_url, &redis) {
+            (Some(url), Some(publisher)) => Arc::new(hub::redis_broker::RedisBroker::start(
+                redis::Client::open(url.as_str())?,
+                publisher.clone(),
+                &config.redis_prefix,
+                shutdown.clone(),
+            )),
+            _ => Arc::new(hub::InProcessBroker::default()),
+        };
         let hub = hub::Hub::start(
             store.clone(),
-            Arc::new(hub::InProcessBroker::default()),
+            broker,
             hub::HubSettings::from_config(&config),
             shutdown.clone(),
         );

@@ -2,10 +2,10 @@
 //! source of truth; a broker may lose or reorder announcements, and the hub copes
 //! (a receiver that sees a gap reads it from the store, a lagging pump catches up).
 //!
-//! [`InProcessBroker`] (a tokio broadcast channel) serves one instance. A
-//! cross-instance broker (Redis pub/sub) implements the same trait: it publishes
-//! the message (or only its room and id) to the other instances and hands what it
-//! receives to `subscribe`'s channel.
+//! [`InProcessBroker`] (a tokio broadcast channel) serves one instance;
+//! [`super::redis_broker::RedisBroker`] (Redis pub/sub) several: it publishes each
+//! message to the other instances and hands what it receives to `subscribe`'s
+//! channel.
 
 use std::sync::Arc;
 
@@ -20,8 +20,11 @@ pub enum Announcement {
     /// A committed message, with its payload.
     Message(Arc<Delivered>),
     /// Only a position: the room has messages up to `last_id`; read them from the
-    /// store (for brokers that do not carry payloads, or after a reconnect).
+    /// store (for brokers that do not carry payloads).
     Position { room: String, last_id: i64 },
+    /// Announcements may have been lost (the broker reconnected): catch every
+    /// local room up from the store.
+    CatchUp,
 }
 
 #[async_trait]

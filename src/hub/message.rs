@@ -1,14 +1,14 @@
 //! What the log holds: a message, its author, and the rules a room name and a text
 //! must pass before anything is written.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ApiError;
 
 /// Who wrote a message. Id 0 is the server itself (directory events written by the
 /// CLI or at start-up have no account behind them).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Author {
     pub id: i64,
     pub name: String,
@@ -33,7 +33,7 @@ impl Author {
 /// One entry of a room's log, as every transport shows it:
 /// `{room, id, user: {id, name}, text, ts, timestamp, client_id?, event?}`.
 /// `timestamp` (Unix seconds) is what the seed's long-poll clients read.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Message {
     pub room: String,
     /// Gapless within the room: 1, 2, 3...

@@ -18,6 +18,7 @@ pub mod broker;
 pub mod connection;
 pub mod message;
 pub mod presence;
+pub mod redis_broker;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -489,6 +490,7 @@ async fn pump(hub: Arc<Hub>) {
             _ = hub.shutdown.cancelled() => return,
             received = announcements.recv() => match received {
                 Ok(Announcement::Message(delivered)) => hub.fan_out(&delivered),
+                Ok(Announcement::CatchUp) => hub.catch_up_all().await,
                 Ok(Announcement::Position { room, last_id }) => {
                     let after = {
                         let rooms = hub.rooms.lock().expect("rooms lock");

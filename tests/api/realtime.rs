@@ -34,7 +34,7 @@ async fn spawn_unlimited(backend: Backend) -> TestApp {
 }
 
 /// `sb_session=...; csrftoken=...` for an account, from a real login.
-async fn cookie(app: &TestApp, email: &str, password: &str) -> String {
+pub(crate) async fn cookie(app: &TestApp, email: &str, password: &str) -> String {
     install_crypto();
     let response = reqwest::Client::new()
         .post(app.url("/api/auth/login"))
@@ -53,7 +53,7 @@ async fn cookie(app: &TestApp, email: &str, password: &str) -> String {
         .join("; ")
 }
 
-async fn admin_cookie(app: &TestApp) -> String {
+pub(crate) async fn admin_cookie(app: &TestApp) -> String {
     cookie(app, ADMIN_EMAIL, ADMIN_PASSWORD).await
 }
 
@@ -109,7 +109,7 @@ async fn next_frame(ws: &mut Ws) -> Value {
 }
 
 /// Frames until one of type `kind` (others are skipped).
-async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+pub(crate) async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
         let frame = next_frame(ws).await;
         if frame["type"] == kind {
@@ -138,7 +138,7 @@ async fn send_frame(ws: &mut Ws, frame: Value) {
 
 /// Opens a JSON WebSocket and joins `room` (from `since` when given); returns it
 /// after the `presence` answer.
-async fn ws_in_room(app: &TestApp, cookie: &str, room: &str, since: Option<i64>) -> Ws {
+pub(crate) async fn ws_in_room(app: &TestApp, cookie: &str, room: &str, since: Option<i64>) -> Ws {
     let mut ws = open_ws(app, "/ws", cookie).await;
     assert_eq!(next_frame(&mut ws).await["type"], "welcome");
     let mut join = json!({"type": "join", "room": room});
@@ -198,7 +198,7 @@ async fn next_sse_named(sse: &mut Sse, name: &str) -> Value {
     }
 }
 
-async fn post_send(app: &TestApp, cookie: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn post_send(app: &TestApp, cookie: &str, body: Value) -> reqwest::Response {
     let csrf = cookie
         .split("; ")
         .find_map(|c| c.strip_prefix("csrftoken="))
