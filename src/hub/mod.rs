@@ -199,6 +199,7 @@ impl Hub {
             *counts.per_ip.entry(ip).or_default() += 1;
         }
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("realtime_connections").increment(1.0);
         let (queue, deliveries) = mpsc::channel(self.settings.queue);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let connection = Connection::new(self.clone(), id, author, ip, queue);
@@ -221,6 +222,7 @@ impl Hub {
             }
         }
         self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("realtime_connections").decrement(1.0);
     }
 
     /// Checks, appends and announces a chat message from `author` to `room`.
@@ -257,6 +259,7 @@ impl Hub {
             .await?;
         if !appended.duplicate {
             self.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("realtime_messages_total").increment(1);
             self.publish(appended.message.clone()).await;
             self.notify_mentions(&appended.message).await;
         }

@@ -994,6 +994,14 @@ async fn the_stats_stream_ticks_and_multi_room_ids_resume_every_room(backend: Ba
         (id.as_str(), message["text"].as_str()),
         ("a:2,b:2", Some("b2"))
     );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for series in [
+        "realtime_connections",
+        "realtime_messages_total",
+        "realtime_deliveries_total",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics");
+    }
 }
 
 async fn shutdown_tells_realtime_clients_to_reconnect_and_finishes(backend: Backend) {
