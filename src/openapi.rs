@@ -16,6 +16,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::auth::Identity;
 use crate::auth::model::ApiToken;
 use crate::directory::model::{Profile, ProfileUser, Role, Settings, Stats, User};
+use crate::hub::PresenceSnapshot;
+use crate::hub::message::{Author, Message as ChatMessage};
 
 /// The one error envelope every failure uses.
 #[derive(Serialize, ToSchema)]
@@ -193,6 +195,56 @@ fn search() {}
     ))]
 fn batch() {}
 
+/// `POST /api/send`
+#[derive(Serialize, ToSchema)]
+struct SendBody {
+    #[schema(example = "hello")]
+    text: String,
+    /// Default `general`.
+    room: Option<String>,
+    /// Makes a retry idempotent: the same client_id from the same user to the same
+    /// room stores one message.
+    client_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/send", tag = "realtime", request_body = SendBody,
+    responses(
+        (status = 201, description = "Stored and sent to every subscriber of the room", body = ChatMessage),
+        (status = 200, description = "This client_id was sent before: the first copy", body = ChatMessage),
+        (status = 403, description = "A read-only room (`directory`)", body = ErrorEnvelope),
+        (status = 422, description = "Empty, too long, or control characters", body = ErrorEnvelope),
+    ))]
+fn send() {}
+
+#[utoipa::path(get, path = "/api/rooms", tag = "realtime",
+    responses((status = 200, description = "`[{name, last_id, present}]`, by name")))]
+fn rooms() {}
+
+#[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "realtime",
+    params(
+        ("room" = String, Path),
+        ("since" = Option<i64>, Query, description = "Messages after this id, oldest first"),
+        ("before" = Option<i64>, Query, description = "Without `since`: the newest messages before this id"),
+        ("limit" = Option<i64>, Query, description = "Default 50, at most 500"),
+    ),
+    responses(
+        (status = 200, description = "Oldest first; `Switchboard-Position` is the id to subscribe from", body = [ChatMessage]),
+        (status = 400, description = "A bad room name or position", body = ErrorEnvelope),
+    ))]
+fn room_messages() {}
+
+#[utoipa::path(get, path = "/api/rooms/{room}/presence", tag = "realtime",
+    params(("room" = String, Path)),
+    responses((status = 200, description = "Exact count, the first members by name", body = PresenceSnapshot)))]
+fn room_presence() {}
+
+#[utoipa::path(get, path = "/api/notifications", tag = "realtime",
+    params(
+        ("since" = Option<i64>, Query), ("before" = Option<i64>, Query), ("limit" = Option<i64>, Query),
+    ),
+    responses((status = 200, description = "The caller's notifications (mentions, account changes)", body = [ChatMessage])))]
+fn notifications() {}
+
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody, security(()),
     responses(
         (status = 200, description = "Logged in: `sb_session` and `csrftoken` cookies set", body = User),
@@ -283,18 +335,21 @@ impl Modify for Security {
 #[openapi(
     info(
         title = "Switchboard",
-        description = "The JSON API of Switchboard: a user directory, accounts and tokens. \
+        description = "The JSON API of Switchboard: a user directory, accounts and tokens, \
+                       chat rooms. \
                        Every error is the one envelope (`ErrorEnvelope`)."
     ),
     paths(
         list_users, create_user, get_user, put_user, patch_user, delete_user, profile,
         autocomplete, search, batch, login, logout, me, change_password, list_tokens,
-        create_token, revoke_token, hello, data, error, healthz, readyz, metrics
+        create_token, revoke_token, hello, data, error, healthz, readyz, metrics, send, rooms,
+        room_messages, room_presence, notifications
     ),
     components(schemas(
         User, Role, Profile, ProfileUser, Settings, Stats, ApiToken, ErrorEnvelope,
         NewUserBody, UserChangesBody, Message, LoginBody, PasswordChangeBody, NewTokenBody,
-        CreatedToken, BatchItem, BatchBody, BatchOutcome
+        CreatedToken, BatchItem, BatchBody, BatchOutcome, ChatMessage, Author, SendBody,
+        PresenceSnapshot
     )),
     modifiers(&Security),
     security(("session" = []), ("token" = [])),
@@ -302,6 +357,8 @@ impl Modify for Security {
         (name = "directory", description = "Users: list, search, create, edit, delete"),
         (name = "auth", description = "Logging in, sessions, API tokens"),
         (name = "examples", description = "The classic tutorial's small examples"),
+        (name = "realtime", description = "Chat rooms over REST; the streaming transports \
+            (WebSocket, SSE, long polling, Socket.IO) are described in the README"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
