@@ -120,6 +120,7 @@ impl Connection {
         );
         match self.start_position(room, since).await {
             Ok((position, replay, reset)) => {
+                self.hub.note_position(room, position);
                 self.positions.insert(room.to_owned(), position);
                 Ok(Joined {
                     room: room.to_owned(),

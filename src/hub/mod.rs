@@ -396,6 +396,15 @@ impl Hub {
         self.rooms.lock().expect("rooms lock").len()
     }
 
+    /// Records that a local subscriber of `room` starts from `position`, so a
+    /// catch-up after lost announcements starts there rather than at the beginning.
+    fn note_position(&self, room: &str, position: i64) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        if let Some(local) = rooms.get_mut(room) {
+            local.fanned_out = local.fanned_out.max(position);
+        }
+    }
+
     /// Pushes a message to every local subscriber of its room.
     fn fan_out(&self, delivered: &Arc<Delivered>) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
@@ -450,11 +459,13 @@ pub enum Replay {
 }
 
 /// Offers `delivery` to every subscriber of `local` (but `except`), without
-/// waiting: a full queue cancels that connection as a slow consumer, a closed one
-/// is dropped. Returns (delivered, overflowed).
-fn broadcast(local: &mut LocalRoom, delivery: Delivery, except: Option<u64>) -> (u64, u64) {
+/// waiting. A full queue cancels that connection as a slow consumer; it stays
+/// registered (later offers fail just as cheaply) until the connection is dropped and
+/// leaves its rooms, which also keeps presence right. Returns (delivered, newly
+/// overflowed).
+fn broadcast(local: &LocalRoom, delivery: Delivery, except: Option<u64>) -> (u64, u64) {
     let mut delivered = 0;
-    let mut gone = Vec::new();
+    let mut overflowed = 0;
     for (id, subscriber) in &local.subscribers {
         if Some(*id) == except {
             continue;
@@ -462,15 +473,14 @@ fn broadcast(local: &mut LocalRoom, delivery: Delivery, except: Option<u64>) -> 
         match subscriber.queue.try_send(delivery.clone()) {
             Ok(()) => delivered += 1,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                subscriber.overflow.cancel();
-                gone.push(*id);
+                if !subscriber.overflow.is_cancelled() {
+                    subscriber.overflow.cancel();
+                    overflowed += 1;
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
+            // The connection is being dropped; it unsubscribes itself.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
-    }
-    let overflowed = gone.len() as u64;
-    for id in gone {
-        local.subscribers.remove(&id);
     }
     (delivered, overflowed)
 }

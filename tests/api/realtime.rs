@@ -775,8 +775,9 @@ async fn a_stuck_client_is_cut_off_and_memory_stays_bounded() {
     })
     .await;
     let cookie = admin_cookie(&app).await;
-    // The stuck client joins, then never reads again.
-    let mut stuck = ws_in_room(&app, &cookie, "busy", None).await;
+    // The stuck client (Stu) joins, then never reads again.
+    let (_, stu) = member_cookie(&app, "Stu").await;
+    let mut stuck = ws_in_room(&app, &stu, "busy", None).await;
     let mut reader = ws_in_room(&app, &cookie, "busy", None).await;
 
     // 10,000 messages of 4,000 characters: 40 MB through the hub. Whatever the
@@ -847,7 +848,11 @@ async fn a_stuck_client_is_cut_off_and_memory_stays_bounded() {
         "it was cut off, not served everything ({received})"
     );
     assert!(reason.is_none_or(|r| r == "slow_consumer"));
-    let mut resumed = ws_in_room(&app, &cookie, "busy", Some(9_990)).await;
+    // Cut off means gone: Stu has left the room's presence.
+    let presence = json_with_status(app.get("/api/rooms/busy/presence").await, 200).await;
+    assert_eq!(presence["count"], 1, "{presence}");
+    assert_eq!(presence["users"][0]["name"], "Admin");
+    let mut resumed = ws_in_room(&app, &stu, "busy", Some(9_990)).await;
     for expected in 9_991..=10_000 {
         assert_eq!(next_of(&mut resumed, "message").await["id"], expected);
     }
