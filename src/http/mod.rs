@@ -73,6 +73,15 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::middleware::authenticate,
         ));
+    // Socket.IO decides at its CONNECT packet, which may carry a token instead of the
+    // handshake's cookie: authenticated (the identity is in the handshake request), but
+    // not required at the HTTP level.
+    let socketio = crate::transport::socketio::router(&state)
+        .layer(from_fn_with_state(state.clone(), crate::limits::limit))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware::authenticate,
+        ));
 
     let app = public
         .merge(protected)
@@ -87,6 +96,7 @@ pub fn router(state: AppState) -> Router {
             config.request_timeout(),
         ))
         .merge(realtime)
+        .merge(socketio)
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
 
     let mut router = Router::new()

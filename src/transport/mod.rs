@@ -7,15 +7,18 @@
 //! - [`sse`]: `GET /api/rooms/{room}/events`, `GET /api/events?rooms=`, `/stream`,
 //!   `/notifications`;
 //! - [`longpoll`]: `GET /api/poll`, `POST /api/send`;
+//! - [`socketio`]: Socket.IO v5 at `/socket.io/` (the Flask-SocketIO chat's events);
 //! - [`rooms`]: the REST side of the hub (room list, history, presence,
 //!   notifications);
 //!
-//! Every route here needs an identity (401 before any upgrade or stream starts) and
+//! Every route here needs an identity (401 before any upgrade or stream starts;
+//! Socket.IO refuses at its CONNECT instead, where a token may also arrive) and
 //! none sits under the request timeout: they are long-lived by design and end with
 //! the server's shutdown token instead.
 
 pub mod longpoll;
 pub mod rooms;
+pub mod socketio;
 pub mod sse;
 pub mod ws;
 

@@ -1,0 +1,258 @@
+// Socket.IO at /socket.io/ with the real socket.io-client (4.8) against the real
+// binary: both transports, cookie and token sign-in, the Flask-SocketIO chat's events,
+// messages crossing to and from the REST transports, and resuming with join_room's
+// `since`.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
+
+import { ADMIN_EMAIL, ADMIN_PASSWORD, startServer } from './helpers.js';
+
+let server;
+/** The admin's session: `cookie` (the Cookie header) and `csrf` (its csrftoken). */
+let session;
+/** An API token of the admin's (`sb_...`). */
+let token;
+
+before(async () => {
+  server = await startServer();
+  session = await logIn();
+  const created = await call('POST', '/api/tokens', { name: 'socket.io e2e' });
+  token = created.token;
+  assert.match(token, /^sb_/);
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+async function logIn() {
+  const response = await fetch(`${server.url}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }),
+  });
+  assert.equal(response.status, 200, await response.text());
+  const pairs = response.headers.getSetCookie().map((c) => c.split(';')[0]);
+  const csrf = pairs.find((p) => p.startsWith('csrftoken='))?.slice('csrftoken='.length);
+  assert.ok(csrf, 'the login response sets csrftoken');
+  return { cookie: pairs.join('; '), csrf };
+}
+
+/** A JSON API call as the admin (session cookie + X-CSRFToken), retried on 429. */
+async function call(method, url, body) {
+  for (;;) {
+    const response = await fetch(`${server.url}${url}`, {
+      method,
+      headers: { 'Content-Type': 'application/json', Cookie: session.cookie, 'X-CSRFToken': session.csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 429) {
+      const wait = Number(response.headers.get('retry-after') || '1');
+      await new Promise((resolve) => setTimeout(resolve, Math.max(wait, 0.05) * 1000));
+      continue;
+    }
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${text}`);
+    return { ...(text ? { body: JSON.parse(text) } : {}), ...(text ? JSON.parse(text) : {}), headers: response.headers };
+  }
+}
+
+/**
+ * A socket (not yet connected) that records every event it gets.
+ * @param {'polling'|'websocket'} transport
+ * @param {{cookie?: boolean, auth?: object}} how  cookie: the session in extraHeaders
+ */
+function client(transport, { cookie = false, auth } = {}) {
+  const socket = io(server.url, {
+    transports: [transport],
+    autoConnect: false,
+    reconnection: false,
+    forceNew: true,
+    timeout: 5000,
+    ...(cookie ? { extraHeaders: { Cookie: session.cookie, 'X-CSRFToken': session.csrf } } : {}),
+    ...(auth ? { auth } : {}),
+  });
+  socket.received = [];
+  socket.onAny((event, data) => socket.received.push({ event, data }));
+  return socket;
+}
+
+/** Resolves with the first event `name` (already received, or to come) matching `match`. */
+function waitFor(socket, name, match = () => true, ms = 5000) {
+  const seen = socket.received.find((r) => r.event === name && match(r.data));
+  if (seen) return Promise.resolve(seen.data);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.off(name, listener);
+      reject(new Error(`no ${name} event matching within ${ms} ms; got ${JSON.stringify(socket.received)}`));
+    }, ms);
+    function listener(data) {
+      if (match(data)) {
+        clearTimeout(timer);
+        socket.off(name, listener);
+        resolve(data);
+      }
+    }
+    socket.on(name, listener);
+  });
+}
+
+function connect(socket) {
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', reject);
+    socket.connect();
+  });
+}
+
+function connectError(socket) {
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => reject(new Error('connected, but should have been refused')));
+    socket.once('connect_error', resolve);
+    socket.connect();
+  });
+}
+
+/** The newest id of a room's log. */
+async function position(room) {
+  const { headers } = await call('GET', `/api/rooms/${room}/messages?limit=1`);
+  return Number(headers.get('switchboard-position'));
+}
+
+test('an unauthenticated or badly authenticated connect is refused, on both transports', async () => {
+  for (const transport of ['polling', 'websocket']) {
+    const anonymous = client(transport);
+    const error = await connectError(anonymous);
+    assert.match(error.message, /log in|authenticat|sign/i, `${transport}: ${error.message}`);
+    anonymous.close();
+
+    const forged = client(transport, { auth: { token: 'sb_not_a_real_token' } });
+    await connectError(forged);
+    forged.close();
+  }
+});
+
+test('a cookie-authenticated handshake from another site is refused', async () => {
+  const socket = io(server.url, {
+    transports: ['polling'],
+    autoConnect: false,
+    reconnection: false,
+    forceNew: true,
+    extraHeaders: { Cookie: session.cookie, Origin: 'https://evil.example' },
+  });
+  await connectError(socket);
+  socket.close();
+});
+
+for (const [transport, way] of [
+  ['polling', 'cookie'],
+  ['websocket', 'cookie'],
+  ['polling', 'token'],
+  ['websocket', 'token'],
+]) {
+  test(`${transport} with a ${way}: connect greeting, join, message, rooms, user_left`, async () => {
+    const how = way === 'cookie' ? { cookie: true } : { auth: { token } };
+    const alice = client(transport, how);
+    const bob = client(transport === 'polling' ? 'websocket' : 'polling', { auth: { token } });
+    await connect(alice);
+    await connect(bob);
+    assert.deepEqual(await waitFor(alice, 'message', (d) => d.data), { data: 'Connected to server' });
+    assert.equal(alice.io.engine.transport.name, transport);
+
+    const nick = `alice-${transport}-${way}`;
+    alice.emit('join', { username: nick });
+    for (const socket of [alice, bob]) {
+      const joined = await waitFor(socket, 'user_joined', (d) => d.username === nick);
+      assert.equal(typeof joined.user_count, 'number');
+      assert.ok(joined.user_count >= 1);
+    }
+
+    const text = `hello from ${nick}`;
+    alice.emit('message', { message: text });
+    for (const socket of [alice, bob]) {
+      const message = await waitFor(socket, 'message', (d) => d.message === text);
+      assert.equal(message.username, nick);
+      assert.equal(typeof message.timestamp, 'number');
+      assert.ok(Math.abs(message.timestamp - Date.now() / 1000) < 60);
+      assert.equal(message.room, 'general');
+      assert.equal(typeof message.id, 'number');
+    }
+
+    bob.emit('join_room', { room: 'lobby' });
+    await waitFor(bob, 'message', (d) => d.message === 'You joined room: lobby');
+    alice.emit('join_room', { room: 'lobby' });
+    for (const socket of [alice, bob]) {
+      await waitFor(socket, 'message', (d) => d.message === 'You joined room: lobby' && socket === alice ? true : d.message === 'You joined room: lobby');
+    }
+    bob.emit('leave_room', { room: 'lobby' });
+    await waitFor(alice, 'message', (d) => d.message === 'You left room: lobby');
+
+    alice.close();
+    const left = await waitFor(bob, 'user_left', (d) => d.username === nick);
+    assert.equal(typeof left.user_count, 'number');
+    bob.close();
+  });
+}
+
+test('a message sent by POST /api/send reaches Socket.IO, and a Socket.IO message is in the history', async () => {
+  const socket = client('websocket', { auth: { token } });
+  await connect(socket);
+  await waitFor(socket, 'message', (d) => d.data);
+
+  const posted = await call('POST', '/api/send', { text: 'from REST', room: 'general' });
+  const arrived = await waitFor(socket, 'message', (d) => d.message === 'from REST');
+  assert.equal(arrived.id, posted.id);
+  assert.equal(arrived.username, arrived.user.name);
+
+  socket.emit('join', { username: 'nick-for-history' });
+  await waitFor(socket, 'user_joined', (d) => d.username === 'nick-for-history');
+  const ack = await socket.timeout(5000).emitWithAck('message', { message: 'from Socket.IO' });
+  assert.equal(ack.room, 'general');
+  const { body: history } = await call('GET', `/api/rooms/general/messages?since=${ack.id - 1}`);
+  assert.equal(history.length, 1);
+  assert.equal(history[0].id, ack.id);
+  assert.equal(history[0].text, 'from Socket.IO');
+  assert.equal(history[0].user.name, arrived.user.name, 'the account is stored, not the nickname');
+  assert.equal(history[0].event.nickname, 'nick-for-history');
+  socket.close();
+});
+
+for (const transport of ['polling', 'websocket']) {
+  test(`${transport}: join_room with since replays exactly the messages missed, in order`, async () => {
+    const first = client(transport, { auth: { token } });
+    await connect(first);
+    await waitFor(first, 'message', (d) => d.data);
+    const last = await position('general');
+    first.close();
+
+    const texts = Array.from({ length: 50 }, (_, i) => `missed ${transport} ${i}`);
+    for (const text of texts) await call('POST', '/api/send', { text, room: 'general' });
+
+    const again = client(transport, { cookie: transport === 'polling', auth: transport === 'websocket' ? { token } : undefined });
+    await connect(again);
+    await waitFor(again, 'message', (d) => d.data);
+    again.emit('join_room', { room: 'general', since: last });
+    await waitFor(again, 'message', (d) => d.message === texts.at(-1));
+    // Nothing more is coming.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const replayed = again.received
+      .filter((r) => r.event === 'message' && r.data.room === 'general' && typeof r.data.id === 'number')
+      .map((r) => r.data);
+    assert.deepEqual(replayed.map((m) => m.message), texts);
+    assert.deepEqual(replayed.map((m) => m.id), texts.map((_, i) => last + 1 + i));
+    again.close();
+  });
+}
+
+test('auth.since at connect resumes the general room without a join_room', async () => {
+  const last = await position('general');
+  await call('POST', '/api/send', { text: 'while away 1', room: 'general' });
+  await call('POST', '/api/send', { text: 'while away 2', room: 'general' });
+  const socket = client('websocket', { auth: { token, since: last } });
+  await connect(socket);
+  await waitFor(socket, 'message', (d) => d.message === 'while away 2');
+  const ids = socket.received.filter((r) => typeof r.data?.id === 'number').map((r) => r.data.id);
+  assert.deepEqual(ids, [last + 1, last + 2]);
+  socket.close();
+});

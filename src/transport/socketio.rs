@@ -1,0 +1,546 @@
+//! Socket.IO (protocol v5, socket.io-client 3.x/4.x) at `/socket.io/`, websocket and
+//! polling transports, with the events of the seed's Flask-SocketIO chat:
+//!
+//! - on connect the server emits `message {data: "Connected to server"}`;
+//! - `join {username}` -> everyone gets `user_joined {username, user_count}`;
+//! - `message {message, room?, client_id?}` -> everyone in the room (`general` by
+//!   default) gets `message {username, message, timestamp, id, room, user}`;
+//! - `join_room {room, since?}` / `leave_room {room}` -> the room gets
+//!   `message {message: "You joined room: R"}` / `"You left room: R"`; joining replays
+//!   the room's log after `since` (socketioxide has no connection-state recovery);
+//! - a disconnect -> everyone gets `user_left {username, user_count}`;
+//! - errors come back as `error {code, error}`, a message's ack (when the client asks
+//!   for one) as `{id, room}` or `{error}`.
+//!
+//! Only signed-in users connect: the identity comes from the handshake request (the
+//! session cookie or `Authorization: Bearer`, resolved by
+//! [`crate::auth::middleware::authenticate`], which runs before this service) or from
+//! the CONNECT packet's `auth: {token: "sb_..."}`. Anyone else gets a `connect_error`.
+//! `auth: {since: N}` starts the socket's `general` position at N (a resume).
+//!
+//! Like the other transports this is an adapter: each socket gets a hub
+//! [`Connection`] joined to `general`, and one task that owns it. The task runs the
+//! socket's commands in the order they arrived and drains the connection's queue into
+//! `message` events, so a message sent on any transport reaches Socket.IO clients and
+//! the reverse. The task ends at shutdown, when the hub cancels the connection as a
+//! slow consumer, or when the socket goes away; the first two disconnect the socket.
+//!
+//! The Flask-style notices (`user_joined`, `user_left`, "You joined room") go through
+//! socketioxide's in-memory adapter, so they reach the sockets of this instance only;
+//! chat messages go through the hub and reach every instance.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{AckSender, Data, SocketRef, State, TryData};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
+use socketioxide::socket::Socket;
+use socketioxide::{SendError, SocketError, SocketIo};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::check_upgrade_origin;
+use crate::AppState;
+use crate::auth::{Authenticated, Identity};
+use crate::error::ApiError;
+use crate::hub::message::{Author, GENERAL_ROOM, Message};
+use crate::hub::{Accepted, Connection, Delivery, Joined};
+
+/// Where the engine.io endpoint lives (socket.io-client's default `path`).
+pub const PATH: &str = "/socket.io";
+/// Commands a socket may have waiting for its task; a client that floods past this
+/// gets an `error` per dropped command.
+const COMMANDS: usize = 64;
+/// Packets socketioxide buffers per socket before an emit fails.
+const SOCKET_BUFFER: usize = 512;
+/// How long an emit may wait for a client to drain its buffer before it counts as
+/// a slow consumer.
+const EMIT_PATIENCE: Duration = Duration::from_secs(10);
+const EMIT_RETRY: Duration = Duration::from_millis(20);
+
+/// The `/socket.io` route. Mounted inside the authentication middleware (so the
+/// handshake request carries its identity) and outside the request timeout.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let (service, io) = SocketIo::builder()
+        .req_path(PATH)
+        .ws_read_buffer_size(4 * 1024)
+        .max_buffer_size(SOCKET_BUFFER)
+        .max_payload(payload_limit(state))
+        .with_state(state.clone())
+        .build_svc();
+    io.ns("/", on_connect.with(admit));
+    Router::new().route_service(PATH, service)
+}
+
+/// The largest polling payload worth reading: a few maximal messages.
+fn payload_limit(state: &AppState) -> u64 {
+    (state.hub.settings().max_message_chars as u64 * 4 + 1024) * 4
+}
+
+/// What the connect middleware hands to the connect handler: the hub connection, its
+/// queue, and the commands the socket's events will send.
+#[derive(Clone)]
+struct Pending(Arc<Mutex<Option<Session>>>);
+
+/// The sending half of a socket's commands, kept in the socket's extensions.
+#[derive(Clone)]
+struct Commands(mpsc::Sender<Command>);
+
+/// Cancelled by the disconnect handler: the socket is gone.
+#[derive(Clone)]
+struct Gone(CancellationToken);
+
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        Refused(error.to_string())
+    }
+}
+
+/// The CONNECT packet's `auth` object.
+#[derive(Debug, Default, Deserialize)]
+struct ConnectAuth {
+    token: Option<String>,
+    #[serde(default, deserialize_with = "position")]
+    since: Option<i64>,
+}
+
+/// Connect middleware: who is this, may they connect from there, and is there room
+/// for another connection. A refusal is sent as `connect_error {message}`.
+async fn admit(
+    socket: SocketRef,
+    TryData(auth): TryData<ConnectAuth>,
+    State(state): State<AppState>,
+) -> Result<(), Refused> {
+    let auth = auth.unwrap_or_default();
+    let parts = socket.req_parts();
+    let identity = match auth.token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => crate::auth::token::resolve(state.store.as_ref(), token).await?,
+        None => handshake_identity(&parts.extensions).ok_or(ApiError::Unauthenticated)?,
+    };
+    check_upgrade_origin(&parts.headers, &identity, &state)?;
+    let ip = crate::limits::client_ip::of_parts(
+        &parts.extensions,
+        &parts.headers,
+        &state.config.trusted_proxies,
+    );
+    let (connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (commands, receiver) = mpsc::channel(COMMANDS);
+    let gone = CancellationToken::new();
+    socket.extensions.insert(Commands(commands));
+    socket.extensions.insert(Gone(gone.clone()));
+    socket.extensions.insert(Pending(Arc::new(Mutex::new(Some(Session {
+        connection,
+        queue,
+        commands: receiver,
+        gone,
+        since: auth.since,
+        nickname: None,
+    })))));
+    Ok(())
+}
+
+/// The identity the authentication middleware found for the handshake request.
+fn handshake_identity(extensions: &axum::http::Extensions) -> Option<Identity> {
+    match extensions.get::<Authenticated>() {
+        Some(Authenticated(Some(identity))) => Some(identity.clone()),
+        _ => None,
+    }
+}
+
+async fn on_connect(socket: SocketRef, io: SocketIo, State(state): State<AppState>) {
+    let Some(session) = socket
+        .extensions
+        .get::<Pending>()
+        .and_then(|pending| pending.0.lock().expect("pending lock").take())
+    else {
+        return;
+    };
+    socket.extensions.remove::<Pending>();
+    let _ = socket.emit("message", &json!({ "data": "Connected to server" }));
+    socket.on("join", Forward(Kind::Join));
+    socket.on("message", Forward(Kind::Message));
+    socket.on("join_room", Forward(Kind::JoinRoom));
+    socket.on("leave_room", Forward(Kind::LeaveRoom));
+    socket.on_disconnect(async |socket: SocketRef| {
+        if let Some(Gone(gone)) = socket.extensions.get::<Gone>() {
+            gone.cancel();
+        }
+    });
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(session.run(socket, io, shutdown));
+}
+
+/// Which client event a command came from.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Join,
+    Message,
+    JoinRoom,
+    LeaveRoom,
+}
+
+/// A client event, queued for the socket's task as it arrives. socketioxide spawns
+/// each async handler as its own task, which would let a `message` overtake the
+/// `join` sent before it; this handler enqueues synchronously, so the socket's
+/// events are handled in the order the client sent them.
+#[derive(Clone)]
+struct Forward(Kind);
+
+impl MessageHandler<LocalAdapter, ()> for Forward {
+    fn call(&self, socket: Arc<Socket<LocalAdapter>>, mut value: socketioxide::handler::Value, ack_id: Option<i64>) {
+        let data = Data::<Value>::from_message_parts(&socket, &mut value, &ack_id)
+            .map(|Data(data)| data)
+            .unwrap_or(Value::Null);
+        let Ok(ack) = AckSender::from_message_parts(&socket, &mut value, &ack_id);
+        let Some(Commands(commands)) = socket.extensions.get::<Commands>() else {
+            return;
+        };
+        let command = Command {
+            kind: self.0,
+            data,
+            ack,
+        };
+        if let Err(mpsc::error::TrySendError::Full(command)) = commands.try_send(command) {
+            let error = ApiError::TooManyRequests {
+                retry_after: Duration::from_secs(1),
+            };
+            let _ = socket.emit("error", &error_body(&error));
+            let _ = command.ack.send(&json!({ "error": error.to_string() }));
+        }
+    }
+}
+
+struct Command {
+    kind: Kind,
+    data: Value,
+    ack: AckSender<LocalAdapter>,
+}
+
+#[derive(Deserialize)]
+struct JoinData {
+    username: String,
+}
+
+#[derive(Deserialize)]
+struct MessageData {
+    message: String,
+    room: Option<String>,
+    client_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RoomData {
+    room: String,
+    #[serde(default, deserialize_with = "position")]
+    since: Option<i64>,
+}
+
+/// A position as clients send it: a number, a numeric string, or nothing.
+fn position<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(|n| Some(n.max(0)))
+            .ok_or_else(|| serde::de::Error::custom("a position is a message id")),
+        Some(Value::String(s)) => {
+            super::parse_position(Some(&s)).map_err(|e| serde::de::Error::custom(e.to_string()))
+        }
+        Some(_) => Err(serde::de::Error::custom("a position is a message id")),
+    }
+}
+
+/// Why a session's task ended.
+enum End {
+    /// The socket disconnected (the client left, or the transport failed).
+    Gone,
+    /// Disconnect the socket, telling the client why first.
+    Disconnect(&'static str),
+}
+
+/// One socket's hub side, owned by its task.
+struct Session {
+    connection: Connection,
+    queue: mpsc::Receiver<Delivery>,
+    commands: mpsc::Receiver<Command>,
+    gone: CancellationToken,
+    /// The `general` position given in the CONNECT `auth`.
+    since: Option<i64>,
+    /// The display name given at `join`.
+    nickname: Option<String>,
+}
+
+impl Session {
+    async fn run(mut self, socket: SocketRef, io: SocketIo, shutdown: CancellationToken) {
+        let overflow = self.connection.overflow().clone();
+        let mut out = Out {
+            socket: socket.clone(),
+            shutdown: shutdown.clone(),
+            overflow: overflow.clone(),
+            gone: self.gone.clone(),
+        };
+        let end = match self.connection.join(GENERAL_ROOM, self.since).await {
+            Ok(joined) => match out.joined(joined).await {
+                Ok(()) => self.serve(&mut out, &io).await,
+                Err(end) => end,
+            },
+            Err(error) => {
+                let _ = out.error(&error).await;
+                End::Disconnect("could_not_join")
+            }
+        };
+        let nickname = self.nickname.take();
+        let hub = self.connection.hub().clone();
+        // Leave the hub's rooms before counting who is still there.
+        drop(self);
+        if let End::Disconnect(reason) = end {
+            let _ = socket.emit("error", &json!({ "code": reason, "error": reason }));
+            let _ = socket.disconnect();
+        }
+        if let Some(username) = nickname
+            && !shutdown.is_cancelled()
+        {
+            let user_count = hub.presence(GENERAL_ROOM, 0).count;
+            let _ = io
+                .emit(
+                    "user_left",
+                    &json!({ "username": username, "user_count": user_count }),
+                )
+                .await;
+        }
+    }
+
+    async fn serve(&mut self, out: &mut Out, io: &SocketIo) -> End {
+        loop {
+            let step = tokio::select! {
+                _ = out.shutdown.cancelled() => Err(End::Disconnect("server_restarting")),
+                _ = out.overflow.cancelled() => Err(End::Disconnect("slow_consumer")),
+                _ = self.gone.cancelled() => Err(End::Gone),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.command(command, out, io).await,
+                    None => Err(End::Gone),
+                },
+                delivery = self.queue.recv() => match delivery {
+                    Some(delivery) => self.delivery(delivery, out).await,
+                    None => Err(End::Gone),
+                },
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn command(&mut self, command: Command, out: &mut Out, io: &SocketIo) -> Result<(), End> {
+        let Command { kind, data, ack } = command;
+        match kind {
+            Kind::Join => {
+                let Some(JoinData { username }) = parse(data, out).await? else {
+                    return Ok(());
+                };
+                let username = username.trim().to_owned();
+                if username.is_empty() || username.chars().count() > 64 {
+                    return out
+                        .error(&ApiError::validation("username", "must be 1-64 characters"))
+                        .await;
+                }
+                self.nickname = Some(username.clone());
+                let user_count = self.connection.hub().presence(GENERAL_ROOM, 0).count;
+                let _ = io
+                    .emit(
+                        "user_joined",
+                        &json!({ "username": username, "user_count": user_count }),
+                    )
+                    .await;
+                let _ = ack.send(&json!({ "username": username, "user_count": user_count }));
+                Ok(())
+            }
+            Kind::Message => {
+                let Some(data) = parse::<MessageData>(data, out).await? else {
+                    return Ok(());
+                };
+                let room = data.room.as_deref().unwrap_or(GENERAL_ROOM);
+                let mut event = json!({ "type": "chat", "via": "socket.io" });
+                if let Some(nickname) = &self.nickname {
+                    event["nickname"] = json!(nickname);
+                }
+                match self
+                    .connection
+                    .send(room, &data.message, data.client_id.as_deref(), Some(event))
+                    .await
+                {
+                    Ok(appended) => {
+                        let message = &appended.message;
+                        let _ = ack.send(&json!({ "id": message.id, "room": message.room }));
+                        Ok(())
+                    }
+                    Err(error) => {
+                        let _ = ack.send(&json!({ "error": error.to_string() }));
+                        out.error(&error).await
+                    }
+                }
+            }
+            Kind::JoinRoom => {
+                let Some(RoomData { room, since }) = parse(data, out).await? else {
+                    return Ok(());
+                };
+                match self.connection.join(&room, since).await {
+                    Ok(joined) => {
+                        out.socket.join(room.clone());
+                        let notice = json!({ "message": format!("You joined room: {room}") });
+                        let _ = io.to(room.clone()).emit("message", &notice).await;
+                        let _ = ack.send(&json!({
+                            "room": room,
+                            "position": joined.position,
+                            "count": joined.presence.count,
+                        }));
+                        out.joined(joined).await
+                    }
+                    Err(error) => {
+                        let _ = ack.send(&json!({ "error": error.to_string() }));
+                        out.error(&error).await
+                    }
+                }
+            }
+            Kind::LeaveRoom => {
+                let Some(RoomData { room, .. }) = parse(data, out).await? else {
+                    return Ok(());
+                };
+                // Flask-SocketIO leaves first, then tells the room.
+                self.connection.leave(&room);
+                out.socket.leave(room.clone());
+                let notice = json!({ "message": format!("You left room: {room}") });
+                let _ = io.to(room.clone()).emit("message", &notice).await;
+                let _ = ack.send(&json!({ "room": room }));
+                Ok(())
+            }
+        }
+    }
+
+    async fn delivery(&mut self, delivery: Delivery, out: &mut Out) -> Result<(), End> {
+        match self.connection.accept(delivery).await {
+            Ok(Accepted::Messages(messages)) => {
+                for delivered in messages {
+                    out.emit("message", &flask_message(&delivered.message))
+                        .await?;
+                }
+                Ok(())
+            }
+            // Presence reaches Socket.IO clients as the Flask chat's own
+            // `user_joined` / `user_left` (sent at `join` and disconnect).
+            Ok(Accepted::Presence(_) | Accepted::Nothing) => Ok(()),
+            Ok(Accepted::Reset { room, reason }) => out.reset(&room, reason).await,
+            Err(error) => out.error(&error).await,
+        }
+    }
+}
+
+/// Decodes an event's payload; a malformed one gets an `error` event and is skipped.
+async fn parse<T: serde::de::DeserializeOwned>(data: Value, out: &mut Out) -> Result<Option<T>, End> {
+    match serde_json::from_value(data) {
+        Ok(parsed) => Ok(Some(parsed)),
+        Err(error) => {
+            out.error(&ApiError::bad_request(
+                "invalid_event",
+                format!("Not an event this server understands: {error}"),
+            ))
+            .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// A hub message as the Flask chat's `message` event, with the log's fields beside:
+/// `username` is the sender's nickname when it gave one, else its account name.
+fn flask_message(message: &Message) -> Value {
+    let username = message
+        .event
+        .as_ref()
+        .and_then(|e| e.get("nickname"))
+        .and_then(Value::as_str)
+        .unwrap_or(&message.user.name);
+    json!({
+        "username": username,
+        "message": message.text,
+        "timestamp": message.timestamp,
+        "id": message.id,
+        "room": message.room,
+        "user": message.user,
+        "ts": message.ts,
+    })
+}
+
+fn error_body(error: &ApiError) -> Value {
+    json!({ "code": error.code(), "error": error.to_string() })
+}
+
+/// The socket's side of a session: emits that wait (a little) for a slow client
+/// instead of failing at once, and give up when the session must end.
+struct Out {
+    socket: SocketRef,
+    shutdown: CancellationToken,
+    overflow: CancellationToken,
+    gone: CancellationToken,
+}
+
+impl Out {
+    async fn emit(&mut self, event: &str, data: &Value) -> Result<(), End> {
+        let deadline = tokio::time::Instant::now() + EMIT_PATIENCE;
+        loop {
+            match self.socket.emit(event, data) {
+                Ok(()) => return Ok(()),
+                Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(End::Disconnect("slow_consumer"));
+                    }
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return Err(End::Disconnect("server_restarting")),
+                        _ = self.overflow.cancelled() => return Err(End::Disconnect("slow_consumer")),
+                        _ = self.gone.cancelled() => return Err(End::Gone),
+                        _ = tokio::time::sleep(EMIT_RETRY) => {}
+                    }
+                }
+                Err(SendError::Socket(SocketError::Closed)) => return Err(End::Gone),
+                Err(SendError::Serialize(error)) => {
+                    tracing::warn!(%error, "a Socket.IO event could not be serialised");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn error(&mut self, error: &ApiError) -> Result<(), End> {
+        self.emit("error", &error_body(error)).await
+    }
+
+    async fn reset(&mut self, room: &str, reason: &str) -> Result<(), End> {
+        self.emit("reset", &json!({ "room": room, "reason": reason }))
+            .await
+    }
+
+    /// After a join: a `reset` when the position could not be replayed, then the
+    /// replayed messages in order.
+    async fn joined(&mut self, joined: Joined) -> Result<(), End> {
+        if let Some(reason) = joined.reset {
+            self.reset(&joined.room, reason).await?;
+        }
+        for delivered in joined.replay {
+            self.emit("message", &flask_message(&delivered.message))
+                .await?;
+        }
+        Ok(())
+    }
+}
