@@ -141,14 +141,16 @@ async fn admit(
     let gone = CancellationToken::new();
     socket.extensions.insert(Commands(commands));
     socket.extensions.insert(Gone(gone.clone()));
-    socket.extensions.insert(Pending(Arc::new(Mutex::new(Some(Session {
-        connection,
-        queue,
-        commands: receiver,
-        gone,
-        since: auth.since,
-        nickname: None,
-    })))));
+    socket
+        .extensions
+        .insert(Pending(Arc::new(Mutex::new(Some(Session {
+            connection,
+            queue,
+            commands: receiver,
+            gone,
+            since: auth.since,
+            nickname: None,
+        })))));
     Ok(())
 }
 
@@ -200,7 +202,12 @@ enum Kind {
 struct Forward(Kind);
 
 impl MessageHandler<LocalAdapter, ()> for Forward {
-    fn call(&self, socket: Arc<Socket<LocalAdapter>>, mut value: socketioxide::handler::Value, ack_id: Option<i64>) {
+    fn call(
+        &self,
+        socket: Arc<Socket<LocalAdapter>>,
+        mut value: socketioxide::handler::Value,
+        ack_id: Option<i64>,
+    ) {
         let data = Data::<Value>::from_message_parts(&socket, &mut value, &ack_id)
             .map(|Data(data)| data)
             .unwrap_or(Value::Null);
@@ -449,7 +456,10 @@ impl Session {
 }
 
 /// Decodes an event's payload; a malformed one gets an `error` event and is skipped.
-async fn parse<T: serde::de::DeserializeOwned>(data: Value, out: &mut Out) -> Result<Option<T>, End> {
+async fn parse<T: serde::de::DeserializeOwned>(
+    data: Value,
+    out: &mut Out,
+) -> Result<Option<T>, End> {
     match serde_json::from_value(data) {
         Ok(parsed) => Ok(Some(parsed)),
         Err(error) => {
