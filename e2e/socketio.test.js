@@ -227,6 +227,22 @@ for (const [transport, way] of [
   });
 }
 
+for (const transport of ['polling', 'websocket']) {
+  test(`${transport}: events emitted before the connect completes are handled, in order`, async () => {
+    // socket.io-client buffers these and sends them right after the CONNECT ack.
+    const socket = client(transport, { auth: { token } });
+    const nick = `early-${transport}`;
+    socket.emit('join', { username: nick });
+    for (let i = 0; i < 5; i++) socket.emit('message', { message: `${nick} ${i}` });
+    await connect(socket);
+    await waitFor(socket, 'message', (d) => d.message === `${nick} 4`);
+    const mine = socket.received.filter((r) => r.data?.message?.startsWith(`${nick} `)).map((r) => r.data);
+    assert.deepEqual(mine.map((m) => m.message), [0, 1, 2, 3, 4].map((i) => `${nick} ${i}`));
+    assert.ok(mine.every((m) => m.username === nick), 'the join was handled before the messages');
+    socket.close();
+  });
+}
+
 test('a message sent by POST /api/send reaches Socket.IO, and a Socket.IO message is in the history', async () => {
   const socket = client('websocket', { auth: { token } });
   await connect(socket);

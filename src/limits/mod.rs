@@ -229,6 +229,12 @@ fn set_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset: Durat
 /// The middleware; runs after authentication so it can key by account.
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limits = &state.limits;
+    // A Socket.IO polling request of an open session is a transport frame (pongs
+    // included): a 429 there would kill the session. Its sends are limited by the hub
+    // instead; the handshake that opens a session is limited like any request.
+    if crate::transport::socketio::in_session(request.uri()) {
+        return next.run(request).await;
+    }
     let Some(class) = classify(request.method(), request.uri().path()).filter(|_| limits.enabled)
     else {
         return next.run(request).await;

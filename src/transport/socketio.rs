@@ -76,6 +76,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new().route_service(PATH, service)
 }
 
+/// Whether a request belongs to an open Engine.IO session (it names its `sid`), as
+/// opposed to a handshake.
+pub fn in_session(uri: &axum::http::Uri) -> bool {
+    uri.path() == PATH
+        && uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("sid=")))
+}
+
 /// The largest polling payload worth reading: a few maximal messages.
 fn payload_limit(state: &AppState) -> u64 {
     (state.hub.settings().max_message_chars as u64 * 4 + 1024) * 4
@@ -151,6 +160,17 @@ async fn admit(
             since: auth.since,
             nickname: None,
         })))));
+    // Here, not in the connect handler: socketioxide sends the CONNECT ack before it
+    // spawns that handler, so events a client emits on `connect` could beat it.
+    socket.on("join", Forward(Kind::Join));
+    socket.on("message", Forward(Kind::Message));
+    socket.on("join_room", Forward(Kind::JoinRoom));
+    socket.on("leave_room", Forward(Kind::LeaveRoom));
+    socket.on_disconnect(async |socket: SocketRef| {
+        if let Some(Gone(gone)) = socket.extensions.get::<Gone>() {
+            gone.cancel();
+        }
+    });
     Ok(())
 }
 
@@ -172,15 +192,6 @@ async fn on_connect(socket: SocketRef, io: SocketIo, State(state): State<AppStat
     };
     socket.extensions.remove::<Pending>();
     let _ = socket.emit("message", &json!({ "data": "Connected to server" }));
-    socket.on("join", Forward(Kind::Join));
-    socket.on("message", Forward(Kind::Message));
-    socket.on("join_room", Forward(Kind::JoinRoom));
-    socket.on("leave_room", Forward(Kind::LeaveRoom));
-    socket.on_disconnect(async |socket: SocketRef| {
-        if let Some(Gone(gone)) = socket.extensions.get::<Gone>() {
-            gone.cancel();
-        }
-    });
     let shutdown = state.shutdown.clone();
     tokio::spawn(session.run(socket, io, shutdown));
 }
@@ -552,5 +563,74 @@ impl Out {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(event: Option<Value>) -> Message {
+        Message {
+            room: "general".into(),
+            id: 7,
+            user: Author {
+                id: 3,
+                name: "Ada".into(),
+            },
+            text: "hi".into(),
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            timestamp: 1_767_225_600.0,
+            client_id: None,
+            event,
+        }
+    }
+
+    #[test]
+    fn messages_show_the_nickname_else_the_account_name() {
+        let plain = flask_message(&message(None));
+        assert_eq!(plain["username"], "Ada");
+        assert_eq!(plain["message"], "hi");
+        assert_eq!(plain["timestamp"], 1_767_225_600.0);
+        assert_eq!(
+            (plain["id"].as_i64(), plain["room"].as_str()),
+            (Some(7), Some("general"))
+        );
+        let nick = flask_message(&message(Some(
+            json!({ "type": "chat", "nickname": "ada99" }),
+        )));
+        assert_eq!(nick["username"], "ada99");
+        assert_eq!(nick["user"]["name"], "Ada");
+    }
+
+    #[test]
+    fn only_requests_of_an_open_session_are_in_session() {
+        let uri = |u: &str| u.parse::<axum::http::Uri>().unwrap();
+        assert!(in_session(&uri(
+            "/socket.io?EIO=4&transport=polling&sid=abc"
+        )));
+        assert!(!in_session(&uri("/socket.io?EIO=4&transport=polling")));
+        assert!(!in_session(&uri("/api/send?sid=abc")));
+    }
+
+    #[test]
+    fn positions_are_numbers_numeric_strings_or_absent() {
+        let since = |v: Value| serde_json::from_value::<RoomData>(v).map(|d| d.since);
+        assert_eq!(since(json!({ "room": "a" })).unwrap(), None);
+        assert_eq!(since(json!({ "room": "a", "since": null })).unwrap(), None);
+        assert_eq!(
+            since(json!({ "room": "a", "since": 12 })).unwrap(),
+            Some(12)
+        );
+        assert_eq!(
+            since(json!({ "room": "a", "since": "12" })).unwrap(),
+            Some(12)
+        );
+        assert_eq!(since(json!({ "room": "a", "since": -3 })).unwrap(), Some(0));
+        assert!(since(json!({ "room": "a", "since": "x" })).is_err());
+        assert!(since(json!({ "room": "a", "since": [1] })).is_err());
+        let auth: ConnectAuth =
+            serde_json::from_value(json!({ "token": "sb_x", "since": 4 })).unwrap();
+        assert_eq!((auth.token.as_deref(), auth.since), (Some("sb_x"), Some(4)));
     }
 }
