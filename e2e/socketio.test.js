@@ -304,3 +304,43 @@ test('auth.since at connect resumes the general room without a join_room', async
   assert.deepEqual(ids, [last + 1, last + 2]);
   socket.close();
 });
+
+test('at shutdown the transports close, so socket.io-client reconnects by itself', async () => {
+  const own = await startServer();
+  try {
+    const sockets = [];
+    for (const transport of ['polling', 'websocket']) {
+      const socket = io(own.url, { transports: [transport], reconnection: false, forceNew: true, auth: { token: await ownToken(own) } });
+      await new Promise((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('connect_error', reject);
+      });
+      sockets.push(socket);
+    }
+    const reasons = sockets.map((socket) => new Promise((resolve) => socket.once('disconnect', resolve)));
+    await own.stop();
+    for (const reason of await Promise.all(reasons)) {
+      // Not 'io server disconnect', after which the client would stay disconnected.
+      assert.match(reason, /^transport (close|error)$/);
+    }
+  } finally {
+    await own.stop();
+  }
+});
+
+/** A fresh API token of the admin's on another server. */
+async function ownToken(other) {
+  const login = await fetch(`${other.url}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }),
+  });
+  const pairs = login.headers.getSetCookie().map((c) => c.split(';')[0]);
+  const csrf = pairs.find((p) => p.startsWith('csrftoken=')).slice('csrftoken='.length);
+  const response = await fetch(`${other.url}/api/tokens`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Cookie: pairs.join('; '), 'X-CSRFToken': csrf },
+    body: JSON.stringify({ name: 'shutdown' }),
+  });
+  return (await response.json()).token;
+}

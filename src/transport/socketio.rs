@@ -22,8 +22,11 @@
 //! [`Connection`] joined to `general`, and one task that owns it. The task runs the
 //! socket's commands in the order they arrived and drains the connection's queue into
 //! `message` events, so a message sent on any transport reaches Socket.IO clients and
-//! the reverse. The task ends at shutdown, when the hub cancels the connection as a
-//! slow consumer, or when the socket goes away; the first two disconnect the socket.
+//! the reverse. The task ends when the socket goes away; when the hub cancels the
+//! connection as a slow consumer (`error {code: "slow_consumer"}`, then a server
+//! disconnect: reconnect and resume from your last id); and at shutdown
+//! (`error {code: "server_restarting"}`, then every transport is closed, so
+//! socket.io-client reconnects by itself).
 //!
 //! The Flask-style notices (`user_joined`, `user_left`, "You joined room") go through
 //! socketioxide's in-memory adapter, so they reach the sockets of this instance only;
@@ -73,6 +76,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .with_state(state.clone())
         .build_svc();
     io.ns("/", on_connect.with(admit));
+    // At shutdown, close every transport (not a Socket.IO disconnect, after which
+    // socket.io-client would not reconnect by itself): clients reconnect and resume.
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        io.close().await;
+    });
     Router::new().route_service(PATH, service)
 }
 
@@ -287,6 +297,9 @@ enum End {
     Gone,
     /// Disconnect the socket, telling the client why first.
     Disconnect(&'static str),
+    /// The server is shutting down: tell the client; the transport closes with the
+    /// server (see [`router`]).
+    Shutdown,
 }
 
 /// One socket's hub side, owned by its task.
@@ -324,9 +337,16 @@ impl Session {
         let hub = self.connection.hub().clone();
         // Leave the hub's rooms before counting who is still there.
         drop(self);
-        if let End::Disconnect(reason) = end {
-            let _ = socket.emit("error", &json!({ "code": reason, "error": reason }));
-            let _ = socket.disconnect();
+        match end {
+            End::Disconnect(reason) => {
+                let _ = socket.emit("error", &json!({ "code": reason, "error": reason }));
+                let _ = socket.disconnect();
+            }
+            End::Shutdown => {
+                let reason = "server_restarting";
+                let _ = socket.emit("error", &json!({ "code": reason, "error": reason }));
+            }
+            End::Gone => {}
         }
         if let Some(username) = nickname
             && !shutdown.is_cancelled()
@@ -344,7 +364,7 @@ impl Session {
     async fn serve(&mut self, out: &mut Out, io: &SocketIo) -> End {
         loop {
             let step = tokio::select! {
-                _ = out.shutdown.cancelled() => Err(End::Disconnect("server_restarting")),
+                _ = out.shutdown.cancelled() => Err(End::Shutdown),
                 _ = out.overflow.cancelled() => Err(End::Disconnect("slow_consumer")),
                 _ = self.gone.cancelled() => Err(End::Gone),
                 command = self.commands.recv() => match command {
@@ -528,7 +548,7 @@ impl Out {
                         return Err(End::Disconnect("slow_consumer"));
                     }
                     tokio::select! {
-                        _ = self.shutdown.cancelled() => return Err(End::Disconnect("server_restarting")),
+                        _ = self.shutdown.cancelled() => return Err(End::Shutdown),
                         _ = self.overflow.cancelled() => return Err(End::Disconnect("slow_consumer")),
                         _ = self.gone.cancelled() => return Err(End::Gone),
                         _ = tokio::time::sleep(EMIT_RETRY) => {}
