@@ -14,8 +14,8 @@ use crate::auth::csrf::CsrfToken;
 use crate::directory::handlers::{DEFAULT_PAGE, list_page};
 use crate::directory::model::User;
 use crate::error::ApiError;
-use crate::hub::message::{self, DIRECTORY_ROOM, GENERAL_ROOM};
 use crate::http::extract::{Path, Query};
+use crate::hub::message::{self, DIRECTORY_ROOM, GENERAL_ROOM};
 
 #[derive(Deserialize, Default)]
 pub struct DirectoryParams {
