@@ -405,9 +405,13 @@ function openLongPoll({ opened, ended, handleEvent, positions, env }) {
     ended(isOpen);
   };
   const loop = async (room) => {
+    // The first poll answers at once (timeout 0), so the page learns quickly that
+    // long polling works; the next ones wait for news.
+    let first = true;
     while (!finished && positions.has(room)) {
       const last = positions.get(room);
-      const query = new URLSearchParams({ room, timeout: String(POLL_TIMEOUT_S) });
+      const query = new URLSearchParams({ room, timeout: String(first ? 0 : POLL_TIMEOUT_S) });
+      first = false;
       if (last != null) query.set('last_id', String(last));
       let response;
       try {
@@ -418,6 +422,17 @@ function openLongPoll({ opened, ended, handleEvent, positions, env }) {
         });
       } catch {
         finish();
+        return;
+      }
+      if (response.status === 410) {
+        // The position is older than the log keeps (or ahead of it): the page reloads
+        // the room and follows it again; polling this room from here would repeat it.
+        const body = await response.json().catch(() => ({}));
+        if (!isOpen) {
+          isOpen = true;
+          opened();
+        }
+        handleEvent('reset', { room, reason: body.code ?? 'reset' });
         return;
       }
       if (!response.ok) {
