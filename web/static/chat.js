@@ -260,8 +260,9 @@ async function openRoom(name, { push }) {
   describeEmpty();
   list.setAttribute('aria-busy', 'false');
   scrollToBottom();
+  // Presence comes with the subscription (WebSocket and SSE send a snapshot on join);
+  // long polling has none, so then it is read by REST (see onStatus).
   follow(name, position, gen);
-  loadPresence(gen);
   root.dataset.ready = 'true';
 }
 

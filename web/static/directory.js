@@ -402,6 +402,30 @@ function matchesSearch(user) {
 export function applyDirectoryEvent(event) {
   const { type, user } = event ?? {};
   if (!user || user.id == null) return;
+  keepInView(user.id, () => applyChange(type, user));
+  describeList();
+}
+
+/**
+ * Runs `change` to the row of user `changing` (which may add or remove it) so that the
+ * row the user is looking at (the first fully in view, other than that one)
+ * stays where it is on screen: a row added or removed above it moves the page by its
+ * height, as if nothing happened. Browsers' own scroll anchoring does not reliably
+ * pick table rows as anchors, so this measures and corrects by hand.
+ */
+function keepInView(changing, change) {
+  const id = String(changing);
+  const anchor = window.scrollY > 0
+    ? [...rows.children].find((row) => row.dataset.id !== id && row.getBoundingClientRect().top >= 0)
+    : null;
+  const before = anchor?.getBoundingClientRect().top;
+  change();
+  if (!anchor?.isConnected) return;
+  const moved = anchor.getBoundingClientRect().top - before;
+  if (moved !== 0) window.scrollBy(0, moved);
+}
+
+function applyChange(type, user) {
   const existing = rowOf(user.id);
   if (type === 'user_deleted') {
     if (existing) {
@@ -416,7 +440,6 @@ export function applyDirectoryEvent(event) {
       if (state.total !== null) state.total += 1;
     }
   }
-  describeList();
 }
 
 // Live: others' changes, from the position the server rendered this list at. A reset

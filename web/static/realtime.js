@@ -274,9 +274,29 @@ function wsUrl(base) {
   return `${base.replace(/^http/, 'ws')}/ws`;
 }
 
+/** A transport whose constructor threw: reported as never opened, on the next tick. */
+function failedAttempt(ended, env) {
+  let cancelled = false;
+  env.setTimeout(() => {
+    if (!cancelled) ended(false);
+  }, 0);
+  return {
+    isOpen: () => false,
+    close() {
+      cancelled = true;
+    },
+  };
+}
+
 /** `/ws` JSON protocol: join each room with its position, then frames tagged by type. */
 function openWebSocket({ opened, ended, handleEvent, positions, env }) {
-  const socket = new env.WebSocket(wsUrl(env.base));
+  let socket;
+  try {
+    socket = new env.WebSocket(wsUrl(env.base));
+  } catch {
+    // Refused outright (e.g. a URL the page's CSP blocks): a failed attempt like any other.
+    return failedAttempt(ended, env);
+  }
   let isOpen = false;
   let finished = false;
   let pingTimer = null;
@@ -351,10 +371,16 @@ function openSse({ opened, ended, handleEvent, positions, env }) {
   };
   for (const [room, since] of positions) {
     const query = since == null ? '' : `?since=${encodeURIComponent(since)}`;
-    const source = new env.EventSource(
-      `${env.base}/api/rooms/${encodeURIComponent(room)}/events${query}`,
-      { withCredentials: true },
-    );
+    let source;
+    try {
+      source = new env.EventSource(
+        `${env.base}/api/rooms/${encodeURIComponent(room)}/events${query}`,
+        { withCredentials: true },
+      );
+    } catch {
+      env.setTimeout(finish, 0);
+      break;
+    }
     source.onopen = () => {
       if (!isOpen) {
         isOpen = true;
