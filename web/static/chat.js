@@ -34,7 +34,8 @@ const title = document.getElementById('room-title');
 const badge = document.getElementById('connection');
 const presenceCount = document.getElementById('presence-count');
 const presenceNames = document.getElementById('presence-names');
-const list = document.getElementById('messages');
+const log = document.getElementById('message-log'); // the scrolling live region
+const list = document.getElementById('messages'); // the <ol> of messages in it
 const composer = document.getElementById('composer');
 const textInput = document.getElementById('composer-text');
 const sendButton = document.getElementById('composer-send');
@@ -72,13 +73,12 @@ const api = (name, rest) => `/api/rooms/${encodeURIComponent(name)}/${rest}`;
 
 function renderRooms() {
   const items = roomsToShow(knownRooms, room).map(({ name, present }) => {
-    const link = el('a', { href: roomUrl(name), dataset: { room: name } }, `#${name}`);
+    const link = el('a', { href: roomUrl(name), dataset: { room: name } }, el('span', { className: 'room-name' }, `#${name}`));
     if (name === room) link.setAttribute('aria-current', 'page');
-    const item = el('li', {}, link);
     if (present > 0) {
-      item.append(el('span', { className: 'room-present' }, String(present), el('span', { className: 'visually-hidden' }, ' present')));
+      link.append(el('span', { className: 'room-present' }, String(present), el('span', { className: 'visually-hidden' }, ' present')));
     }
-    return item;
+    return el('li', {}, link);
   });
   roomList.replaceChildren(...items);
 }
@@ -125,6 +125,12 @@ function renderPresence() {
   const { count, names } = presence.describe(me);
   presenceCount.textContent = count;
   presenceNames.textContent = names;
+  // The room list's count for this room follows too.
+  const entry = knownRooms.find((r) => r.name === room);
+  if (entry && entry.present !== presence.count) {
+    entry.present = presence.count;
+    renderRooms();
+  }
 }
 
 async function loadPresence(gen) {
@@ -141,11 +147,11 @@ async function loadPresence(gen) {
 // ---- messages --------------------------------------------------------------------------
 
 function nearBottom() {
-  return list.scrollHeight - list.scrollTop - list.clientHeight < STICK_PX;
+  return log.scrollHeight - log.scrollTop - log.clientHeight < STICK_PX;
 }
 
 function scrollToBottom() {
-  list.scrollTop = list.scrollHeight;
+  log.scrollTop = log.scrollHeight;
 }
 
 function buildMessage(message) {
@@ -242,7 +248,7 @@ async function openRoom(name, { push }) {
   pending.clear();
   presence.snapshot({ count: 0, users: [] });
   renderPresence();
-  list.setAttribute('aria-busy', 'true');
+  log.setAttribute('aria-busy', 'true');
   list.replaceChildren();
   setBadge('connecting', null);
 
@@ -258,7 +264,7 @@ async function openRoom(name, { push }) {
     toast(`Could not load #${name}: ${error.error ?? error}`, 'error');
   }
   describeEmpty();
-  list.setAttribute('aria-busy', 'false');
+  log.setAttribute('aria-busy', 'false');
   scrollToBottom();
   // Presence comes with the subscription (WebSocket and SSE send a snapshot on join);
   // long polling has none, so then it is read by REST (see onStatus).
