@@ -1,11 +1,11 @@
 // Accessibility and looks: axe-core (injected from node_modules) finds no serious or
-// critical violation on /login and / (also with a dialog open), and screenshots of
-// both pages at desktop and phone widths go to e2e/screenshots/ for people to look at.
+// critical violation on /login, / (also with a dialog open) and /chat, and screenshots
+// of each page at desktop and phone widths go to e2e/screenshots/ for people to look at.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
-import { launchBrowser, login, newPage, screenshotPath, startServer } from './helpers.js';
+import { api, launchBrowser, login, newPage, screenshotPath, startServer } from './helpers.js';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
@@ -67,4 +67,66 @@ test('screenshots of / and /login at desktop and phone widths', async () => {
   await page.keyboard.press('ArrowDown');
   await page.screenshot({ path: screenshotPath('directory-dark-autocomplete-desktop.png') });
   await context.close();
+});
+
+/** /chat with a few messages in #general, one of them long and one several lines. */
+async function chatWithMessages(page, context) {
+  await page.goto('/chat');
+  await page.locator('#chat[data-ready="true"][data-status="connected"]').waitFor();
+  if ((await page.locator('#messages li.msg').count()) === 0) {
+    for (const text of [
+      'Morning all! The deploy is done.',
+      'Thanks! I checked the dashboards: latency is back to normal, error rate 0.01%, and the queue drained in about four minutes, which is faster than last week.',
+      'Lunch at 12:30?\nI can book the table.',
+    ]) {
+      await api(context, page.url().replace(/\/chat.*$/, ''), 'POST', '/api/send', { room: 'general', text });
+    }
+    await api(context, page.url().replace(/\/chat.*$/, ''), 'POST', '/api/send', { room: 'design', text: 'Mock-ups are in.' });
+    await page.locator('#messages li.msg', { hasText: 'Lunch at 12:30?' }).waitFor();
+  }
+}
+
+for (const scheme of ['light', 'dark']) {
+  test(`/chat has no serious accessibility violations (${scheme})`, async () => {
+    const { context, page, problems } = await newPage(browser, server.url, { colorScheme: scheme, bypassCSP: true });
+    await login(page);
+    await chatWithMessages(page, context);
+    assert.deepEqual(await seriousViolations(page), [], '/chat');
+    await page.getByRole('textbox', { name: 'Message #general' }).fill('typing');
+    assert.deepEqual(await seriousViolations(page), [], '/chat while typing');
+    assert.deepEqual(problems.errors, []);
+    await context.close();
+  });
+}
+
+test('/chat works with the keyboard alone', async () => {
+  const { context, page } = await newPage(browser, server.url);
+  await login(page);
+  await chatWithMessages(page, context);
+  // Tab from the room box to its button, then on to the message box.
+  await page.getByLabel('Open or create a room').focus();
+  await page.keyboard.type('keyboard-room');
+  await page.keyboard.press('Enter');
+  await page.locator('#chat[data-ready="true"][data-room="keyboard-room"]').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'composer-text');
+  await page.keyboard.type('first line');
+  await page.keyboard.press('Shift+Enter');
+  await page.keyboard.type('second line');
+  await page.keyboard.press('Enter');
+  await page.locator('#messages li.msg:not(.pending) .msg-text', { hasText: 'second line' }).waitFor();
+  assert.equal(await page.locator('#messages li.msg .msg-text').last().textContent(), 'first line\nsecond line');
+  await context.close();
+});
+
+test('screenshots of /chat at desktop and phone widths', async () => {
+  for (const [size, viewport] of Object.entries(SIZES)) {
+    for (const scheme of ['light', 'dark']) {
+      const { context, page } = await newPage(browser, server.url, { viewport, colorScheme: scheme });
+      await login(page);
+      await chatWithMessages(page, context);
+      await page.getByRole('textbox', { name: 'Message #general' }).fill('Sounds good');
+      await page.screenshot({ path: screenshotPath(`chat-${scheme}-${size}.png`) });
+      await context.close();
+    }
+  }
 });

@@ -3,7 +3,8 @@
 //! (`web/static`: ES modules and the stylesheet) the pages load.
 //!
 //! - [`assets`]: `GET /static/{path}`, anonymous, outside authentication and rate limits;
-//! - [`pages`]: `GET /` (the directory) and `GET /users/{id}/edit`;
+//! - [`pages`]: `GET /` (the directory), `GET /users/{id}/edit` and `GET /chat` (the
+//!   chat page's shell: the script `web/static/chat.js` does the rest);
 //! - [`forms`]: the form posts of those pages, answered by redirect (post/redirect/get)
 //!   or by the same page re-rendered with the server's field errors;
 //! - [`views`]: the templates' data and the HTML error page.
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}", post(forms::update))
         .route("/users/{id}/edit", get(pages::edit))
         .route("/users/{id}/delete", post(forms::delete))
+        .route("/chat", get(pages::chat))
         .route_layer(from_fn(crate::auth::middleware::require_login_page))
 }
 

@@ -1,12 +1,13 @@
 //! The pages: `GET /` (the directory: search, one keyset page of users, the create
-//! form for admins) and `GET /users/{id}/edit` (the edit form without JavaScript).
+//! form for admins), `GET /users/{id}/edit` (the edit form without JavaScript) and
+//! `GET /chat` (the chat page's shell, which `web/static/chat.js` fills).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::views::{DirectoryPage, EditPage, PageError, Row, UserForm, render};
+use super::views::{ChatPage, DirectoryPage, EditPage, PageError, Row, UserForm, render};
 use crate::AppState;
 use crate::auth::Identity;
 use crate::auth::csrf::CsrfToken;
@@ -14,6 +15,7 @@ use crate::directory::handlers::{DEFAULT_PAGE, list_page};
 use crate::directory::model::User;
 use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
+use crate::hub::message::{self, DIRECTORY_ROOM, GENERAL_ROOM};
 
 #[derive(Deserialize, Default)]
 pub struct DirectoryParams {
@@ -52,6 +54,10 @@ pub async fn directory_page(
 ) -> Result<DirectoryPage, ApiError> {
     let search = params.search.as_deref().unwrap_or("").trim().to_owned();
     let cursor = params.cursor.as_deref().filter(|c| !c.is_empty());
+    // The directory room's position before the list is read: the list reflects at
+    // least this much, so the page's live subscription starts here with no gap (and
+    // applying an event the list already shows changes nothing).
+    let position = state.hub.position(DIRECTORY_ROOM).await?.last_id;
     let page = list_page(state, Some(&search), cursor, DEFAULT_PAGE).await?;
     let me = identity.user.clone();
     let next_href = page.next_cursor.as_ref().map(|cursor| {
@@ -74,6 +80,7 @@ pub async fn directory_page(
         next_href,
         next_cursor: page.next_cursor.unwrap_or_default(),
         paged: cursor.is_some(),
+        position,
         notice: notice(params.done.as_deref()),
         search,
         create,
@@ -133,6 +140,36 @@ pub async fn edit(
 ) -> Result<Response, PageError> {
     let Path(id) = id?;
     let page = edit_page(&state, &identity, id, None, csrf).await?;
+    Ok(render(&page, StatusCode::OK))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ChatParams {
+    room: Option<String>,
+}
+
+/// `GET /chat?room=`: the chat page's shell for `room` (`general` by default).
+pub async fn chat(
+    State(state): State<AppState>,
+    identity: Identity,
+    csrf: CsrfToken,
+    params: Result<Query<ChatParams>, ApiError>,
+) -> Result<Response, PageError> {
+    let Query(params) = params?;
+    let room = params
+        .room
+        .map(|room| room.trim().to_owned())
+        .filter(|room| !room.is_empty())
+        .unwrap_or_else(|| GENERAL_ROOM.to_owned());
+    message::check_room(&room)?;
+    let page = ChatPage {
+        csrf: csrf.0,
+        theme: theme_of(&state, &identity.user).await,
+        is_admin: identity.is_admin(),
+        me: identity.user.clone(),
+        max_chars: state.hub.settings().max_message_chars,
+        room,
+    };
     Ok(render(&page, StatusCode::OK))
 }
 

@@ -89,6 +89,24 @@ pub struct DirectoryPage {
     pub paged: bool,
     pub notice: Option<&'static str>,
     pub create: UserForm,
+    /// The `directory` room's position the list reflects: the script follows the
+    /// room live from here.
+    pub position: i64,
+}
+
+/// `/chat`: the shell of the chat page; `web/static/chat.js` loads the rooms, the
+/// messages and the presence, and keeps them live.
+#[derive(Template)]
+#[template(path = "chat.html")]
+pub struct ChatPage {
+    pub me: User,
+    pub csrf: String,
+    pub theme: String,
+    pub is_admin: bool,
+    /// The room open first (`?room=`, `general` by default), already checked.
+    pub room: String,
+    /// The longest message the hub accepts, for the composer's `maxlength`.
+    pub max_chars: usize,
 }
 
 /// `/users/{id}/edit`: the edit form on a page of its own (the no-JavaScript path).

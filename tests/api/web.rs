@@ -61,6 +61,8 @@ async fn anonymous_visitors_are_sent_to_the_login_page(backend: Backend) {
         ("/", "%2F"),
         ("/?search=al", "%2F%3Fsearch%3Dal"),
         ("/users/1/edit", "%2Fusers%2F1%2Fedit"),
+        ("/chat", "%2Fchat"),
+        ("/chat?room=dev", "%2Fchat%3Froom%3Ddev"),
     ] {
         let response = anonymous.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
@@ -543,7 +545,56 @@ async fn browsers_get_html_error_pages_and_the_api_keeps_json(backend: Backend) 
     assert_envelope(&response.json().await.unwrap(), "not_found");
 }
 
+/// The `data-position` the directory page was rendered with.
+fn rendered_position(body: &str) -> i64 {
+    let start = body.find("data-position=\"").expect("a data-position") + 15;
+    body[start..start + body[start..].find('"').unwrap()]
+        .parse()
+        .unwrap()
+}
+
+async fn the_directory_page_carries_the_position_it_reflects(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let before = rendered_position(&html(app.get("/").await, 200).await);
+    let listed = app.get("/api/users").await;
+    let header: i64 = listed.headers()["switchboard-position"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(before, header, "the page and the API agree");
+    app.create_user("Live Lena", "lena@example.com").await;
+    let after = rendered_position(&html(app.get("/").await, 200).await);
+    assert_eq!(after, before + 1, "one write, one event");
+}
+
+async fn the_chat_page_is_a_shell_for_the_room_asked_for(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = html(app.get("/chat").await, 200).await;
+    assert!(body.contains(r#"data-room="general""#), "{body}");
+    assert!(body.contains(r#"src="/static/chat.js""#), "{body}");
+    assert!(
+        body.contains(r#"<a href="/chat" aria-current="page">Chat</a>"#),
+        "the nav marks the page: {body}"
+    );
+    assert!(body.contains(r#"<a href="/" >Directory</a>"#), "{body}");
+    let body = html(app.get("/chat?room=dev.team-1").await, 200).await;
+    assert!(body.contains(r#"data-room="dev.team-1""#), "{body}");
+    assert!(body.contains("#dev.team-1"), "{body}");
+    for bad in ["%3Cb%3E", "-dash", "a%20b"] {
+        let body = html(app.get(&format!("/chat?room={bad}")).await, 400).await;
+        assert!(body.contains("room name"), "{bad}: {body}");
+    }
+    let directory = html(app.get("/").await, 200).await;
+    assert!(
+        directory.contains(r#"<a href="/" aria-current="page">Directory</a>"#),
+        "{directory}"
+    );
+}
+
 on_both_backends!(
+    the_directory_page_carries_the_position_it_reflects,
+    the_chat_page_is_a_shell_for_the_room_asked_for,
     browsers_get_html_error_pages_and_the_api_keeps_json,
     forms_without_origin_headers_pass_on_their_csrf_field,
     pages_carry_the_viewers_theme,

@@ -12,10 +12,13 @@
  * - toasts for outcomes (toasts.js); a 401 sends the user to /login (ajax.js).
  * All HTTP goes through ajax.js. Rows are built with DOM APIs and textContent only:
  * user data never passes through an HTML parser.
- * `applyDirectoryEvent` is the hook for live updates from the realtime hub.
+ * `applyDirectoryEvent` applies one change to the list; livedirectory.js feeds it every
+ * change logged in the hub's `directory` room after the position the page was
+ * rendered at (`data-position`), so other people's edits appear live.
  */
 import client, { isAbortError, nextLink } from './ajax.js';
 import { attachCombobox } from './combobox.js';
+import { followDirectory } from './livedirectory.js';
 import { toast } from './toasts.js';
 
 const PAGE_SIZE = 50;
@@ -127,7 +130,11 @@ function setBusy(busy) {
   document.getElementById('users').setAttribute('aria-busy', String(busy));
 }
 
-async function runSearch(text) {
+/**
+ * Loads the list for `text`; resolves with the directory room's position the new
+ * list reflects (its `Switchboard-Position`), or null when it failed or was superseded.
+ */
+async function runSearch(text, { fresh = false } = {}) {
   clearTimeout(searchTimer);
   const search = text.trim();
   const seq = ++searchSeq;
@@ -137,7 +144,7 @@ async function runSearch(text) {
   setBusy(true);
   status.textContent = search ? `Searching for “${search}”…` : 'Loading…';
   try {
-    const { data, headers } = await client.get(listUrl(search), { meta: true, supersede: 'list' });
+    const { data, headers } = await client.get(listUrl(search), { meta: true, supersede: 'list', cache: !fresh });
     rows.replaceChildren(...data.map(buildRow));
     state.next = nextLink(headers);
     const total = headers.get('X-Total-Count');
@@ -146,10 +153,13 @@ async function runSearch(text) {
     history.replaceState(null, '', url);
     describeList();
     updatePager();
+    const position = headers.get('Switchboard-Position');
+    return position === null ? null : Number(position);
   } catch (error) {
-    if (isAbortError(error)) return;
+    if (isAbortError(error)) return null;
     status.textContent = 'The list could not be loaded.';
     toast(error.error ?? String(error), 'error');
+    return null;
   } finally {
     if (seq === searchSeq) setBusy(false);
   }
@@ -392,6 +402,30 @@ function matchesSearch(user) {
 export function applyDirectoryEvent(event) {
   const { type, user } = event ?? {};
   if (!user || user.id == null) return;
+  keepInView(user.id, () => applyChange(type, user));
+  describeList();
+}
+
+/**
+ * Runs `change` to the row of user `changing` (which may add or remove it) so that the
+ * row the user is looking at (the first fully in view, other than that one)
+ * stays where it is on screen: a row added or removed above it moves the page by its
+ * height, as if nothing happened. Browsers' own scroll anchoring does not reliably
+ * pick table rows as anchors, so this measures and corrects by hand.
+ */
+function keepInView(changing, change) {
+  const id = String(changing);
+  const anchor = window.scrollY > 0
+    ? [...rows.children].find((row) => row.dataset.id !== id && row.getBoundingClientRect().top >= 0)
+    : null;
+  const before = anchor?.getBoundingClientRect().top;
+  change();
+  if (!anchor?.isConnected) return;
+  const moved = anchor.getBoundingClientRect().top - before;
+  if (moved !== 0) window.scrollBy(0, moved);
+}
+
+function applyChange(type, user) {
   const existing = rowOf(user.id);
   if (type === 'user_deleted') {
     if (existing) {
@@ -406,7 +440,29 @@ export function applyDirectoryEvent(event) {
       if (state.total !== null) state.total += 1;
     }
   }
-  describeList();
 }
+
+// Live: others' changes, from the position the server rendered this list at. A reset
+// (that position is older than the hub keeps) reloads the list and follows on from it.
+const live = followDirectory({
+  position: root.dataset.position === undefined || root.dataset.position === '' ? null : Number(root.dataset.position),
+  apply: (event) => {
+    // Cached lists and suggestions predate this change.
+    client.clearCache('/api/users');
+    client.clearCache('/api/autocomplete');
+    applyDirectoryEvent(event);
+    // A dialog editing someone just deleted elsewhere: say so, keep what was typed.
+    if (event.type === 'user_deleted' && editing && editing.id === event.user?.id && dialog.open) {
+      dialogError.textContent = `${editing.name} was deleted by someone else.`;
+      dialogError.hidden = false;
+    }
+  },
+  reload: () => runSearch(state.search, { fresh: true }),
+  onStatus: (status, transport) => {
+    root.dataset.live = status;
+    root.dataset.transport = transport ?? '';
+  },
+});
+window.addEventListener('pagehide', () => live.close());
 
 root.dataset.enhanced = 'true';

@@ -274,9 +274,29 @@ function wsUrl(base) {
   return `${base.replace(/^http/, 'ws')}/ws`;
 }
 
+/** A transport whose constructor threw: reported as never opened, on the next tick. */
+function failedAttempt(ended, env) {
+  let cancelled = false;
+  env.setTimeout(() => {
+    if (!cancelled) ended(false);
+  }, 0);
+  return {
+    isOpen: () => false,
+    close() {
+      cancelled = true;
+    },
+  };
+}
+
 /** `/ws` JSON protocol: join each room with its position, then frames tagged by type. */
 function openWebSocket({ opened, ended, handleEvent, positions, env }) {
-  const socket = new env.WebSocket(wsUrl(env.base));
+  let socket;
+  try {
+    socket = new env.WebSocket(wsUrl(env.base));
+  } catch {
+    // Refused outright (e.g. a URL the page's CSP blocks): a failed attempt like any other.
+    return failedAttempt(ended, env);
+  }
   let isOpen = false;
   let finished = false;
   let pingTimer = null;
@@ -351,10 +371,16 @@ function openSse({ opened, ended, handleEvent, positions, env }) {
   };
   for (const [room, since] of positions) {
     const query = since == null ? '' : `?since=${encodeURIComponent(since)}`;
-    const source = new env.EventSource(
-      `${env.base}/api/rooms/${encodeURIComponent(room)}/events${query}`,
-      { withCredentials: true },
-    );
+    let source;
+    try {
+      source = new env.EventSource(
+        `${env.base}/api/rooms/${encodeURIComponent(room)}/events${query}`,
+        { withCredentials: true },
+      );
+    } catch {
+      env.setTimeout(finish, 0);
+      break;
+    }
     source.onopen = () => {
       if (!isOpen) {
         isOpen = true;
@@ -405,9 +431,13 @@ function openLongPoll({ opened, ended, handleEvent, positions, env }) {
     ended(isOpen);
   };
   const loop = async (room) => {
+    // The first poll answers at once (timeout 0), so the page learns quickly that
+    // long polling works; the next ones wait for news.
+    let first = true;
     while (!finished && positions.has(room)) {
       const last = positions.get(room);
-      const query = new URLSearchParams({ room, timeout: String(POLL_TIMEOUT_S) });
+      const query = new URLSearchParams({ room, timeout: String(first ? 0 : POLL_TIMEOUT_S) });
+      first = false;
       if (last != null) query.set('last_id', String(last));
       let response;
       try {
@@ -418,6 +448,17 @@ function openLongPoll({ opened, ended, handleEvent, positions, env }) {
         });
       } catch {
         finish();
+        return;
+      }
+      if (response.status === 410) {
+        // The position is older than the log keeps (or ahead of it): the page reloads
+        // the room and follows it again; polling this room from here would repeat it.
+        const body = await response.json().catch(() => ({}));
+        if (!isOpen) {
+          isOpen = true;
+          opened();
+        }
+        handleEvent('reset', { room, reason: body.code ?? 'reset' });
         return;
       }
       if (!response.ok) {

@@ -311,6 +311,61 @@ describe('fallback', () => {
     }
   });
 
+  test('long polling: the first poll answers at once, the next ones wait', async () => {
+    const { fetch, calls, answer } = scriptedFetch();
+    const statuses = [];
+    const live = connect({
+      rooms: { general: 4 }, base: 'http://h', transports: ['longpoll'], fetch, ...manualTimers(),
+      onStatus: (status, transport) => statuses.push(`${status}/${transport}`),
+    });
+    await tick();
+    assert.equal(new URL(calls[0].url).searchParams.get('timeout'), '0');
+    answer(0, 200, []);
+    await tick();
+    await tick();
+    assert.equal(statuses.at(-1), 'connected/longpoll');
+    assert.equal(new URL(calls[1].url).searchParams.get('timeout'), '25');
+    live.close();
+  });
+
+  test('long polling: 410 from the server is a reset, and that room stops polling', async () => {
+    const { fetch, calls, answer } = scriptedFetch();
+    const resets = [];
+    const live = connect({
+      rooms: { general: 4 }, base: 'http://h', transports: ['longpoll'], fetch, ...manualTimers(),
+      onReset: (r) => resets.push(r),
+    });
+    await tick();
+    answer(0, 410, { code: 'reset', error: 'Messages after this position are no longer kept' });
+    await tick();
+    await tick();
+    await tick();
+    assert.deepEqual(resets, [{ room: 'general', reason: 'reset' }]);
+    assert.equal(calls.length, 1, 'no poll from a position the server cannot replay');
+    assert.deepEqual(live.positions(), { general: null });
+    live.close();
+  });
+
+  test('a WebSocket constructor that throws (e.g. CSP) counts as a failed attempt and falls back', () => {
+    const { FakeEventSource, sources } = fakeEventSource();
+    const timers = manualTimers();
+    let attempts = 0;
+    class ThrowingWebSocket {
+      constructor() {
+        attempts += 1;
+        throw new Error('SecurityError');
+      }
+    }
+    const live = connect({
+      rooms: { general: 2 }, base: 'http://h', WebSocket: ThrowingWebSocket, EventSource: FakeEventSource,
+      fetch: () => new Promise(() => {}), transports: ['websocket', 'sse'], ...timers,
+    });
+    for (let i = 0; i < 4 && sources.length === 0; i += 1) timers.runAll();
+    assert.equal(attempts, 2);
+    assert.equal(sources[0].url, 'http://h/api/rooms/general/events?since=2');
+    live.close();
+  });
+
   test('close stops reconnecting', () => {
     const { FakeWebSocket, sockets } = fakeWebSocket();
     const timers = manualTimers();

@@ -1,0 +1,341 @@
+/**
+ * chat.js is the composition root of the chat page (`/chat`). The server renders the
+ * shell (web/templates/chat.html); this module:
+ * - lists the rooms (`GET /api/rooms`) and opens or creates one by name (a room exists
+ *   from its first message), keeping `?room=` in the address bar;
+ * - draws the room's recent messages (`GET /api/rooms/{room}/messages`), then follows
+ *   the room with realtime.js from the `Switchboard-Position` that answer carried, so
+ *   nothing is missed or shown twice;
+ * - shows who is present (`presence`, `user_joined`, `user_left`; long polling carries
+ *   no presence, so then it is read from `GET /api/rooms/{room}/presence`);
+ * - sends from the composer (Enter sends, Shift+Enter is a new line), showing the
+ *   message as "sending" until the hub echoes it, and failures in the toast region;
+ * - shows the connection and the transport in use in a badge;
+ * - reloads the room when the hub says `reset` (our position is older than retention).
+ * Messages are built with DOM APIs and textContent only: no user text is parsed as HTML.
+ */
+import client from './ajax.js';
+import { connect } from './realtime.js';
+import { toast } from './toasts.js';
+import { Presence, connectionLabel, formatTime, isRoomName, roomsToShow, sendable } from './chatstate.js';
+
+const HISTORY = 50;
+const ROOMS_EVERY_MS = 30_000;
+const PRESENCE_EVERY_MS = 15_000;
+/** Within this many pixels of the bottom, a new message scrolls the list down. */
+const STICK_PX = 80;
+
+const root = document.getElementById('chat');
+const me = Number(root.dataset.userId);
+const roomList = document.getElementById('room-list');
+const roomForm = document.getElementById('room-form');
+const roomInput = document.getElementById('room-name');
+const title = document.getElementById('room-title');
+const badge = document.getElementById('connection');
+const presenceCount = document.getElementById('presence-count');
+const presenceNames = document.getElementById('presence-names');
+const log = document.getElementById('message-log'); // the scrolling live region
+const list = document.getElementById('messages'); // the <ol> of messages in it
+const composer = document.getElementById('composer');
+const textInput = document.getElementById('composer-text');
+const sendButton = document.getElementById('composer-send');
+const composerLabel = composer.querySelector('label[for="composer-text"]');
+
+let room = root.dataset.room;
+let live = null;
+/** Bumped whenever a room is (re)opened: answers and events of an older one are ignored. */
+let generation = 0;
+let knownRooms = [];
+const presence = new Presence();
+/** client_id -> the "sending" list item shown until the hub echoes the message. */
+const pending = new Map();
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key === 'className') node.className = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function randomId() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+const roomUrl = (name) => `/chat?${new URLSearchParams({ room: name })}`;
+const api = (name, rest) => `/api/rooms/${encodeURIComponent(name)}/${rest}`;
+
+// ---- the room list -----------------------------------------------------------------
+
+function renderRooms() {
+  const items = roomsToShow(knownRooms, room).map(({ name, present }) => {
+    const link = el('a', { href: roomUrl(name), dataset: { room: name } }, el('span', { className: 'room-name' }, `#${name}`));
+    if (name === room) link.setAttribute('aria-current', 'page');
+    if (present > 0) {
+      link.append(el('span', { className: 'room-present' }, String(present), el('span', { className: 'visually-hidden' }, ' present')));
+    }
+    return el('li', {}, link);
+  });
+  roomList.replaceChildren(...items);
+}
+
+async function loadRooms() {
+  try {
+    knownRooms = await client.get('/api/rooms', { cache: false });
+    renderRooms();
+  } catch {
+    // The list is a convenience: the open room works without it.
+  }
+}
+
+roomList.addEventListener('click', (event) => {
+  const link = event.target.closest('a[data-room]');
+  if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  openRoom(link.dataset.room, { push: true });
+});
+
+roomForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const name = roomInput.value.trim();
+  if (!isRoomName(name)) {
+    roomInput.setAttribute('aria-invalid', 'true');
+    toast('A room name is 1-64 letters, digits, “_”, “-” or “.”, starting with a letter or digit.', 'error');
+    roomInput.focus();
+    return;
+  }
+  roomInput.removeAttribute('aria-invalid');
+  roomInput.value = '';
+  openRoom(name, { push: true });
+  textInput.focus();
+});
+
+window.addEventListener('popstate', () => {
+  const name = new URLSearchParams(location.search).get('room') || 'general';
+  if (isRoomName(name) && name !== room) openRoom(name, { push: false });
+});
+
+// ---- presence ------------------------------------------------------------------------
+
+function renderPresence() {
+  const { count, names } = presence.describe(me);
+  presenceCount.textContent = count;
+  presenceNames.textContent = names;
+  // The room list's count for this room follows too.
+  const entry = knownRooms.find((r) => r.name === room);
+  if (entry && entry.present !== presence.count) {
+    entry.present = presence.count;
+    renderRooms();
+  }
+}
+
+async function loadPresence(gen) {
+  try {
+    const snapshot = await client.get(api(room, 'presence'), { cache: false });
+    if (gen !== generation) return;
+    presence.snapshot(snapshot);
+    renderPresence();
+  } catch {
+    // Presence is a nicety; the next event or refresh fixes it.
+  }
+}
+
+// ---- messages --------------------------------------------------------------------------
+
+function nearBottom() {
+  return log.scrollHeight - log.scrollTop - log.clientHeight < STICK_PX;
+}
+
+function scrollToBottom() {
+  log.scrollTop = log.scrollHeight;
+}
+
+function buildMessage(message) {
+  const mine = message.user?.id === me;
+  const time = el('time', { datetime: message.ts ?? '' }, formatTime(message.ts));
+  return el('li', { className: mine ? 'msg mine' : 'msg', dataset: { id: String(message.id), userId: String(message.user?.id ?? '') } },
+    el('div', { className: 'msg-meta' }, el('span', { className: 'msg-author' }, message.user?.name ?? 'Someone'), ' ', time),
+    el('p', { className: 'msg-text' }, message.text ?? ''));
+}
+
+/** Appends after the stored messages, before any still being sent. */
+function insert(item) {
+  const firstPending = list.querySelector('li.pending');
+  list.insertBefore(item, firstPending);
+}
+
+function showMessage(message) {
+  const stick = nearBottom() || message.user?.id === me;
+  const waiting = message.client_id && pending.get(message.client_id);
+  if (waiting) {
+    waiting.remove();
+    pending.delete(message.client_id);
+  }
+  if (list.querySelector(`li[data-id="${CSS.escape(String(message.id))}"]`)) return;
+  insert(buildMessage(message));
+  if (stick) scrollToBottom();
+}
+
+function describeEmpty() {
+  if (list.children.length > 0) return;
+  list.append(el('li', { className: 'msg-empty' }, `No messages in #${room} yet. Say hello!`));
+}
+
+// ---- the connection --------------------------------------------------------------------
+
+function setBadge(status, transport) {
+  const { state, text } = connectionLabel(status, transport);
+  badge.dataset.state = state;
+  badge.textContent = text;
+  root.dataset.status = status;
+  root.dataset.transport = transport ?? '';
+}
+
+function follow(name, position, gen) {
+  const mine = (fn) => (data) => {
+    if (gen === generation && data?.room === name) fn(data);
+  };
+  live = connect({
+    rooms: position == null ? [name] : { [name]: position },
+    onMessage: mine((message) => {
+      list.querySelector('li.msg-empty')?.remove();
+      showMessage(message);
+    }),
+    onPresence: mine((snapshot) => {
+      presence.snapshot(snapshot);
+      renderPresence();
+    }),
+    onJoined: mine((change) => {
+      presence.joined(change);
+      renderPresence();
+    }),
+    onLeft: mine((change) => {
+      presence.left(change);
+      renderPresence();
+    }),
+    // Our position is older than what the hub keeps: draw the room again.
+    onReset: mine(() => openRoom(name, { push: false })),
+    onNotice: (notice) => {
+      if (gen === generation && notice.type === 'error') toast(notice.error ?? 'The server refused that.', 'error');
+    },
+    onStatus: (status, transport) => {
+      if (gen !== generation) return;
+      setBadge(status, transport);
+      if (status === 'connected' && transport === 'longpoll') loadPresence(gen);
+    },
+  });
+}
+
+/** Shows room `name`: its recent messages, then live from where they end. */
+async function openRoom(name, { push }) {
+  const gen = ++generation;
+  live?.close();
+  live = null;
+  room = name;
+  root.dataset.room = name;
+  root.dataset.ready = 'false';
+  if (push) history.pushState(null, '', roomUrl(name));
+  document.title = `#${name} · Chat · Switchboard`;
+  title.textContent = `#${name}`;
+  composerLabel.textContent = `Message #${name}`;
+  textInput.placeholder = `Message #${name}`;
+  renderRooms();
+  for (const item of pending.values()) item.remove();
+  pending.clear();
+  presence.snapshot({ count: 0, users: [] });
+  renderPresence();
+  log.setAttribute('aria-busy', 'true');
+  list.replaceChildren();
+  setBadge('connecting', null);
+
+  let position = null;
+  try {
+    const { data, headers } = await client.get(`${api(name, 'messages')}?limit=${HISTORY}`, { meta: true, cache: false });
+    if (gen !== generation) return;
+    list.replaceChildren(...data.map(buildMessage));
+    const header = headers.get('Switchboard-Position');
+    position = header === null ? null : Number(header);
+  } catch (error) {
+    if (gen !== generation) return;
+    toast(`Could not load #${name}: ${error.error ?? error}`, 'error');
+  }
+  describeEmpty();
+  log.setAttribute('aria-busy', 'false');
+  scrollToBottom();
+  // Presence comes with the subscription (WebSocket and SSE send a snapshot on join);
+  // long polling has none, so then it is read by REST (see onStatus).
+  follow(name, position, gen);
+  root.dataset.ready = 'true';
+}
+
+// ---- the composer ------------------------------------------------------------------------
+
+function updateComposer() {
+  sendButton.disabled = !sendable(textInput.value);
+}
+
+textInput.addEventListener('input', updateComposer);
+textInput.addEventListener('keydown', (event) => {
+  if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
+  event.preventDefault();
+  if (sendable(textInput.value)) composer.requestSubmit();
+});
+
+function send(text, clientId, item) {
+  const target = room;
+  const gen = generation;
+  item.classList.remove('failed');
+  item.querySelector('.msg-state').textContent = 'Sending…';
+  item.querySelector('button')?.remove();
+  live.send(target, text, clientId).then(
+    (message) => {
+      // Over SSE or long polling the POST may answer before the stream delivers it.
+      if (gen !== generation) return;
+      if (pending.get(clientId) === item) item.querySelector('.msg-state').textContent = 'Sent';
+      return message;
+    },
+    (error) => {
+      if (gen !== generation || pending.get(clientId) !== item) return;
+      item.classList.add('failed');
+      item.querySelector('.msg-state').textContent = 'Not sent.';
+      const retry = el('button', { type: 'button', className: 'small secondary' }, 'Retry');
+      retry.addEventListener('click', () => send(text, clientId, item));
+      item.querySelector('.msg-meta').append(retry);
+      toast(`Your message was not sent: ${error.message ?? error}`, 'error');
+    },
+  );
+}
+
+composer.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = textInput.value.trim();
+  if (!sendable(text) || !live) return;
+  const clientId = randomId();
+  list.querySelector('li.msg-empty')?.remove();
+  const item = el('li', { className: 'msg mine pending', dataset: { clientId } },
+    el('div', { className: 'msg-meta' }, el('span', { className: 'msg-author' }, 'You'), ' ', el('span', { className: 'msg-state' }, 'Sending…')),
+    el('p', { className: 'msg-text' }, text));
+  pending.set(clientId, item);
+  list.append(item);
+  scrollToBottom();
+  textInput.value = '';
+  updateComposer();
+  send(text, clientId, item);
+});
+
+// ---- start ---------------------------------------------------------------------------------
+
+setInterval(() => {
+  if (!document.hidden) loadRooms();
+}, ROOMS_EVERY_MS);
+setInterval(() => {
+  if (!document.hidden && live?.transport === 'longpoll') loadPresence(generation);
+}, PRESENCE_EVERY_MS);
+
+updateComposer();
+openRoom(room, { push: false }).then(loadRooms);
+root.dataset.enhanced = 'true';

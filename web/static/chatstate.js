@@ -1,0 +1,124 @@
+/**
+ * chatstate.js holds the chat page's logic that needs no DOM, so Node tests can check
+ * it: which room names are valid, which rooms the list shows, what the connection
+ * badge and the presence line say, how a message's time is written, and the
+ * presence of a room as `presence` / `user_joined` / `user_left` events change it.
+ */
+
+/** The hub's rule for a room name: 1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit. */
+const ROOM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Rooms only the server writes (directory events): not offered as chat rooms. */
+const HIDDEN_ROOMS = new Set(['directory']);
+
+export const DEFAULT_ROOM = 'general';
+
+export function isRoomName(name) {
+  return typeof name === 'string' && ROOM_NAME.test(name);
+}
+
+/**
+ * The rooms the list shows: those `GET /api/rooms` knows (minus server-only ones),
+ * plus `general` and the open room even before they have a message; by name.
+ * @param {{name: string, present?: number}[]} rooms
+ * @param {string} current
+ * @returns {{name: string, present: number}[]}
+ */
+export function roomsToShow(rooms, current) {
+  const byName = new Map();
+  for (const room of rooms ?? []) {
+    if (!room || !isRoomName(room.name) || HIDDEN_ROOMS.has(room.name)) continue;
+    byName.set(room.name, { name: room.name, present: Number(room.present) || 0 });
+  }
+  for (const name of [DEFAULT_ROOM, current]) {
+    if (isRoomName(name) && !byName.has(name)) byName.set(name, { name, present: 0 });
+  }
+  return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+const TRANSPORT_NAMES = { websocket: 'WebSocket', sse: 'SSE', longpoll: 'long polling' };
+
+/**
+ * What the connection badge says for realtime.js's `onStatus(status, transport)`,
+ * and the `data-state` it styles by (`live`, `pending` or `down`).
+ */
+export function connectionLabel(status, transport) {
+  const via = TRANSPORT_NAMES[transport] ?? transport ?? '';
+  switch (status) {
+    case 'connected':
+      return { state: 'live', text: `Live · ${via}` };
+    case 'connecting':
+      return { state: 'pending', text: via ? `Connecting · ${via}…` : 'Connecting…' };
+    case 'reconnecting':
+      return { state: 'pending', text: 'Reconnecting…' };
+    case 'unsupported':
+      return { state: 'down', text: 'Live updates unsupported' };
+    default:
+      return { state: 'down', text: 'Offline' };
+  }
+}
+
+/**
+ * Who is in a room: the server's snapshot (`presence {count, users}`) amended by
+ * `user_joined` / `user_left` (`{user, count}`); `count` always comes from the server,
+ * while the names are what the snapshot listed plus later joins.
+ */
+export class Presence {
+  constructor() {
+    this.count = 0;
+    /** user id -> name */
+    this.users = new Map();
+  }
+
+  snapshot({ count, users } = {}) {
+    this.users = new Map((users ?? []).map((u) => [u.id, u.name]));
+    this.count = Number.isFinite(count) ? count : this.users.size;
+  }
+
+  joined({ user, count } = {}) {
+    if (user) this.users.set(user.id, user.name);
+    this.count = Number.isFinite(count) ? count : this.users.size;
+  }
+
+  left({ user, count } = {}) {
+    if (user) this.users.delete(user.id);
+    this.count = Number.isFinite(count) ? count : this.users.size;
+  }
+
+  /** Names by name, the viewer (`meId`) first as "you". */
+  names(meId) {
+    const others = [...this.users]
+      .filter(([id]) => id !== meId)
+      .map(([, name]) => name)
+      .sort((a, b) => a.localeCompare(b));
+    return this.users.has(meId) ? ['you', ...others] : others;
+  }
+
+  /** The presence line: "3 here: you, Ann, Bob" (and "+N more" past the listed names). */
+  describe(meId) {
+    const names = this.names(meId);
+    if (this.count === 0) return { count: 'Nobody here', names: '' };
+    const count = `${this.count} here`;
+    const more = this.count - names.length;
+    const list = names.join(', ') + (more > 0 ? `${names.length ? ' and ' : ''}${more} more` : '');
+    return { count, names: list ? `: ${list}` : '' };
+  }
+}
+
+/**
+ * A message's time for the list: "14:05" today, "3 Dec, 14:05" on another day
+ * (in the viewer's locale and time zone).
+ */
+export function formatTime(ts, now = new Date(), locale = undefined) {
+  const date = new Date(ts);
+  if (Number.isNaN(date.getTime())) return '';
+  const time = date.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit' });
+  if (date.toDateString() === now.toDateString()) return time;
+  const day = date.toLocaleDateString(locale, { day: 'numeric', month: 'short' });
+  return `${day}, ${time}`;
+}
+
+/** Whether the composer's text is worth sending (the hub trims and refuses blanks). */
+export function sendable(text) {
+  return typeof text === 'string' && text.trim().length > 0;
+}
