@@ -3,7 +3,7 @@
 //! `GET /ws`: JSON text frames tagged by `type` (DESIGN.md, "Realtime"). Client:
 //! `join {room, since?}`, `leave {room}`, `send {room, text, client_id?}`, `ping`.
 //! Server: `welcome`, `presence`, `message`, `user_joined`, `user_left`, `reset`,
-//! `error {code, error}`, `pong`.
+//! `error {code, error}` (with the `client_id` of a failed `send`), `pong`.
 //!
 //! `GET /ws/{client_id}`: the seed's FastAPI chat, plain text both ways, in room
 //! `general`: what a client writes reaches everyone as `Client #{id}: {text}`.
@@ -269,7 +269,14 @@ impl Session {
                 // The sender sees its message like everyone in the room (if it
                 // joined); a retried client_id changes nothing.
                 Ok(_) => Ok(()),
-                Err(error) => self.json_error(&error).await,
+                // The client_id tells the client which of its sends failed.
+                Err(error) => {
+                    self.write_json(json!({
+                        "type": "error", "code": error.code(), "error": error.to_string(),
+                        "client_id": client_id,
+                    }))
+                    .await
+                }
             },
         }
     }

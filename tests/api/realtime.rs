@@ -273,6 +273,16 @@ async fn websocket_protocol_messages_and_presence(backend: Backend) {
     assert_eq!(next_of(&mut a, "pong").await["type"], "pong");
 
     // Mistakes get an error frame and the connection goes on.
+    send_frame(
+        &mut a,
+        json!({"type": "send", "room": "lobby", "text": "", "client_id": "c-9"}),
+    )
+    .await;
+    let refused = next_of(&mut a, "error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("validation_failed"), Some("c-9"))
+    );
     for (bad, code) in [
         (
             json!({"type": "send", "room": "lobby", "text": "   "}),

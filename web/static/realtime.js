@@ -137,6 +137,17 @@ export function connect(options) {
         if (positions.has(data.room)) positions.set(data.room, null);
         on.reset(data);
         break;
+      case 'error':
+        // A refused send (it names its client_id): fail it now, not at the timeout.
+        if (data.client_id && pendingSends.has(data.client_id)) {
+          const error = new Error(data.error || 'Sending failed');
+          error.code = data.code;
+          pendingSends.get(data.client_id).reject(error);
+          pendingSends.delete(data.client_id);
+          break;
+        }
+        on.notice({ type, ...data });
+        break;
       default:
         on.notice({ type, ...data });
     }

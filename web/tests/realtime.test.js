@@ -199,6 +199,24 @@ describe('WebSocket', () => {
     assert.equal((await sent).id, 1);
   });
 
+  test('a send the server refuses rejects at once with its code', async () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const notices = [];
+    const live = connect({
+      rooms: { general: 0 },
+      WebSocket: FakeWebSocket,
+      onNotice: (n) => notices.push(n),
+      ...manualTimers(),
+    });
+    sockets[0].open();
+    const sent = live.send('general', 'x'.repeat(5000), 'c-2');
+    sockets[0].receive({ type: 'error', code: 'validation_failed', error: 'Text is too long', client_id: 'c-2' });
+    await assert.rejects(sent, (error) => error.code === 'validation_failed' && /too long/.test(error.message));
+    // An error about something else is still a notice.
+    sockets[0].receive({ type: 'error', code: 'invalid_room', error: 'bad room' });
+    assert.equal(notices.at(-1).code, 'invalid_room');
+  });
+
   test('reset clears the position and tells the page', () => {
     const { FakeWebSocket, sockets } = fakeWebSocket();
     const resets = [];
