@@ -86,8 +86,15 @@ test('edit goes through its own page and saves', async () => {
   await page.getByRole('cell', { name: 'Nora Edited', exact: true }).waitFor();
 });
 
-test('delete is a form post too, and the last admin is refused with an error page', async () => {
+test('delete asks on a page of its own, then is a form post; the last admin is refused with an error page', async () => {
   await page.goto('/?search=nora');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Delete Nora Edited' }).click()]);
+  // Asked first: Cancel leads back and deletes nothing.
+  assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Delete Nora Edited?');
+  await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: 'Cancel' }).click()]);
+  await page.goto('/?search=nora');
+  assert.equal(await rowCount(), 1);
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Delete Nora Edited' }).click()]);
   await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Delete Nora Edited' }).click()]);
   assert.equal(await page.locator('.notice').textContent(), 'User deleted.');
   await page.goto('/?search=nora');
@@ -95,6 +102,7 @@ test('delete is a form post too, and the last admin is refused with an error pag
   assert.match(await page.locator('#list-status').textContent(), /No users match/);
 
   await page.goto('/?search=admin%40example.com');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: /^Delete Admin/ }).click()]);
   const response = await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: /^Delete Admin/ }).click()]).then(([r]) => r);
   assert.equal(response.status(), 409);
   assert.match(await page.locator('main').textContent(), /only admin/);

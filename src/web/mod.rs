@@ -30,7 +30,10 @@ pub fn router() -> Router<AppState> {
         .route("/users", post(forms::create))
         .route("/users/{id}", post(forms::update))
         .route("/users/{id}/edit", get(pages::edit))
-        .route("/users/{id}/delete", post(forms::delete))
+        .route(
+            "/users/{id}/delete",
+            get(pages::confirm_delete).post(forms::delete),
+        )
         .route("/chat", get(pages::chat))
         .route_layer(from_fn(crate::auth::middleware::require_login_page))
 }

@@ -1,13 +1,16 @@
 //! The pages: `GET /` (the directory: search, one keyset page of users, the create
-//! form for admins), `GET /users/{id}/edit` (the edit form without JavaScript) and
-//! `GET /chat` (the chat page's shell, which `web/static/chat.js` fills).
+//! form for admins), `GET /users/{id}/edit` (the edit form without JavaScript),
+//! `GET /users/{id}/delete` (its confirmation) and `GET /chat` (the chat page's
+//! shell, which `web/static/chat.js` fills).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::views::{ChatPage, DirectoryPage, EditPage, PageError, Row, UserForm, render};
+use super::views::{
+    ChatPage, ConfirmDeletePage, DirectoryPage, EditPage, PageError, Row, UserForm, render,
+};
 use crate::AppState;
 use crate::auth::Identity;
 use crate::auth::csrf::CsrfToken;
@@ -140,6 +143,31 @@ pub async fn edit(
 ) -> Result<Response, PageError> {
     let Path(id) = id?;
     let page = edit_page(&state, &identity, id, None, csrf).await?;
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// `GET /users/{id}/delete`: asks before the form post that deletes (admins only).
+pub async fn confirm_delete(
+    State(state): State<AppState>,
+    identity: Identity,
+    csrf: CsrfToken,
+    id: Result<Path<i64>, ApiError>,
+) -> Result<Response, PageError> {
+    let Path(id) = id?;
+    identity.require_admin()?;
+    let user = state
+        .store
+        .get_user(id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::not_found("User"))?;
+    let page = ConfirmDeletePage {
+        csrf: csrf.0,
+        theme: theme_of(&state, &identity.user).await,
+        is_admin: true,
+        me: identity.user.clone(),
+        user,
+    };
     Ok(render(&page, StatusCode::OK))
 }
 

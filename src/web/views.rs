@@ -121,6 +121,18 @@ pub struct EditPage {
     pub form: UserForm,
 }
 
+/// `GET /users/{id}/delete`: "delete this user?" (the no-JavaScript path; the script
+/// asks in a dialog instead).
+#[derive(Template)]
+#[template(path = "confirm_delete.html")]
+pub struct ConfirmDeletePage {
+    pub me: User,
+    pub csrf: String,
+    pub theme: String,
+    pub is_admin: bool,
+    pub user: User,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {

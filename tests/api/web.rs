@@ -229,9 +229,15 @@ async fn edit_and_delete_work_through_forms(backend: Backend) {
     let stored = json_with_status(app.get(&format!("/api/users/{id}")).await, 200).await;
     assert_eq!(stored["name"], "Eve Edited");
 
+    // Without a script, Delete first asks on a page of its own, which deletes nothing.
+    let confirm = html(app.get(&format!("/users/{id}/delete")).await, 200).await;
+    assert!(confirm.contains("Delete Eve Edited?"), "{confirm}");
+    assert!(confirm.contains(&format!("action=\"/users/{id}/delete\"")));
+    json_with_status(app.get(&format!("/api/users/{id}")).await, 200).await;
     let response = post_form(&app.client, &app, &format!("/users/{id}/delete"), &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/?done=deleted");
+    html(app.get(&format!("/users/{id}/delete")).await, 404).await;
     json_with_status(app.get(&format!("/api/users/{id}")).await, 404).await;
 
     // Failures are HTML pages with the API's statuses.
@@ -306,6 +312,15 @@ async fn members_may_edit_only_themselves_and_never_create_or_delete(backend: Ba
     .await;
     html(
         post_form(&client, &app, &format!("/users/{oid}/delete"), &[]).await,
+        403,
+    )
+    .await;
+    html(
+        client
+            .get(app.url(&format!("/users/{oid}/delete")))
+            .send()
+            .await
+            .unwrap(),
         403,
     )
     .await;

@@ -78,7 +78,7 @@ function buildRow(user) {
     actions.append(el('a', { className: 'button small', href: `/users/${user.id}/edit`, dataset: { action: 'edit' } }, 'Edit', hidden(` ${user.name}`)));
   }
   if (isAdmin) {
-    const form = el('form', { method: 'post', action: `/users/${user.id}/delete`, className: 'inline', dataset: { action: 'delete' } },
+    const form = el('form', { method: 'get', action: `/users/${user.id}/delete`, className: 'inline', dataset: { action: 'delete' } },
       el('button', { type: 'submit', className: 'small danger' }, 'Delete', hidden(` ${user.name}`)));
     actions.append(form);
   }
