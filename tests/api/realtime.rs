@@ -1061,3 +1061,41 @@ async fn shutdown_tells_realtime_clients_to_reconnect_and_finishes(backend: Back
     assert!(ended.is_ok(), "the SSE stream ended");
     assert_eq!(waiting_poll.await.unwrap(), json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_per_account_and_per_address() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.realtime_connections_per_user = 2;
+        config.realtime_connections_per_ip = 3;
+    })
+    .await;
+    let admin = admin_cookie(&app).await;
+    let (_, member) = member_cookie(&app, "Mia").await;
+    let first = open_ws(&app, "/ws", &admin).await;
+    let _second = open_ws(&app, "/ws", &admin).await;
+    let over_account = try_ws(&app, "/ws", &[("cookie", admin.clone())]).await;
+    match over_account {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("a third connection of one account: {other:?}"),
+    }
+    // SSE counts too, and so does the address: Mia's first is the address's third.
+    let _mia = open_sse(&app, "/api/rooms/general/events", &member, None).await;
+    let over_address = reqwest::Client::new()
+        .get(app.url("/api/rooms/general/events"))
+        .header("cookie", &member)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_envelope(&json_with_status(over_address, 429).await, "rate_limited");
+    // Closing one frees its place.
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(ws) = try_ws(&app, "/ws", &[("cookie", admin.clone())]).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "a closed connection gave its place back");
+}
