@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""bench/report.py: turns one bench/run results file (JSON lines) into bench/REPORT.md
+on stdout. Owns the report's layout, the ratios and the target checks of issue 6.
+Cells are medians over repetitions. Standard library only.
+
+usage: report.py RESULTS.jsonl > REPORT.md
+"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+PEERS_HTTP = ["limit", "seed-fastapi", "seed-flask"]
+HTTP_TESTS = [
+    ("get1", "GET /api/users/1", "get1"),
+    ("list", "GET /api/users", "list"),
+    ("search", "GET /api/users?search=al", "search"),
+    ("search_api", "GET /api/search?q=al", "search"),
+    ("autocomplete", "GET /api/autocomplete?q=al", "search"),
+    ("post", "POST /api/users", "post"),
+]
+SECTION_TITLES = {
+    "http": "HTTP at 1,000 users", "http1m": "HTTP at 1,000,000 users", "ws": "WebSocket fan-out",
+    "idle": "Memory per idle connection", "sse": "SSE clients", "longpoll": "Long-poll wake latency",
+}
+
+METHOD = """
+## How the figures were taken
+
+- **One command**: `bench/run` (sections `http http1m ws idle sse longpoll`; `QUICK=1` for short
+  runs, `REPS=N` for repetitions, peers interleaved within each). It builds
+  `cargo build --release --locked` into `~/.cache/switchboard/bench-target` (under `nice`), and
+  copies `../shared/peers` to `~/.cache/switchboard/peers`, set up there once (venv, `npm install`,
+  `cargo build --release` of `limit` and `loadgen`). The load tools are the peers' own:
+  `bench-http.sh` (wrk + its Lua scripts) and `loadgen`.
+- **Pinning**: every server runs under `taskset -c 1` (tokio then runs one worker thread, as
+  `limit` does); wrk and loadgen under `taskset -c 0`. Everything is on 127.0.0.1, and every load
+  command is bounded in time and count (and by `timeout 600`).
+- **Switchboard**: the release binary, `serve --database-url sqlite://<scratch copy>`, the copy
+  made from a database seeded once with `switchboard seed --users 1000` (or `1000000`) and kept in
+  `~/.cache/switchboard/bench-db/`, so every server start sees the same data. Rate limits raised to
+  10^9 per second (the limiter still runs on every request), `--log warn`. The harness logs in as
+  the admin (`POST /api/auth/login`) and sends `Cookie: session=..; csrftoken=..`, `Origin` and
+  `X-CSRFToken` on every request, so each request pays for the session lookup and all middleware.
+- **HTTP**: per server, a warm-up, then one `wrk -t1 -c64` run per test (10 s; 3 s in QUICK runs)
+  through `bench-http.sh`. POSTs create a unique user each (`wrk/post_user.lua`). Server CPU
+  seconds come from `/proc/PID/stat` (the server and its workers) around each run;
+  **req per CPU-s** = requests ÷ server CPU seconds. Ratios are taken against peers measured in
+  the same run. The peers: `limit` (bare axum, constant answers), `seed-fastapi` (uvicorn, 2
+  workers), `seed-flask` (gunicorn gthread, 5×4), all pinned to the same one core.
+- **WebSocket fan-out**: `loadgen ws` with N = 100, 1,000, 10,000 (100 and 1,000 in QUICK runs;
+  the Python peers only up to 1,000, node without its O(N²) join storm above 1,000, as
+  `peers/BASELINE.md`). Switchboard: `/ws` with handshake `{"type":"join","room":"bench"}` and
+  send `{"type":"send","room":"bench","text":"{payload}"}`, and `/socket.io/?EIO=4&transport=websocket`
+  with `42["join",{"username":"u{i}"}]` / `42["message",{"message":"{payload}"}]`.
+- **Idle memory**: `loadgen idle` (WebSocket) with 1,000 connections held 3 s; for SSE, `loadgen sse`
+  holds 1,000 streams while the harness reads the server's VmRSS once all are established.
+- **SSE**: `loadgen sse` for 10 s (5 s QUICK) with 10,000 clients (2,000 QUICK) on
+  `/api/rooms/bench/events` while the harness posts a message to the room each second, and on
+  `/stream`; peers: seed-flask `/stream` with 100, seed-fastapi `/api/stream` with 1,000.
+- **Long-poll**: `loadgen longpoll` (20 wakes; 5 QUICK), a POST `/api/send` 50–550 ms after the poll
+  starts; seed-flask on one worker (its messages are per process).
+- **Skips**: before each realtime scenario the harness asks Switchboard for the route; a 404 records
+  the scenario as skipped (pending) instead of measuring it.
+- **Noise**: the machine is shared, so req/s and latencies swing (see `peers/BASELINE.md`: ±12–75%
+  between repetitions). Compare within one run; per-CPU-second figures and ratios are steadier.
+  Raw results: `bench/results/<run>/results.jsonl` (git-ignored), with the logs.
+"""
+
+def load(path):
+    meta, rows = {}, []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            obj = json.loads(line)
+            if "meta" in obj:
+                meta = obj["meta"]
+            else:
+                rows.append(obj)
+    return meta, rows
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=0, unit=""):
+    if v is None:
+        return "–"
+    if digits == 0:
+        return f"{v:,.0f}{unit}"
+    return f"{v:,.{digits}f}{unit}"
+
+
+def pct(a, b):
+    return None if a is None or not b else 100.0 * a / b
+
+
+class Results:
+    def __init__(self, rows):
+        self.by = defaultdict(list)   # (section, server, scenario) -> rows measured
+        self.skips = {}               # (section, server, scenario) -> reason
+        for r in rows:
+            key = (r["section"], r["server"], r["scenario"])
+            if "skipped" in r:
+                self.skips[key] = r["skipped"]
+            else:
+                self.by[key].append(r)
+
+    def get(self, section, server, scenario, fn):
+        return med([fn(r) for r in self.by.get((section, server, scenario), [])])
+
+    def has(self, section, server=None):
+        return any(k[0] == section and (server is None or k[1] == server) for k in self.by)
+
+    def servers(self, section):
+        return sorted({k[1] for k in self.by if k[0] == section})
+
+    def skipped(self, section):
+        return sorted((k[1], k[2], v) for k, v in self.skips.items() if k[0] == section)
+
+
+def per_cpu(r):
+    cpu = r.get("server_cpu_s") or 0
+    return r["result"]["requests"] / cpu if cpu > 0 else None
+
+
+def http_cell(res, section, server, test):
+    return {
+        "rps": res.get(section, server, test, lambda r: r["result"]["rps"]),
+        "p50": res.get(section, server, test, lambda r: r["result"]["p50_ms"]),
+        "p99": res.get(section, server, test, lambda r: r["result"]["p99_ms"]),
+        "cpu": res.get(section, server, test, per_cpu),
+        "bad": res.get(section, server, test, lambda r: r["result"]["non2xx"] + r["result"]["err_connect"]
+                       + r["result"]["err_read"] + r["result"]["err_write"] + r["result"]["err_timeout"]),
+        "busy": res.get(section, server, test, lambda r: r["server_cpu_s"] / r["wall_s"] if r["wall_s"] else None),
+    }
+
+
+def http_section(res, out):
+    if not res.has("http"):
+        return
+    out.append("## HTTP at 1,000 users (measured)\n")
+    servers = ["switchboard"] + [p for p in PEERS_HTTP if res.has("http", p)]
+    out.append("Requests/s, latency p50 / p99 ms (wrk -t1 -c64), and requests per server CPU-second "
+               "(the figure that survives other tenants on this machine).\n")
+    out.append("| test | " + " | ".join(servers) + " |")
+    out.append("|---|" + "---:|" * len(servers))
+    for test, label, _ in HTTP_TESTS:
+        cells = []
+        for s in servers:
+            c = http_cell(res, "http", s, test)
+            if c["rps"] is None:
+                cells.append("–")
+                continue
+            bad = f" **{fmt(c['bad'])} errors/non-2xx**" if c["bad"] else ""
+            cells.append(f"{fmt(c['rps'])}/s ({fmt(c['p50'], 2)} / {fmt(c['p99'], 2)}); "
+                         f"{fmt(c['cpu'])} per CPU-s{bad}")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    out.append("")
+    peers = [p for p in PEERS_HTTP if res.has("http", p)]
+    if peers:
+        out.append("Switchboard's requests per server CPU-second as a share of each peer's on the same kind of "
+                   "request, same run (search and autocomplete are set against the peers' "
+                   "`GET /api/users?search=al`; `limit` answers constants, the seed apps scan a 3-user list):\n")
+        out.append("| test | " + " | ".join(f"vs {p}" for p in peers) + " |")
+        out.append("|---|" + "---:|" * len(peers))
+        for test, label, peer_test in HTTP_TESTS:
+            sb = http_cell(res, "http", "switchboard", test)["cpu"]
+            if sb is None:
+                continue
+            cells = [fmt(pct(sb, http_cell(res, "http", p, peer_test)["cpu"]), 1, "%") for p in peers]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append("")
+
+
+def http1m_section(res, out):
+    if not res.has("http1m"):
+        return
+    out.append("## HTTP at 1,000,000 users (measured)\n")
+    out.append("Switchboard only (the peers keep their users in a Python list). Ratios are to the same test "
+               "at 1,000 users in this run.\n")
+    out.append("| test | req/s | p50 ms | p99 ms | req per CPU-s | p99 vs 1k users | req per CPU-s vs 1k |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for test, label, _ in HTTP_TESTS:
+        c = http_cell(res, "http1m", "switchboard", test)
+        if c["rps"] is None:
+            continue
+        k = http_cell(res, "http", "switchboard", test)
+        ratio = f"{c['p99'] / k['p99']:.2f}x" if k["p99"] else "–"
+        bad = f" (**{fmt(c['bad'])} errors/non-2xx**)" if c["bad"] else ""
+        out.append(f"| {label}{bad} | {fmt(c['rps'])} | {fmt(c['p50'], 2)} | {fmt(c['p99'], 2)} | {fmt(c['cpu'])} "
+                   f"| {ratio} | {fmt(pct(c['cpu'], k['cpu']), 0, '%')} |")
+    out.append("")
+
+
+def ws_phase(r, i):
+    ph = r["result"].get("phases", [])
+    return ph[i] if len(ph) > i else None
+
+
+def ws_rows(res):
+    """(server, scenario, n) for every measured fan-out run, in a stable order."""
+    keys = [k for k in res.by if k[0] == "ws"]
+    order = {"switchboard": 0, "limit": 1, "node-socketio": 2, "seed-fastapi": 3, "seed-socketio": 4}
+
+    def n_of(scn):
+        return int(scn.rsplit("-", 1)[1])
+    return sorted(((k[1], k[2].rsplit("-", 1)[0], n_of(k[2])) for k in keys),
+                  key=lambda t: (t[2], order.get(t[0], 9), t[1]))
+
+
+def ws_metrics(res, server, scn, n):
+    key = f"{scn}-{n}"
+
+    def deliveries_per_cpu(r):
+        b = ws_phase(r, 1)
+        return b["delivered"] / b["server_cpu_s"] if b and b.get("server_cpu_s") else None
+    return {
+        "connected": res.get("ws", server, key, lambda r: r["result"]["connected"]),
+        "settle": res.get("ws", server, key, lambda r: r["result"]["connect_s"] + r["result"]["settle_s"]),
+        "a_p50": res.get("ws", server, key, lambda r: (ws_phase(r, 0) or {}).get("p50_ms")),
+        "a_p99": res.get("ws", server, key, lambda r: (ws_phase(r, 0) or {}).get("p99_ms")),
+        "dps": res.get("ws", server, key, lambda r: (ws_phase(r, 1) or {}).get("deliveries_per_s")),
+        "dpc": res.get("ws", server, key, deliveries_per_cpu),
+        "loss": res.get("ws", server, key, lambda r: max(p["loss_pct"] for p in r["result"]["phases"])
+                        if r["result"].get("phases") else None),
+    }
+
+
+def ws_section(res, out):
+    if not res.has("ws"):
+        return
+    out.append("## WebSocket fan-out (measured for the peers)\n")
+    out.append("Client 0 sends; every client (the sender too) receives. Phase A: timestamped messages at 5/s, "
+               "latency send→receive. Phase B: 200,000/N messages back to back (50,000/N in QUICK runs); "
+               "deliveries/s over first send → last delivery, and deliveries per server CPU-second.\n")
+    out.append("| server | framing | N | connected | connect+settle s | A: p50 / p99 ms | B: deliveries/s | "
+               "B: per server CPU-s | loss |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for server, scn, n in ws_rows(res):
+        m = ws_metrics(res, server, scn, n)
+        out.append(f"| {server} | {'Socket.IO' if scn == 'sio' else 'raw JSON'} | {n:,} | {fmt(m['connected'])} | "
+                   f"{fmt(m['settle'], 1)} | {fmt(m['a_p50'], 1)} / {fmt(m['a_p99'], 1)} | {fmt(m['dps'])} | "
+                   f"{fmt(m['dpc'])} | {fmt(m['loss'], 2, '%')} |")
+    out.append("")
+
+
+def idle_section(res, out):
+    if not res.has("idle"):
+        return
+    out.append("## Memory per idle connection (measured for the peers)\n")
+    out.append("Server RSS growth (VmRSS, KiB, summed over its processes) divided by the open connections, "
+               "1,000 connections held quiet for 3 s (handshake/join done).\n")
+    out.append("| server | transport | KiB per connection | open |")
+    out.append("|---|---|---:|---:|")
+    for (section, server, scn) in sorted(k for k in res.by if k[0] == "idle"):
+        kb = res.get("idle", server, scn, lambda r: r["result"]["kb_per_conn"])
+        alive = res.get("idle", server, scn, lambda r: r["result"].get("alive", r["result"].get("open")))
+        out.append(f"| {server} | {'SSE' if scn == 'sse' else 'WebSocket'} | {fmt(kb, 1)} | {fmt(alive)} |")
+    out.append("")
+
+
+def sse_section(res, out):
+    if not res.has("sse"):
+        return
+    out.append("## SSE clients (measured for the peers)\n")
+    out.append("| server | stream | clients | got 200 | got events | events/s | first event p50 ms |")
+    out.append("|---|---|---:|---:|---:|---:|---:|")
+    for (section, server, scn) in sorted(k for k in res.by if k[0] == "sse"):
+        def g(f):
+            return res.get("sse", server, scn, lambda r: r["result"][f])
+        url = res.by[(section, server, scn)][0]["result"]["url"].split("/", 3)[-1]
+        out.append(f"| {server} | /{url} | {fmt(g('n'))} | {fmt(g('ok'))} | {fmt(g('with_events'))} | "
+                   f"{fmt(g('events_per_s'), 1)} | {fmt(g('first_event_p50_ms'), 1)} |")
+    out.append("")
+
+
+def longpoll_section(res, out):
+    if not res.has("longpoll"):
+        return
+    out.append("## Long-poll wake latency (measured for the peers)\n")
+    out.append("| server | wakes ok / missed | p50 ms | p99 ms | max ms | POST round trip p50 ms |")
+    out.append("|---|---:|---:|---:|---:|---:|")
+    for server in res.servers("longpoll"):
+        def g(f):
+            return res.get("longpoll", server, "wake", lambda r: r["result"][f])
+        out.append(f"| {server} | {fmt(g('ok'))} / {fmt(g('missed'))} | {fmt(g('p50_ms'), 1)} | {fmt(g('p99_ms'), 1)} | "
+                   f"{fmt(g('max_ms'), 1)} | {fmt(g('post_rtt_p50_ms'), 2)} |")
+    out.append("")
+
+
+def targets(res, ran):
+    """(target, measured, verdict) rows for the issue 6 targets."""
+    rows = []
+
+    def verdict(ok, miss):
+        return "met" if ok else f"**missed**: {miss}"
+
+    def pending(section, what):
+        skips = res.skipped(section)
+        if section not in ran:
+            return "not run"
+        if skips:
+            return "pending: " + "; ".join(sorted({s[2] for s in skips})) + " (realtime hub not on main yet)"
+        return f"not measured ({what})"
+
+    sb_get = http_cell(res, "http", "switchboard", "get1")["cpu"]
+    lim_get = http_cell(res, "http", "limit", "get1")["cpu"]
+    share = pct(sb_get, lim_get)
+    if share is not None:
+        rows.append(("GET /api/users/{id} ≥ 50% of limit's req per server CPU-s", f"{share:.1f}%",
+                     verdict(share >= 50, f"{share:.1f}% is {50 - share:.1f} points short")))
+    sb_post = http_cell(res, "http", "switchboard", "post")["cpu"]
+    lim_post = http_cell(res, "http", "limit", "post")["cpu"]
+    share = pct(sb_post, lim_post)
+    if share is not None:
+        rows.append(("POST /api/users ≥ 25% of limit's", f"{share:.1f}%",
+                     verdict(share >= 25, f"{share:.1f}% is {25 - share:.1f} points short")))
+    for test, label in (("autocomplete", "Autocomplete"), ("search_api", "Search (/api/search)"),
+                        ("search", "List with search")):
+        big = http_cell(res, "http1m", "switchboard", test)["p99"]
+        small = http_cell(res, "http", "switchboard", test)["p99"]
+        if big is None:
+            continue
+        rows.append((f"{label} at 1M users: p99 < 10 ms at 64 connections", f"{big:.2f} ms",
+                     verdict(big < 10, f"{big:.2f} ms is {big / 10:.1f}x the bound")))
+        if small:
+            r = big / small
+            rows.append((f"{label}: p99 at 1M ≤ 2x p99 at 1k", f"{r:.2f}x ({small:.2f} → {big:.2f} ms)",
+                         verdict(r <= 2, f"{r:.2f}x")))
+    ws_done = {(s, scn, n) for s, scn, n in ws_rows(res)}
+
+    def dpc(server, scn, n):
+        return ws_metrics(res, server, scn, n)["dpc"] if (server, scn, n) in ws_done else None
+    node = dpc("node-socketio", "sio", 1000)
+    sb_ws, lim = dpc("switchboard", "ws", 1000), dpc("limit", "ws", 1000)
+    if sb_ws is not None and lim:
+        rows.append(("WS fan-out, 1,000 clients: ≥ 70% of limit's deliveries per CPU-s",
+                     f"{pct(sb_ws, lim):.1f}%", verdict(pct(sb_ws, lim) >= 70, f"{pct(sb_ws, lim):.1f}%")))
+        if node:
+            rows.append(("… and ≥ 2.5x node socket.io", f"{sb_ws / node:.2f}x",
+                         verdict(sb_ws / node >= 2.5, f"{sb_ws / node:.2f}x")))
+    else:
+        rows.append(("WS fan-out, 1,000 clients: ≥ 70% of limit, ≥ 2.5x node socket.io", "–", pending("ws", "")))
+    sb_sio = dpc("switchboard", "sio", 1000)
+    if sb_sio is not None and node:
+        rows.append(("Socket.IO fan-out, 1,000 clients: ≥ 2x node socket.io", f"{sb_sio / node:.2f}x",
+                     verdict(sb_sio / node >= 2, f"{sb_sio / node:.2f}x")))
+    else:
+        rows.append(("Socket.IO fan-out, 1,000 clients: ≥ 2x node socket.io", "–", pending("ws", "")))
+    for scn, label in (("ws", "WebSocket"), ("sse", "SSE")):
+        kb = res.get("idle", "switchboard", scn, lambda r: r["result"]["kb_per_conn"])
+        if kb is not None:
+            rows.append((f"Idle {label} connection ≤ 10 KiB", f"{kb:.1f} KiB", verdict(kb <= 10, f"{kb:.1f} KiB")))
+        else:
+            rows.append((f"Idle {label} connection ≤ 10 KiB", "–", pending("idle", "")))
+    sse = [k for k in res.by if k[0] == "sse" and k[1] == "switchboard" and k[2].startswith("rooms-")]
+    if sse:
+        k = sse[0]
+        n = res.get(*k, lambda r: r["result"]["n"])
+        ok = res.get(*k, lambda r: r["result"]["ok"])
+        rows.append((f"{n:,.0f} concurrent SSE clients all served", f"{ok:,.0f} got 200",
+                     verdict(ok == n, f"{n - ok:,.0f} not served")))
+    else:
+        rows.append(("10,000 concurrent SSE clients all served", "–", pending("sse", "")))
+    p99 = res.get("longpoll", "switchboard", "wake", lambda r: r["result"]["p99_ms"])
+    if p99 is not None:
+        rows.append(("Long-poll wake p99 < 5 ms", f"{p99:.1f} ms", verdict(p99 < 5, f"{p99:.1f} ms")))
+    else:
+        rows.append(("Long-poll wake p99 < 5 ms", "–", pending("longpoll", "")))
+    settle = ws_metrics(res, "switchboard", "ws", 1000)["settle"] if ("switchboard", "ws", 1000) in ws_done else None
+    rows.append(("1,000 joins settle without O(members) work per join (peers: 10–13 s)",
+                 f"{settle:.1f} s connect+settle" if settle is not None else "–",
+                 "see WS table" if settle is not None else pending("ws", "")))
+    return rows
+
+
+def main():
+    meta, rows = load(sys.argv[1])
+    res = Results(rows)
+    ran = meta.get("sections", [])
+    loads = [r["loadavg"] for r in rows if "loadavg" in r]
+    busy = [r["machine_busy_pct"] for r in rows if "machine_busy_pct" in r]
+    out = ["# Switchboard benchmarks", ""]
+    quick = (" with **QUICK=1** (short runs: a smoke test of the harness, not a measurement to quote)"
+             if meta.get("quick") else "")
+    out.append(f"Written by `bench/run` from the run started {meta.get('started_utc', '?')} at commit "
+               f"`{meta.get('commit', '?')}`{quick}, {meta.get('reps', 1)} repetition(s); "
+               f"sections: {', '.join(ran)}. Do not edit by hand: rerun `bench/run`.\n")
+    out.append(f"**Machine**: {meta.get('cpus')} × {meta.get('cpu_model')}, {meta.get('mem_gib')} GiB, "
+               f"Linux {meta.get('kernel')}; {meta.get('rustc')}, {meta.get('wrk')}, Python {meta.get('python')}, "
+               f"Node {meta.get('node')}. Shared with other jobs (builds, browsers).  ")
+    if loads:
+        out.append(f"**Machine load**: 1-min load average {meta.get('loadavg_start')} at the start; "
+                   f"at the start of each measurement median {statistics.median(loads):.2f} "
+                   f"(range {min(loads):.2f}–{max(loads):.2f}); whole-machine busy during the measurements median "
+                   f"{statistics.median(busy):.0f}% (range {min(busy):.0f}–{max(busy):.0f}%).\n")
+    measured = [s for s in ran if res.has(s)]
+    pend = {s: res.skipped(s) for s in ran if res.skipped(s)}
+    out.append("**Status of each section in this run**:\n")
+    for s in ["http", "http1m", "ws", "idle", "sse", "longpoll"]:
+        if s not in ran:
+            out.append(f"- {SECTION_TITLES[s]}: not run (run `bench/run {s}`).")
+            continue
+        parts = []
+        if s in measured:
+            sb = "switchboard measured" if res.has(s, "switchboard") else "switchboard not measured"
+            parts.append(f"measured ({sb}; peers: {', '.join(p for p in res.servers(s) if p != 'switchboard') or 'none'})")
+        if s in pend:
+            parts.append("**pending the realtime hub** — Switchboard answered " + "; ".join(
+                f"{why} ({server} {scn})" for server, scn, why in pend[s]) + ", so those scenarios were skipped")
+        out.append(f"- {SECTION_TITLES[s]}: " + "; ".join(parts or ["nothing recorded"]) + ".")
+    out.append("")
+    out.append("## Targets of issue 6\n")
+    out.append("| target | measured | verdict |")
+    out.append("|---|---|---|")
+    for t, m, v in targets(res, ran):
+        out.append(f"| {t} | {m} | {v} |")
+    out.append("")
+    http_section(res, out)
+    http1m_section(res, out)
+    ws_section(res, out)
+    idle_section(res, out)
+    sse_section(res, out)
+    longpoll_section(res, out)
+    out.append(METHOD.strip())
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
