@@ -98,7 +98,7 @@ pristine_db() {
 
 # start_switchboard USERS -> PORT, SERVER_PID, AUTH_HEADERS (lines), HDR_ARGS (loadgen)
 start_switchboard() {
-  local users=$1 src db jar session csrf
+  local users=$1 src db jar cookies csrf
   src=$(pristine_db "$users")
   PORT=$((NEXT_PORT += 1))
   db=$RUN_DIR/switchboard-$PORT.db
@@ -114,11 +114,11 @@ start_switchboard() {
   curl -sf -c "$jar" -o /dev/null -H 'Content-Type: application/json' -H "Origin: http://127.0.0.1:$PORT" \
     -d "{\"email\":\"admin@example.com\",\"password\":\"$ADMIN_PW\"}" "http://127.0.0.1:$PORT/api/auth/login" \
     || { log "!! login failed on switchboard :$PORT"; return 1; }
-  session=$(awk '$6 == "session" {print $7}' "$jar")
+  # every cookie of the jar (the session cookie and csrftoken), as a browser sends them
+  cookies=$(awk 'NF >= 7 && ($1 !~ /^#/ || $1 ~ /^#HttpOnly_/) {printf "%s%s=%s", sep, $6, $7; sep="; "}' "$jar")
   csrf=$(awk '$6 == "csrftoken" {print $7}' "$jar")
-  AUTH_HEADERS="Cookie: session=$session; csrftoken=$csrf"$'\n'"Origin: http://127.0.0.1:$PORT"$'\n'"X-CSRFToken: $csrf"
-  HDR_ARGS=(--header "Cookie: session=$session; csrftoken=$csrf" --header "Origin: http://127.0.0.1:$PORT"
-    --header "X-CSRFToken: $csrf")
+  AUTH_HEADERS="Cookie: $cookies"$'\n'"Origin: http://127.0.0.1:$PORT"$'\n'"X-CSRFToken: $csrf"
+  HDR_ARGS=(--header "Cookie: $cookies" --header "Origin: http://127.0.0.1:$PORT" --header "X-CSRFToken: $csrf")
 }
 
 stop_server() { # stops SERVER_PID and its children (uvicorn/gunicorn workers)
