@@ -13,6 +13,7 @@ from collections import defaultdict
 PEERS_HTTP = ["limit", "seed-fastapi", "seed-flask"]
 HTTP_TESTS = [
     ("get1", "GET /api/users/1", "get1"),
+    ("hello", "GET /api/hello (no database)", "get1"),
     ("list", "GET /api/users", "list"),
     ("search", "GET /api/users?search=al", "search"),
     ("search_api", "GET /api/search?q=al", "search"),
