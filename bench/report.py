@@ -21,7 +21,8 @@ HTTP_TESTS = [
     ("post", "POST /api/users", "post"),
 ]
 SECTION_TITLES = {
-    "http": "HTTP at 1,000 users", "http1m": "HTTP at 1,000,000 users", "ws": "WebSocket fan-out",
+    "http": "HTTP at 1,000 users", "http1m": "HTTP at 1,000,000 users", "profile": "Profile under HTTP load",
+    "ws": "WebSocket fan-out",
     "idle": "Memory per idle connection", "sse": "SSE clients", "longpoll": "Long-poll wake latency",
 }
 
@@ -198,6 +199,47 @@ def http1m_section(res, out):
     out.append("")
 
 
+def profile_section(res, out):
+    if not res.has("profile"):
+        return
+    out.append("## Profile of Switchboard under load (measured)\n")
+    out.append("`perf record -F 999 -g` of the server process during a `wrk -t1 -c64` run at 1,000 users "
+               "(`bench/perf_summary.py`; raw `perf.data` in the run's results directory). Shares are of all "
+               "samples; \"incl.\" counts time in the frame and everything it calls.\n")
+    for test, label in (("get1", "GET /api/users/1"), ("post", "POST /api/users")):
+        rows = res.by.get(("profile", "switchboard", test))
+        if not rows:
+            continue
+        p = rows[-1]["result"]
+        threads = ", ".join(f"{k} {v:.0f}%" for k, v in p["samples_by_thread"].items())
+        binaries = ", ".join(f"{k} {v:.0f}%" for k, v in p["samples_by_binary"].items() if v >= 1)
+        kernel = ", ".join(f"`{k}` {v:.0f}%" for k, v in p.get("kernel_frames", {}).items())
+        out.append(f"**{label}** — threads: {threads}; binaries: {binaries}; kernel: {kernel} (incl.).\n")
+        out.append("| user-space frame | incl. | self |")
+        out.append("|---|---:|---:|")
+        for name, incl, self_pct in p["top_user_frames"]:
+            out.append(f"| `{name}` | {incl:.1f}% | {self_pct:.1f}% |")
+        out.append("")
+
+
+def profile_note(res, test):
+    rows = res.by.get(("profile", "switchboard", test))
+    if not rows:
+        return ""
+    p = rows[-1]["result"]
+    futex = p.get("kernel_frames", {}).get("__x64_sys_futex")
+    kernel = p["samples_by_binary"].get("[kernel.kallsyms]")
+    sqlite_thread = next((v for k, v in p["samples_by_thread"].items() if k.startswith("sqlx-sqlite")), None)
+    parts = []
+    if kernel is not None:
+        parts.append(f"{kernel:.0f}% of server samples in the kernel")
+    if futex is not None:
+        parts.append(f"{futex:.0f}% in futex waits/wakes")
+    if sqlite_thread is not None:
+        parts.append(f"{sqlite_thread:.0f}% on sqlx's SQLite worker thread")
+    return "; profile: " + ", ".join(parts) + " (see Profile)" if parts else ""
+
+
 def ws_phase(r, i):
     ph = r["result"].get("phases", [])
     return ph[i] if len(ph) > i else None
@@ -314,13 +356,15 @@ def targets(res, ran):
     share = pct(sb_get, lim_get)
     if share is not None:
         rows.append(("GET /api/users/{id} ≥ 50% of limit's req per server CPU-s", f"{share:.1f}%",
-                     verdict(share >= 50, f"{share:.1f}% is {50 - share:.1f} points short")))
+                     verdict(share >= 50, f"{share:.1f}% is {50 - share:.1f} points short"
+                             + profile_note(res, "get1"))))
     sb_post = http_cell(res, "http", "switchboard", "post")["cpu"]
     lim_post = http_cell(res, "http", "limit", "post")["cpu"]
     share = pct(sb_post, lim_post)
     if share is not None:
         rows.append(("POST /api/users ≥ 25% of limit's", f"{share:.1f}%",
-                     verdict(share >= 25, f"{share:.1f}% is {25 - share:.1f} points short")))
+                     verdict(share >= 25, f"{share:.1f}% is {25 - share:.1f} points short"
+                             + profile_note(res, "post"))))
     for test, label in (("autocomplete", "Autocomplete"), ("search_api", "Search (/api/search)"),
                         ("search", "List with search")):
         big = http_cell(res, "http1m", "switchboard", test)["p99"]
@@ -403,7 +447,7 @@ def main():
     measured = [s for s in ran if res.has(s)]
     pend = {s: res.skipped(s) for s in ran if res.skipped(s)}
     out.append("**Status of each section in this run**:\n")
-    for s in ["http", "http1m", "ws", "idle", "sse", "longpoll"]:
+    for s in ["http", "http1m", "profile", "ws", "idle", "sse", "longpoll"]:
         if s not in ran:
             out.append(f"- {SECTION_TITLES[s]}: not run (run `bench/run {s}`).")
             continue
@@ -424,6 +468,7 @@ def main():
     out.append("")
     http_section(res, out)
     http1m_section(res, out)
+    profile_section(res, out)
     ws_section(res, out)
     idle_section(res, out)
     sse_section(res, out)
