@@ -103,7 +103,10 @@ start_switchboard() {
   PORT=$((NEXT_PORT += 1))
   db=$RUN_DIR/switchboard-$PORT.db
   cp "$src" "$db"; SB_DB=$db
-  SWITCHBOARD_ADMIN_PASSWORD=$ADMIN_PW taskset -c "$SERVER_CPU" "$SB_BIN" serve \
+  # realtime limits as environment variables: a binary without the hub ignores them
+  SWITCHBOARD_ADMIN_PASSWORD=$ADMIN_PW SWITCHBOARD_REALTIME_SEND_PER_SECOND=$BIG \
+  SWITCHBOARD_REALTIME_CONNECTIONS_PER_USER=$BIG SWITCHBOARD_REALTIME_CONNECTIONS_PER_IP=$BIG \
+    taskset -c "$SERVER_CPU" "$SB_BIN" serve \
     --bind "127.0.0.1:$PORT" --database-url "sqlite://$db" \
     --rate-login-per-minute 1000 --rate-search-per-second "$BIG" \
     --rate-write-per-second "$BIG" --rate-general-per-second "$BIG" \
