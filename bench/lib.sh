@@ -103,9 +103,13 @@ start_switchboard() {
   PORT=$((NEXT_PORT += 1))
   db=$RUN_DIR/switchboard-$PORT.db
   cp "$src" "$db"; SB_DB=$db
-  # realtime limits as environment variables: a binary without the hub ignores them
+  # realtime limits as environment variables (a binary without the hub ignores them):
+  # no caps on sends and connections, and a per-connection queue of 4096 deliveries,
+  # the capacity of limit's broadcast channel (the default 256 closes the burst
+  # phase's sender as a slow consumer)
   SWITCHBOARD_ADMIN_PASSWORD=$ADMIN_PW SWITCHBOARD_REALTIME_SEND_PER_SECOND=$BIG \
   SWITCHBOARD_REALTIME_CONNECTIONS_PER_USER=$BIG SWITCHBOARD_REALTIME_CONNECTIONS_PER_IP=$BIG \
+  SWITCHBOARD_REALTIME_QUEUE=${SB_REALTIME_QUEUE:-4096} \
     taskset -c "$SERVER_CPU" "$SB_BIN" serve \
     --bind "127.0.0.1:$PORT" --database-url "sqlite://$db" \
     --rate-login-per-minute 1000 --rate-search-per-second "$BIG" \

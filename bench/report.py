@@ -41,7 +41,11 @@ METHOD = """
 - **Switchboard**: the release binary, `serve --database-url sqlite://<scratch copy>`, the copy
   made from a database seeded once with `switchboard seed --users 1000` (or `1000000`) and kept in
   `~/.cache/switchboard/bench-db/`, so every server start sees the same data. Rate limits raised to
-  10^9 per second (the limiter still runs on every request), `--log warn`. The harness logs in as
+  10^9 per second (the limiter still runs on every request), `--log warn`; the hub's caps on
+  connections per account/address and sends per second raised the same way, and its per-connection
+  queue set to 4,096 deliveries (`SWITCHBOARD_REALTIME_QUEUE`, the capacity of `limit`'s broadcast
+  channel; with the default 256 the burst phase closes the sender as a slow consumer;
+  `SB_REALTIME_QUEUE=256 bench/run ws` measures the default). The harness logs in as
   the admin (`POST /api/auth/login`) and sends `Cookie: session=..; csrftoken=..`, `Origin` and
   `X-CSRFToken` on every request, so each request pays for the session lookup and all middleware.
 - **HTTP**: per server, a warm-up, then one `wrk -t1 -c64` run per test (10 s; 3 s in QUICK runs)
@@ -303,7 +307,11 @@ def idle_section(res, out):
     for (section, server, scn) in sorted(k for k in res.by if k[0] == "idle"):
         kb = res.get("idle", server, scn, lambda r: r["result"]["kb_per_conn"])
         alive = res.get("idle", server, scn, lambda r: r["result"].get("alive", r["result"].get("open")))
-        out.append(f"| {server} | {'SSE' if scn == 'sse' else 'WebSocket'} | {fmt(kb, 1)} | {fmt(alive)} |")
+        what = {"ws": "WebSocket", "sio": "WebSocket (Socket.IO)", "ws-nojoin": "WebSocket, no room joined",
+                "sse": "SSE", "sse-stream": "SSE (/stream, no room)"}.get(scn, scn)
+        if server == "switchboard" and scn in ("ws", "sse"):
+            what += " in room `bench`" + (" (joined)" if scn == "ws" else "")
+        out.append(f"| {server} | {what} | {fmt(kb, 1)} | {fmt(alive)} |")
     out.append("")
 
 
@@ -397,11 +405,12 @@ def targets(res, ran):
                      verdict(sb_sio / node >= 2, f"{sb_sio / node:.2f}x")))
     else:
         rows.append(("Socket.IO fan-out, 1,000 clients: ≥ 2x node socket.io", "–", pending("ws", "")))
-    for scn, label in (("ws", "WebSocket"), ("sse", "SSE")):
+    for scn, label in (("ws", "WebSocket (joined to a room)"), ("ws-nojoin", "WebSocket (no room)"),
+                       ("sse", "SSE (room stream)"), ("sse-stream", "SSE (/stream)")):
         kb = res.get("idle", "switchboard", scn, lambda r: r["result"]["kb_per_conn"])
         if kb is not None:
             rows.append((f"Idle {label} connection ≤ 10 KiB", f"{kb:.1f} KiB", verdict(kb <= 10, f"{kb:.1f} KiB")))
-        else:
+        elif scn in ("ws", "sse"):
             rows.append((f"Idle {label} connection ≤ 10 KiB", "–", pending("idle", "")))
     sse = [k for k in res.by if k[0] == "sse" and k[1] == "switchboard" and k[2].startswith("rooms-")]
     if sse:
