@@ -6,6 +6,8 @@ Cells are medians over repetitions. Standard library only.
 usage: report.py RESULTS.jsonl > REPORT.md
 """
 import json
+import os
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -29,7 +31,7 @@ SECTION_TITLES = {
 METHOD = """
 ## How the figures were taken
 
-- **One command**: `bench/run` (sections `http http1m ws idle sse longpoll`; `QUICK=1` for short
+- **One command**: `bench/run` (sections `http http1m profile ws idle sse longpoll`; `QUICK=1` for short
   runs, `REPS=N` for repetitions, peers interleaved within each). It builds
   `cargo build --release --locked` into `~/.cache/switchboard/bench-target` (under `nice`), and
   copies `../shared/peers` to `~/.cache/switchboard/peers`, set up there once (venv, `npm install`,
@@ -61,6 +63,11 @@ METHOD = """
   with `42["join",{"username":"u{i}"}]` / `42["message",{"message":"{payload}"}]`.
 - **Idle memory**: `loadgen idle` (WebSocket) with 1,000 connections held 3 s; for SSE, `loadgen sse`
   holds 1,000 streams while the harness reads the server's VmRSS once all are established.
+  Switchboard is measured joined to room `bench` (each join updates the room's presence for
+  every member) and, for comparison with `limit`, with no room (`/ws` without a join, `/stream`).
+- **Profile**: `perf record -F 999 -g -p <server>` for 8 s (3 s QUICK) during a `wrk -t1 -c64` run
+  of GET /api/users/1 and of POST, summarised by `bench/perf_summary.py`. Slow statements: the
+  server's own `sqlx` warnings (over 1 s) from its log during the run.
 - **SSE**: `loadgen sse` for 10 s (5 s QUICK) with 10,000 clients (2,000 QUICK) on
   `/api/rooms/bench/events` while the harness posts a message to the room each second, and on
   `/stream`; peers: seed-flask `/stream` with 100, seed-fastapi `/api/stream` with 1,000.
@@ -149,7 +156,7 @@ def http_cell(res, section, server, test):
 def http_section(res, out):
     if not res.has("http"):
         return
-    out.append("## HTTP at 1,000 users (measured)\n")
+    out.append("## HTTP at 1,000 users\n")
     servers = ["switchboard"] + [p for p in PEERS_HTTP if res.has("http", p)]
     out.append("Requests/s, latency p50 / p99 ms (wrk -t1 -c64), and requests per server CPU-second "
                "(the figure that survives other tenants on this machine).\n")
@@ -186,7 +193,7 @@ def http_section(res, out):
 def http1m_section(res, out):
     if not res.has("http1m"):
         return
-    out.append("## HTTP at 1,000,000 users (measured)\n")
+    out.append("## HTTP at 1,000,000 users\n")
     out.append("Switchboard only (the peers keep their users in a Python list). Ratios are to the same test "
                "at 1,000 users in this run.\n")
     out.append("| test | req/s | p50 ms | p99 ms | req per CPU-s | p99 vs 1k users | req per CPU-s vs 1k |")
@@ -206,7 +213,7 @@ def http1m_section(res, out):
 def profile_section(res, out):
     if not res.has("profile"):
         return
-    out.append("## Profile of Switchboard under load (measured)\n")
+    out.append("## Profile of Switchboard under HTTP load\n")
     out.append("`perf record -F 999 -g` of the server process during a `wrk -t1 -c64` run at 1,000 users "
                "(`bench/perf_summary.py`; raw `perf.data` in the run's results directory). Shares are of all "
                "samples; \"incl.\" counts time in the frame and everything it calls.\n")
@@ -244,6 +251,30 @@ def profile_note(res, test):
     return "; profile: " + ", ".join(parts) + " (see Profile)" if parts else ""
 
 
+def slow_statements(results_path, out):
+    """The server's sqlx 'slow statement' warnings during the run, grouped by statement."""
+    log = os.path.join(os.path.dirname(results_path), "switchboard.log")
+    if not os.path.exists(log):
+        return
+    seen = defaultdict(list)
+    for line in open(log, errors="replace"):
+        if "slow statement" not in line:
+            continue
+        m = re.search(r'summary="([^"]*)".*?elapsed_secs=([\d.]+)', line)
+        if m:
+            seen[m.group(1)].append(float(m.group(2)))
+    if not seen:
+        return
+    out.append("## Slow statements the server logged during this run\n")
+    out.append("sqlx warns when one statement takes over 1 s; these come from `switchboard.log` of the run "
+               "(seeding included).\n")
+    out.append("| statement (sqlx summary) | times | max s |")
+    out.append("|---|---:|---:|")
+    for stmt, secs in sorted(seen.items(), key=lambda kv: -len(kv[1])):
+        out.append(f"| `{stmt}` | {len(secs)} | {max(secs):.2f} |")
+    out.append("")
+
+
 def ws_phase(r, i):
     ph = r["result"].get("phases", [])
     return ph[i] if len(ph) > i else None
@@ -275,31 +306,32 @@ def ws_metrics(res, server, scn, n):
         "dpc": res.get("ws", server, key, deliveries_per_cpu),
         "loss": res.get("ws", server, key, lambda r: max(p["loss_pct"] for p in r["result"]["phases"])
                         if r["result"].get("phases") else None),
+        "closed": res.get("ws", server, key, lambda r: r["result"].get("closed_early", 0) + r["result"].get("failed", 0)),
     }
 
 
 def ws_section(res, out):
     if not res.has("ws"):
         return
-    out.append("## WebSocket fan-out (measured for the peers)\n")
+    out.append("## WebSocket fan-out\n")
     out.append("Client 0 sends; every client (the sender too) receives. Phase A: timestamped messages at 5/s, "
                "latency send→receive. Phase B: 200,000/N messages back to back (50,000/N in QUICK runs); "
                "deliveries/s over first send → last delivery, and deliveries per server CPU-second.\n")
     out.append("| server | framing | N | connected | connect+settle s | A: p50 / p99 ms | B: deliveries/s | "
-               "B: per server CPU-s | loss |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+               "B: per server CPU-s | loss | failed or closed early |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for server, scn, n in ws_rows(res):
         m = ws_metrics(res, server, scn, n)
         out.append(f"| {server} | {'Socket.IO' if scn == 'sio' else 'raw JSON'} | {n:,} | {fmt(m['connected'])} | "
                    f"{fmt(m['settle'], 1)} | {fmt(m['a_p50'], 1)} / {fmt(m['a_p99'], 1)} | {fmt(m['dps'])} | "
-                   f"{fmt(m['dpc'])} | {fmt(m['loss'], 2, '%')} |")
+                   f"{fmt(m['dpc'])} | {fmt(m['loss'], 2, '%')} | {fmt(m['closed'])} |")
     out.append("")
 
 
 def idle_section(res, out):
     if not res.has("idle"):
         return
-    out.append("## Memory per idle connection (measured for the peers)\n")
+    out.append("## Memory per idle connection\n")
     out.append("Server RSS growth (VmRSS, KiB, summed over its processes) divided by the open connections, "
                "1,000 connections held quiet for 3 s (handshake/join done).\n")
     out.append("| server | transport | KiB per connection | open |")
@@ -318,7 +350,7 @@ def idle_section(res, out):
 def sse_section(res, out):
     if not res.has("sse"):
         return
-    out.append("## SSE clients (measured for the peers)\n")
+    out.append("## SSE clients\n")
     out.append("| server | stream | clients | got 200 | got events | events/s | first event p50 ms |")
     out.append("|---|---|---:|---:|---:|---:|---:|")
     for (section, server, scn) in sorted(k for k in res.by if k[0] == "sse"):
@@ -333,7 +365,7 @@ def sse_section(res, out):
 def longpoll_section(res, out):
     if not res.has("longpoll"):
         return
-    out.append("## Long-poll wake latency (measured for the peers)\n")
+    out.append("## Long-poll wake latency\n")
     out.append("| server | wakes ok / missed | p50 ms | p99 ms | max ms | POST round trip p50 ms |")
     out.append("|---|---:|---:|---:|---:|---:|")
     for server in res.servers("longpoll"):
@@ -356,7 +388,7 @@ def targets(res, ran):
         if section not in ran:
             return "not run"
         if skips:
-            return "pending: " + "; ".join(sorted({s[2] for s in skips})) + " (realtime hub not on main yet)"
+            return "pending: " + "; ".join(sorted({s[2] for s in skips})) + " (that transport is not on main yet)"
         return f"not measured ({what})"
 
     sb_get = http_cell(res, "http", "switchboard", "get1")["cpu"]
@@ -427,9 +459,13 @@ def targets(res, ran):
     else:
         rows.append(("Long-poll wake p99 < 5 ms", "–", pending("longpoll", "")))
     settle = ws_metrics(res, "switchboard", "ws", 1000)["settle"] if ("switchboard", "ws", 1000) in ws_done else None
+    peers_settle = ", ".join(f"{p} {ws_metrics(res, p, scn, 1000)['settle']:.1f} s"
+                             for p, scn in (("node-socketio", "sio"), ("seed-fastapi", "ws"), ("seed-socketio", "sio"))
+                             if (p, scn, 1000) in ws_done)
     rows.append(("1,000 joins settle without O(members) work per join (peers: 10–13 s)",
                  f"{settle:.1f} s connect+settle" if settle is not None else "–",
-                 "see WS table" if settle is not None else pending("ws", "")))
+                 (f"same run: {peers_settle} (connect+settle, 1,000 joining clients)" if peers_settle else "see WS table")
+                 if settle is not None else pending("ws", "")))
     return rows
 
 
@@ -465,7 +501,7 @@ def main():
             sb = "switchboard measured" if res.has(s, "switchboard") else "switchboard not measured"
             parts.append(f"measured ({sb}; peers: {', '.join(p for p in res.servers(s) if p != 'switchboard') or 'none'})")
         if s in pend:
-            parts.append("**pending the realtime hub** — Switchboard answered " + "; ".join(
+            parts.append("**pending** (transport not built yet) — Switchboard answered " + "; ".join(
                 f"{why} ({server} {scn})" for server, scn, why in pend[s]) + ", so those scenarios were skipped")
         out.append(f"- {SECTION_TITLES[s]}: " + "; ".join(parts or ["nothing recorded"]) + ".")
     out.append("")
@@ -478,6 +514,7 @@ def main():
     http_section(res, out)
     http1m_section(res, out)
     profile_section(res, out)
+    slow_statements(sys.argv[1], out)
     ws_section(res, out)
     idle_section(res, out)
     sse_section(res, out)
