@@ -36,7 +36,7 @@ def main():
                 kernel[name] = children
             continue
         name = sym[3:].strip()
-        if name.startswith("0x") or name in ("syscall", "__GI___writev", "__libc_start_call_main"):
+        if re.fullmatch(r"(0x)?[0-9a-f]+", name) or name in ("syscall", "__GI___writev", "__libc_start_call_main"):
             continue
         top.append([name[:110], children, self_pct])
         if len(top) == 10:
