@@ -68,9 +68,10 @@ METHOD = """
 - **Profile**: `perf record -F 999 -g -p <server>` for 8 s (3 s QUICK) during a `wrk -t1 -c64` run
   of GET /api/users/1 and of POST, summarised by `bench/perf_summary.py`. Slow statements: the
   server's own `sqlx` warnings (over 1 s) from its log during the run.
-- **SSE**: `loadgen sse` for 10 s (5 s QUICK) with 10,000 clients (2,000 QUICK) on
+- **SSE**: `loadgen sse` for 30 s (5 s QUICK) with 10,000 clients (2,000 QUICK) on
   `/api/rooms/bench/events` while the harness posts a message to the room each second, and on
-  `/stream`; peers: seed-flask `/stream` with 100, seed-fastapi `/api/stream` with 1,000.
+  `/stream`; a client counts as served when its 200 arrived within that window. Peers, 10 s
+  (5 s QUICK): seed-flask `/stream` with 100, seed-fastapi `/api/stream` with 1,000.
 - **Long-poll**: `loadgen longpoll` (20 wakes; 5 QUICK), a POST `/api/send` 50–550 ms after the poll
   starts; seed-flask on one worker (its messages are per process).
 - **Skips**: before each realtime scenario the harness asks Switchboard for the route; a 404 records
