@@ -3,7 +3,7 @@
 on stdout. Owns the report's layout, the ratios and the target checks of issue 6.
 Cells are medians over repetitions. Standard library only.
 
-usage: report.py RESULTS.jsonl > REPORT.md
+usage: report.py RESULTS.jsonl [MORE.jsonl ...] > REPORT.md   (several files are merged)
 """
 import json
 import os
@@ -22,6 +22,7 @@ HTTP_TESTS = [
     ("autocomplete", "GET /api/autocomplete?q=al", "search"),
     ("post", "POST /api/users", "post"),
 ]
+ALL_SECTIONS = ["http", "http1m", "profile", "ws", "idle", "sse", "longpoll"]
 SECTION_TITLES = {
     "http": "HTTP at 1,000 users", "http1m": "HTTP at 1,000,000 users", "profile": "Profile under HTTP load",
     "ws": "WebSocket fan-out",
@@ -81,19 +82,21 @@ METHOD = """
   Raw results: `bench/results/<run>/results.jsonl` (git-ignored), with the logs.
 """
 
-def load(path):
-    meta, rows = {}, []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            obj = json.loads(line)
-            if "meta" in obj:
-                meta = obj["meta"]
-            else:
-                rows.append(obj)
-    return meta, rows
+def load(paths):
+    """Merges results files: rows from all, one meta per file (the first is the main run)."""
+    metas, rows = [], []
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                obj = json.loads(line)
+                if "meta" in obj:
+                    metas.append(obj["meta"])
+                else:
+                    rows.append(obj)
+    return metas, rows
 
 
 def med(values):
@@ -329,6 +332,12 @@ def ws_section(res, out):
                    f"{fmt(m['settle'], 1)} | {fmt(m['a_p50'], 1)} / {fmt(m['a_p99'], 1)} | {fmt(m['dps'])} | "
                    f"{fmt(m['dpc'])} | {fmt(m['loss'], 2, '%')} | {fmt(m['closed'])} |")
     out.append("")
+    lossy = [f"{server} {scn} N={n:,}" for server, scn, n in ws_rows(res) if (ws_metrics(res, server, scn, n)["loss"] or 0) > 0]
+    if lossy:
+        out.append(f"Loss in: {', '.join(lossy)}. Deliveries/s and per-CPU-s count delivered messages only. "
+                   "Switchboard's Socket.IO adapter queues at most 64 commands per socket and answers `error` to "
+                   "each one past that (`COMMANDS` in `src/transport/socketio.rs`), so phase B's back-to-back "
+                   "burst from one sender loses messages there by design (`/ws` has no such cap).\n")
 
 
 def idle_section(res, out):
@@ -473,9 +482,10 @@ def targets(res, ran):
 
 
 def main():
-    meta, rows = load(sys.argv[1])
+    metas, rows = load(sys.argv[1:])
+    meta = metas[0] if metas else {}
     res = Results(rows)
-    ran = meta.get("sections", [])
+    ran = sorted({s for m in metas for s in m.get("sections", [])}, key=ALL_SECTIONS.index)
     loads = [r["loadavg"] for r in rows if "loadavg" in r]
     busy = [r["machine_busy_pct"] for r in rows if "machine_busy_pct" in r]
     out = ["# Switchboard benchmarks", ""]
@@ -483,7 +493,12 @@ def main():
              if meta.get("quick") else "")
     out.append(f"Written by `bench/run` from the run started {meta.get('started_utc', '?')} at commit "
                f"`{meta.get('commit', '?')}`{quick}, {meta.get('reps', 1)} repetition(s); "
-               f"sections: {', '.join(ran)}. Do not edit by hand: rerun `bench/run`.\n")
+               f"sections: {', '.join(meta.get('sections', []))}. Do not edit by hand: rerun `bench/run`.\n")
+    for m in metas[1:]:
+        out.append(f"Merged with the run started {m.get('started_utc', '?')} at commit `{m.get('commit', '?')}`"
+                   f"{' (QUICK=1)' if m.get('quick') else ''}: sections {', '.join(m.get('sections', []))}, "
+                   f"1-min load average {m.get('loadavg_start')} at its start; cells measured in both runs are "
+                   "medians over both.\n")
     out.append(f"**Machine**: {meta.get('cpus')} × {meta.get('cpu_model')}, {meta.get('mem_gib')} GiB, "
                f"Linux {meta.get('kernel')}; {meta.get('rustc')}, {meta.get('wrk')}, Python {meta.get('python')}, "
                f"Node {meta.get('node')}. Shared with other jobs (builds, browsers).  ")
@@ -495,7 +510,7 @@ def main():
     measured = [s for s in ran if res.has(s)]
     pend = {s: res.skipped(s) for s in ran if res.skipped(s)}
     out.append("**Status of each section in this run**:\n")
-    for s in ["http", "http1m", "profile", "ws", "idle", "sse", "longpoll"]:
+    for s in ALL_SECTIONS:
         if s not in ran:
             out.append(f"- {SECTION_TITLES[s]}: not run (run `bench/run {s}`).")
             continue
@@ -521,7 +536,8 @@ def main():
     http_section(res, out)
     http1m_section(res, out)
     profile_section(res, out)
-    slow_statements(sys.argv[1], out)
+    for path in sys.argv[1:]:
+        slow_statements(path, out)
     ws_section(res, out)
     idle_section(res, out)
     sse_section(res, out)
