@@ -271,7 +271,8 @@ def slow_statements(results_path, out):
             seen[m.group(1)].append(float(m.group(2)))
     if not seen:
         return
-    out.append("## Slow statements the server logged during this run\n")
+    run = os.path.basename(os.path.dirname(os.path.abspath(results_path)))
+    out.append(f"## Slow statements the server logged during run {run}\n")
     out.append("sqlx warns when one statement takes over 1 s; these come from `switchboard.log` of the run "
                "(seeding included).\n")
     out.append("| statement (sqlx summary) | times | max s |")
@@ -450,6 +451,7 @@ def targets(res, ran):
     else:
         rows.append(("Socket.IO fan-out, 1,000 clients: ≥ 2x node socket.io", "–", pending("ws", "")))
     for scn, label in (("ws", "WebSocket (joined to a room)"), ("ws-nojoin", "WebSocket (no room)"),
+                       ("sio", "Socket.IO over WebSocket (joined)"),
                        ("sse", "SSE (room stream)"), ("sse-stream", "SSE (/stream)")):
         kb = res.get("idle", "switchboard", scn, lambda r: r["result"]["kb_per_conn"])
         if kb is not None:
