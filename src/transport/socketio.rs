@@ -55,9 +55,10 @@ use crate::hub::{Accepted, Connection, Delivery, Joined};
 
 /// Where the engine.io endpoint lives (socket.io-client's default `path`).
 pub const PATH: &str = "/socket.io";
-/// Commands a socket may have waiting for its task; a client that floods past this
-/// gets an `error` per dropped command.
-const COMMANDS: usize = 64;
+/// Commands a socket may have waiting for its task, at least (the hub's
+/// per-connection queue size is used when larger); a client that floods past this
+/// gets an `error` per dropped command, and its sends are limited by the hub anyway.
+const MIN_COMMANDS: usize = 64;
 /// Packets socketioxide buffers per socket before an emit fails.
 const SOCKET_BUFFER: usize = 512;
 /// How long an emit may wait for a client to drain its buffer before it counts as
@@ -156,7 +157,7 @@ async fn admit(
         &state.config.trusted_proxies,
     );
     let (connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
-    let (commands, receiver) = mpsc::channel(COMMANDS);
+    let (commands, receiver) = mpsc::channel(state.hub.settings().queue.max(MIN_COMMANDS));
     let gone = CancellationToken::new();
     socket.extensions.insert(Commands(commands));
     socket.extensions.insert(Gone(gone.clone()));
