@@ -16,6 +16,7 @@ use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket, WebS
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -38,6 +39,9 @@ const MAX_FRAME: usize = 1024 * 1024;
 const CLOSE_RESTART: u16 = 1012; // server restarting: reconnect
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_SLOW: u16 = 4008; // slow_consumer: reconnect and resume
+
+/// Deliveries written per flush at most.
+const BATCH: usize = 64;
 
 /// `GET /ws`
 pub async fn json_socket(
@@ -147,6 +151,37 @@ impl Session {
         }
     }
 
+    /// Queues one frame without flushing it (see [`Session::flush`]); like
+    /// [`Session::write`] it gives up at shutdown or overflow.
+    async fn feed(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        tokio::select! {
+            fed = self.socket.feed(Frame::Text(text)) => fed.map_err(|_| End::Gone),
+            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
+            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        tokio::select! {
+            flushed = self.socket.flush() => flushed.map_err(|_| End::Gone),
+            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
+            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+        }
+    }
+
+    /// Takes what else is already queued (at most a batch) after one delivery, so a
+    /// burst leaves in few writes instead of one system call per message.
+    fn queued(&mut self) -> Vec<Delivery> {
+        let mut more = Vec::new();
+        while more.len() < BATCH {
+            match self.queue.try_recv() {
+                Ok(delivery) => more.push(delivery),
+                Err(_) => break,
+            }
+        }
+        more
+    }
+
     async fn write_json(&mut self, value: serde_json::Value) -> Result<(), End> {
         self.write(value.to_string().into()).await
     }
@@ -216,7 +251,7 @@ impl Session {
                     .await
                 }
                 Ok(Event::Nothing) => Ok(()),
-                Ok(Event::Delivery(delivery)) => self.json_delivery(delivery).await,
+                Ok(Event::Delivery(delivery)) => self.json_deliveries(delivery).await,
                 Err(end) => return end,
             };
             if let Err(end) = result {
@@ -295,12 +330,22 @@ impl Session {
         Ok(())
     }
 
+    /// One delivery and whatever queued behind it, then one flush.
+    async fn json_deliveries(&mut self, first: Delivery) -> Result<(), End> {
+        self.json_delivery(first).await?;
+        for delivery in self.queued() {
+            self.json_delivery(delivery).await?;
+        }
+        self.flush().await
+    }
+
+    /// Feeds one delivery's frames (the caller flushes).
     async fn json_delivery(&mut self, delivery: Delivery) -> Result<(), End> {
         match self.connection.accept(delivery).await {
             Ok(Accepted::Nothing) => Ok(()),
             Ok(Accepted::Messages(messages)) => {
                 for message in messages {
-                    self.write(message.frame.clone()).await?;
+                    self.feed(message.frame.clone()).await?;
                 }
                 Ok(())
             }
