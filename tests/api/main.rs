@@ -7,6 +7,7 @@ mod batch;
 mod caching;
 mod classic;
 mod cli;
+mod clients;
 mod errors;
 mod openapi;
 mod ops;

@@ -6,8 +6,8 @@
 use serde_json::json;
 use switchboard::store::Backend;
 
+use crate::clients as realtime;
 use crate::helpers::{ADMIN_EMAIL, TestApp, spawn_app_with};
-use crate::realtime;
 
 fn redis_url(test: &str) -> Option<String> {
     let url = std::env::var("TEST_REDIS_URL").ok();

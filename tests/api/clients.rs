@@ -1,0 +1,233 @@
+//! Clients of the realtime transports for the tests: a WebSocket (tokio-tungstenite),
+//! an SSE reader (eventsource-stream over reqwest) and plain HTTP for long polling
+//! and sends, each logged in with a real session cookie like a browser.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::{SinkExt, Stream, StreamExt};
+use serde_json::{Value, json};
+use switchboard::store::Backend;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message as Frame};
+
+use crate::helpers::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, MEMBER_PASSWORD, TestApp, install_crypto, spawn_app_with,
+};
+
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+
+/// The app with the realtime and HTTP rate limits out of the way (tests that send
+/// many messages; the limits have tests of their own).
+pub(crate) async fn spawn_unlimited(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |config| {
+        config.rate_limits = false;
+        config.realtime_send_per_second = 100_000;
+    })
+    .await
+}
+
+/// `sb_session=...; csrftoken=...` for an account, from a real login.
+pub(crate) async fn cookie(app: &TestApp, email: &str, password: &str) -> String {
+    install_crypto();
+    let response = reqwest::Client::new()
+        .post(app.url("/api/auth/login"))
+        .header("origin", app.url(""))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub(crate) async fn admin_cookie(app: &TestApp) -> String {
+    cookie(app, ADMIN_EMAIL, ADMIN_PASSWORD).await
+}
+
+/// A member and their cookie.
+pub(crate) async fn member_cookie(app: &TestApp, name: &str) -> (Value, String) {
+    let email = format!("{}@example.com", name.to_lowercase());
+    let (user, _) = app.member(name, &email).await;
+    (user, cookie(app, &email, MEMBER_PASSWORD).await)
+}
+
+pub(crate) async fn try_ws(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<Ws, tungstenite::Error> {
+    let mut request = format!("ws://{}{path}", app.address)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// A browser's upgrade: the session cookie and this server's Origin.
+pub(crate) async fn open_ws(app: &TestApp, path: &str, cookie: &str) -> Ws {
+    try_ws(
+        app,
+        path,
+        &[("cookie", cookie.to_owned()), ("origin", app.url(""))],
+    )
+    .await
+    .expect("the upgrade succeeds")
+}
+
+/// The next text frame, parsed; fails the test after `WAIT`.
+pub(crate) async fn next_frame(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        match frame {
+            Frame::Text(text) => return serde_json::from_str(&text).expect("JSON frames"),
+            Frame::Close(close) => panic!("closed: {close:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Frames until one of type `kind` (others are skipped).
+pub(crate) async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let frame = next_frame(ws).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+/// Waits for the plain-text chat's next line.
+pub(crate) async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("valid");
+        if let Frame::Text(text) = frame {
+            return text.to_string();
+        }
+    }
+}
+
+pub(crate) async fn send_frame(ws: &mut Ws, frame: Value) {
+    ws.send(Frame::text(frame.to_string())).await.unwrap();
+}
+
+/// Opens a JSON WebSocket and joins `room` (from `since` when given); returns it
+/// after the `presence` answer.
+pub(crate) async fn ws_in_room(app: &TestApp, cookie: &str, room: &str, since: Option<i64>) -> Ws {
+    let mut ws = open_ws(app, "/ws", cookie).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "welcome");
+    let mut join = json!({"type": "join", "room": room});
+    if let Some(since) = since {
+        join["since"] = json!(since);
+    }
+    send_frame(&mut ws, join).await;
+    let presence = next_of(&mut ws, "presence").await;
+    assert_eq!(presence["room"], room);
+    ws
+}
+
+pub(crate) type Sse = std::pin::Pin<Box<dyn Stream<Item = eventsource_stream::Event> + Send>>;
+
+pub(crate) async fn open_sse(
+    app: &TestApp,
+    path: &str,
+    cookie: &str,
+    last_event_id: Option<&str>,
+) -> Sse {
+    install_crypto();
+    let mut request = reqwest::Client::new()
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|event| event.expect("a well-formed event")),
+    )
+}
+
+/// The next unnamed (message) event: (id, data).
+pub(crate) async fn next_sse_message(sse: &mut Sse) -> (String, Value) {
+    loop {
+        let event = tokio::time::timeout(WAIT, sse.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream is open");
+        if event.event == "message" && !event.data.is_empty() {
+            return (event.id, serde_json::from_str(&event.data).unwrap());
+        }
+    }
+}
+
+pub(crate) async fn next_sse_named(sse: &mut Sse, name: &str) -> Value {
+    loop {
+        let event = tokio::time::timeout(WAIT, sse.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream is open");
+        if event.event == name {
+            return serde_json::from_str(&event.data).unwrap();
+        }
+    }
+}
+
+pub(crate) async fn post_send(app: &TestApp, cookie: &str, body: Value) -> reqwest::Response {
+    let csrf = cookie
+        .split("; ")
+        .find_map(|c| c.strip_prefix("csrftoken="))
+        .unwrap_or_default()
+        .to_owned();
+    reqwest::Client::new()
+        .post(app.url("/api/send"))
+        .header("cookie", cookie)
+        .header("x-csrftoken", csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub(crate) async fn poll(app: &TestApp, cookie: &str, query: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.url(&format!("/api/poll?{query}")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub(crate) fn texts(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
