@@ -8,7 +8,7 @@
 CACHE=${BENCH_CACHE:-$HOME/.cache/switchboard}
 PEERS_SRC=${PEERS_SRC:-$(cd "$BENCH_DIR/../.." && pwd)/shared/peers}
 PEERS=$CACHE/peers                          # scratch copy of the read-only shared peers
-SB_TARGET=$CACHE/bench-target               # our own release target dir
+SB_TARGET=${BENCH_TARGET:-$CACHE/bench-target}  # our own release target dir (BENCH_TARGET: one per worktree)
 SB_BIN=$SB_TARGET/release/switchboard
 LG=$PEERS/target/release/loadgen
 SERVER_CPU=${SERVER_CPU:-1}
