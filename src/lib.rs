@@ -42,9 +42,21 @@ pub use config::Config;
 use limits::RateLimits;
 use store::Store;
 
-/// What every handler can reach: cheap handles, cloned per request.
+/// What every handler can reach. Every middleware layer and `State` extractor clones
+/// it on every request, so a clone is one reference count ([`Shared`] behind an
+/// `Arc`) rather than one per field (a `CancellationToken` clone even takes a lock).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub auth: Arc<AuthState>,
@@ -116,7 +128,7 @@ impl App {
             hub::HubSettings::from_config(&config),
             shutdown.clone(),
         );
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             config: Arc::new(config),
             hub,
             store,
@@ -125,7 +137,7 @@ impl App {
             redis,
             shutdown,
             started: Instant::now(),
-        };
+        }));
         let router = http::router(state.clone());
         Ok(Self { state, router })
     }

@@ -125,8 +125,13 @@ pub fn random_token(bytes: usize) -> String {
 /// How credentials are stored: a lowercase hex SHA-256. Session ids and tokens are
 /// 256-bit random values, so no slow hash is needed to make the digest unguessable.
 pub fn sha256_hex(text: &str) -> String {
+    use std::fmt::Write;
     let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(2 * digest.len());
+    for byte in digest {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 /// Settings and keys the auth code needs, built once at start.

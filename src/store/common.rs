@@ -20,11 +20,40 @@ macro_rules! token_columns {
 }
 pub(crate) use token_columns;
 
-/// `impl AuthStore for $store`: accounts, sessions, API tokens, shared secrets.
+/// The session behind an id hash, with its user: [`crate::auth::model::SessionRecord`].
+macro_rules! session_lookup {
+    () => {
+        concat!(
+            "SELECT s.last_seen_at, s.expires_at, ",
+            $crate::store::common::joined_user!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1"
+        )
+    };
+}
+pub(crate) use session_lookup;
+
+/// The token behind a token hash, with its user: [`crate::auth::model::TokenRecord`].
+macro_rules! token_lookup {
+    () => {
+        concat!(
+            "SELECT t.id AS token_id, t.expires_at AS token_expires_at,",
+            " t.revoked_at AS token_revoked_at, t.last_used_at AS token_last_used_at, ",
+            $crate::store::common::joined_user!(),
+            " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
+        )
+    };
+}
+pub(crate) use token_lookup;
+
+/// `impl AuthStore for $store`: accounts, sessions, API tokens, shared secrets. The
+/// two lookups every request makes (`find_session`, `find_token`) are the backend's
+/// own, given as `$lookups`: SQLite runs them inline (`sqlite::inline`).
 macro_rules! impl_auth_store {
-    ($store:ty) => {
+    ($store:ty, { $($lookups:tt)* }) => {
         #[async_trait::async_trait]
-                impl $crate::store::AuthStore for $store {
+        impl $crate::store::AuthStore for $store {
+            $($lookups)*
+
             async fn find_login(&self, email_key: &str) -> $crate::store::StoreResult<Option<$crate::auth::model::LoginRecord>> {
                 Ok(sqlx::query_as(concat!(
                     "SELECT u.password_hash, ",
@@ -84,17 +113,6 @@ macro_rules! impl_auth_store {
                 Ok(())
             }
 
-            async fn find_session(&self, id_hash: &str) -> $crate::store::StoreResult<Option<$crate::auth::model::SessionRecord>> {
-                Ok(sqlx::query_as(concat!(
-                    "SELECT s.last_seen_at, s.expires_at, ",
-                    $crate::store::common::joined_user!(),
-                    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1"
-                ))
-                .bind(id_hash)
-                .fetch_optional(self.reader())
-                .await?)
-            }
-
             async fn touch_session(&self, id_hash: &str, now: i64) -> $crate::store::StoreResult<()> {
                 sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1")
                     .bind(id_hash)
@@ -136,18 +154,6 @@ macro_rules! impl_auth_store {
                 .bind(token.created_at)
                 .bind(token.expires_at)
                 .fetch_one(self.writer())
-                .await?)
-            }
-
-            async fn find_token(&self, token_hash: &str) -> $crate::store::StoreResult<Option<$crate::auth::model::TokenRecord>> {
-                Ok(sqlx::query_as(concat!(
-                    "SELECT t.id AS token_id, t.expires_at AS token_expires_at,",
-                    " t.revoked_at AS token_revoked_at, t.last_used_at AS token_last_used_at, ",
-                    $crate::store::common::joined_user!(),
-                    " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
-                ))
-                .bind(token_hash)
-                .fetch_optional(self.reader())
                 .await?)
             }
 

@@ -1,7 +1,8 @@
 //! The hub's message log in SQL, the same on SQLite and PostgreSQL but for one
-//! function name, written once as a macro each backend expands for its store type.
+//! function name, written once as a macro each backend expands for its store type;
+//! the append and a room's position are each backend's own.
 //!
-//! Appending is the one delicate statement sequence: the room row is created if
+//! Appending is the one delicate statement sequence, the same on both: the room row is created if
 //! missing, then `UPDATE rooms SET last_id = last_id + 1 ... RETURNING` allocates the
 //! id. That UPDATE takes the room row's write lock (PostgreSQL) or runs inside the
 //! single `BEGIN IMMEDIATE` writer (SQLite), so concurrent senders to one room are
@@ -58,90 +59,16 @@ macro_rules! message_columns {
 }
 pub(crate) use message_columns;
 
-/// `impl MessageStore for $store` plus `$store::append_in(tx, message)`, the append
-/// that user writes share to log their directory event in their own transaction.
-/// `$greatest` is the dialect's n-ary maximum (`max` in SQLite, `GREATEST` in PG).
+/// `impl MessageStore for $store`. `$greatest` is the dialect's n-ary maximum (`max`
+/// in SQLite, `GREATEST` in PG). The two statements of every send and join,
+/// `append_message` and `room_position`, are the backend's own, given as `$own`:
+/// SQLite runs them on rusqlite (`sqlite::messages`), PostgreSQL on sqlx
+/// (`postgres::messages`).
 macro_rules! impl_message_store {
-    ($store:ty, $db:ty, $greatest:literal) => {
-        impl $store {
-            /// Appends `new` to its room inside `tx` (see the module doc).
-            pub(crate) async fn append_in(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                new: &$crate::hub::message::NewMessage,
-            ) -> Result<$crate::hub::message::Appended, sqlx::Error> {
-                let now = $crate::store::messages::now_ms();
-                sqlx::query(
-                    "INSERT INTO rooms (name, last_id, pruned_through, created_ms) VALUES ($1, 0, 0, $2)
-                     ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(&new.room)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                let id: i64 = sqlx::query_scalar(
-                    "UPDATE rooms SET last_id = last_id + 1 WHERE name = $1 RETURNING last_id",
-                )
-                .bind(&new.room)
-                .fetch_one(&mut **tx)
-                .await?;
-                let author_id = (new.author.id != 0).then_some(new.author.id);
-                if let Some(client_id) = &new.client_id {
-                    let earlier: Option<$crate::store::messages::MessageRow> = sqlx::query_as(concat!(
-                        "SELECT ",
-                        $crate::store::messages::message_columns!(),
-                        " FROM messages WHERE room = $1 AND user_id = $2 AND client_id = $3"
-                    ))
-                    .bind(&new.room)
-                    .bind(author_id)
-                    .bind(client_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    if let Some(row) = earlier {
-                        // The id taken above is given back when the caller drops
-                        // the transaction instead of committing it.
-                        return Ok($crate::hub::message::Appended {
-                            message: row.into(),
-                            duplicate: true,
-                        });
-                    }
-                }
-                let row: $crate::store::messages::MessageRow = sqlx::query_as(concat!(
-                    "INSERT INTO messages (",
-                    $crate::store::messages::message_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
-                    $crate::store::messages::message_columns!()
-                ))
-                .bind(&new.room)
-                .bind(id)
-                .bind(author_id)
-                .bind(&new.author.name)
-                .bind(&new.text)
-                .bind(new.event.as_ref().map(|e| e.to_string()))
-                .bind(&new.client_id)
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await?;
-                Ok($crate::hub::message::Appended {
-                    message: row.into(),
-                    duplicate: false,
-                })
-            }
-        }
-
+    ($store:ty, $greatest:literal, { $($own:tt)* }) => {
         #[async_trait::async_trait]
         impl $crate::store::MessageStore for $store {
-            async fn append_message(
-                &self,
-                new: &$crate::hub::message::NewMessage,
-            ) -> $crate::store::StoreResult<$crate::hub::message::Appended> {
-                let mut tx = self.begin_write().await?;
-                let appended = Self::append_in(&mut tx, new).await?;
-                if !appended.duplicate {
-                    tx.commit().await?;
-                }
-                Ok(appended)
-            }
-
+            $($own)*
             async fn messages_after(
                 &self,
                 room: &str,
@@ -178,23 +105,6 @@ macro_rules! impl_message_store {
                 .fetch_all(self.reader())
                 .await?;
                 Ok(rows.into_iter().rev().map(Into::into).collect())
-            }
-
-            async fn room_position(
-                &self,
-                room: &str,
-            ) -> $crate::store::StoreResult<$crate::hub::message::Position> {
-                let row: Option<(i64, i64)> =
-                    sqlx::query_as("SELECT last_id, pruned_through FROM rooms WHERE name = $1")
-                        .bind(room)
-                        .fetch_optional(self.reader())
-                        .await?;
-                Ok(row
-                    .map(|(last_id, pruned_through)| $crate::hub::message::Position {
-                        last_id,
-                        pruned_through,
-                    })
-                    .unwrap_or_default())
             }
 
             async fn list_rooms(&self) -> $crate::store::StoreResult<Vec<$crate::store::RoomSummary>> {
@@ -257,3 +167,6 @@ macro_rules! impl_message_store {
     };
 }
 pub(crate) use impl_message_store;
+
+/// A room's position: `last_id, pruned_through` (no row: a room nobody wrote to).
+pub(crate) const ROOM_POSITION: &str = "SELECT last_id, pruned_through FROM rooms WHERE name = $1";

@@ -30,7 +30,7 @@ pub enum StoreError {
     EmailTaken,
     /// The database cannot be reached (or its pool is exhausted/closed): a 503.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -42,7 +42,7 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.into()),
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::EmailTaken,
             _ => StoreError::Other(err.into()),
         }

@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{Backend, Lifecycle, StoreResult};
+use crate::auth::model::{SessionRecord, TokenRecord};
+use crate::hub::message::{Appended, NewMessage, Position};
 
+mod messages;
 mod users;
 
 pub struct PgStore {
@@ -64,5 +67,27 @@ impl Lifecycle for PgStore {
     }
 }
 
-crate::store::common::impl_auth_store!(PgStore);
-crate::store::messages::impl_message_store!(PgStore, sqlx::Postgres, "GREATEST");
+crate::store::common::impl_auth_store!(PgStore, {
+    async fn find_session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        Ok(sqlx::query_as(crate::store::common::session_lookup!())
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        Ok(sqlx::query_as(crate::store::common::token_lookup!())
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+});
+crate::store::messages::impl_message_store!(PgStore, "GREATEST", {
+    async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended> {
+        self.append_message_now(new).await
+    }
+
+    async fn room_position(&self, room: &str) -> StoreResult<Position> {
+        self.room_position_now(room).await
+    }
+});

@@ -1,12 +1,16 @@
 //! The embedded default: one SQLite file in WAL mode.
 //!
-//! Two pools on the same file: `read` with several connections (WAL lets readers run
-//! beside a writer) and `write` with exactly one. SQLite allows one writer at a time
-//! anyway; queueing writers on our own pool instead of inside SQLite means no
-//! `SQLITE_BUSY` between our own requests, and write transactions start with
+//! Through sqlx, two pools on the same file: `read` with several connections (WAL
+//! lets readers run beside a writer) and `write` with exactly one. SQLite allows one
+//! writer at a time anyway; queueing writers on our own pool instead of inside SQLite
+//! means no `SQLITE_BUSY` between our own requests, and write transactions start with
 //! `BEGIN IMMEDIATE` so another process (a CLI command) is waited for, not deadlocked.
+//!
+//! The statements on every request's path skip sqlx's per-statement thread hand-offs:
+//! the point reads run inline on rusqlite ([`inline`]), and the hot write
+//! transactions (directory changes, chat messages) run whole on one writer thread
+//! ([`writer`]), also `BEGIN IMMEDIATE`. [`rows`] maps their rows.
 
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,12 +20,25 @@ use sqlx::sqlite::{
 };
 
 use super::{Backend, Lifecycle, StoreResult};
+use crate::auth::model::{SessionRecord, TokenRecord};
+use crate::hub::message::{Appended, NewMessage, Position};
+use inline::InlineReader;
+use rows::user_at;
+use writer::Writer;
 
+mod inline;
+mod messages;
+mod rows;
 mod users;
+mod writer;
 
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// The hot point reads, run on the caller's thread (see [`inline`]).
+    inline: InlineReader,
+    /// The hot write transactions, on a thread of their own (see [`writer`]).
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -33,7 +50,8 @@ impl SqliteStore {
         } else {
             SqliteConnectOptions::new().filename(url)
         };
-        if let Some(dir) = Path::new(options.get_filename()).parent()
+        let path = options.get_filename().to_path_buf();
+        if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
             std::fs::create_dir_all(dir)?;
@@ -57,7 +75,12 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read,
+            write,
+            writer: Writer::start(&path)?,
+            inline: InlineReader::new(path),
+        })
     }
 
     fn reader(&self) -> &sqlx::Pool<sqlx::Sqlite> {
@@ -93,10 +116,54 @@ impl Lifecycle for SqliteStore {
     }
 
     async fn close(&self) {
+        self.inline.close();
+        self.writer.close();
         self.read.close().await;
         self.write.close().await;
     }
 }
 
-crate::store::common::impl_auth_store!(SqliteStore);
-crate::store::messages::impl_message_store!(SqliteStore, sqlx::Sqlite, "max");
+crate::store::common::impl_auth_store!(SqliteStore, {
+    async fn find_session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        self.inline.read(|conn| {
+            let mut statement = conn.prepare_cached(crate::store::common::session_lookup!())?;
+            let mut rows = statement.query([id_hash])?;
+            rows.next()?
+                .map(|row| {
+                    Ok(SessionRecord {
+                        last_seen_at: row.get(0)?,
+                        expires_at: row.get(1)?,
+                        user: user_at(row, 2)?,
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        self.inline.read(|conn| {
+            let mut statement = conn.prepare_cached(crate::store::common::token_lookup!())?;
+            let mut rows = statement.query([token_hash])?;
+            rows.next()?
+                .map(|row| {
+                    Ok(TokenRecord {
+                        token_id: row.get(0)?,
+                        token_expires_at: row.get(1)?,
+                        token_revoked_at: row.get(2)?,
+                        token_last_used_at: row.get(3)?,
+                        user: user_at(row, 4)?,
+                    })
+                })
+                .transpose()
+        })
+    }
+});
+crate::store::messages::impl_message_store!(SqliteStore, "max", {
+    async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended> {
+        self.append_message_now(new).await
+    }
+
+    async fn room_position(&self, room: &str) -> StoreResult<Position> {
+        self.room_position_now(room)
+    }
+});

@@ -3,7 +3,11 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
 use super::SqliteStore;
+use super::messages::append_in;
+use super::rows::{store_error, timestamp_text, user_at};
 use crate::directory::events::{Change, change_event};
 use crate::directory::model::{NewUser, Settings, User, UserChanges, match_key};
 use crate::hub::message::{Author, Message};
@@ -37,17 +41,17 @@ fn trigram_searchable(needle: &str) -> bool {
 impl UserStore for SqliteStore {
     async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>> {
         let users = match page.search.as_deref() {
-            None => {
-                sqlx::query_as(concat!(
+            // A keyset page: an index range with a LIMIT, inline.
+            None => self.inline.read(|conn| {
+                conn.prepare_cached(concat!(
                     "SELECT ",
                     user_columns!(),
-                    " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
-                ))
-                .bind(page.after_id)
-                .bind(page.limit)
-                .fetch_all(&self.read)
-                .await?
-            }
+                    " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))?
+                .query_map([page.after_id, page.limit], |row| user_at(row, 0))?
+                .collect::<Result<_, _>>()
+            })?,
+            // Substring matches may scan: on sqlx's pool, off the async workers.
             Some(needle) if trigram_searchable(needle) => {
                 sqlx::query_as(concat!(
                     "SELECT ",
@@ -81,20 +85,22 @@ impl UserStore for SqliteStore {
 
     async fn count_users(&self) -> StoreResult<i64> {
         // Kept by triggers (migration 0004): O(1) however many users there are.
-        Ok(sqlx::query_scalar("SELECT n FROM user_count WHERE id = 1")
-            .fetch_one(&self.read)
-            .await?)
+        self.inline.read(|conn| {
+            conn.prepare_cached("SELECT n FROM user_count WHERE id = 1")?
+                .query_row([], |row| row.get(0))
+        })
     }
 
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?)
+        self.inline.read(|conn| {
+            let mut statement = conn.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = ?1"
+            ))?;
+            let mut rows = statement.query([id])?;
+            rows.next()?.map(|row| user_at(row, 0)).transpose()
+        })
     }
 
     async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>> {
@@ -107,26 +113,34 @@ impl UserStore for SqliteStore {
     }
 
     async fn insert_user(&self, user: &NewUser, actor: &Author) -> StoreResult<(User, Message)> {
-        let now = timefmt::now();
-        let mut tx = self.begin_write().await?;
-        let created: User = sqlx::query_as(concat!(
-            "INSERT INTO users (name, email, name_key, email_key, role, password_hash, created_at, updated_at)",
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
-            user_columns!()
-        ))
-        .bind(&user.name)
-        .bind(&user.email)
-        .bind(match_key(&user.name))
-        .bind(match_key(&user.email))
-        .bind(user.role.as_str())
-        .bind(&user.password_hash)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let event =
-            Self::append_in(&mut tx, &change_event(Change::Created, &created, actor)).await?;
-        tx.commit().await?;
-        Ok((created, event.message))
+        let (user, actor) = (user.clone(), actor.clone());
+        let now = timestamp_text(timefmt::now()).map_err(store_error)?;
+        self.writer
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let created = tx
+                    .prepare_cached(concat!(
+                        "INSERT INTO users (name, email, name_key, email_key, role, password_hash, created_at, updated_at)",
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING ",
+                        user_columns!()
+                    ))?
+                    .query_row(
+                        params![
+                            user.name,
+                            user.email,
+                            match_key(&user.name),
+                            match_key(&user.email),
+                            user.role.as_str(),
+                            user.password_hash,
+                            now
+                        ],
+                        |row| user_at(row, 0),
+                    )?;
+                let event = append_in(&tx, &change_event(Change::Created, &created, &actor))?;
+                tx.commit()?;
+                Ok((created, event.message))
+            })
+            .await
     }
 
     async fn update_user(
@@ -135,45 +149,61 @@ impl UserStore for SqliteStore {
         changes: &UserChanges,
         actor: &Author,
     ) -> StoreResult<Option<(User, Message)>> {
-        let mut tx = self.begin_write().await?;
-        let updated: Option<User> = sqlx::query_as(concat!(
-            "UPDATE users SET name = coalesce($2, name), name_key = coalesce($3, name_key),",
-            " email = coalesce($4, email), email_key = coalesce($5, email_key),",
-            " role = coalesce($6, role), updated_at = $7 WHERE id = $1 RETURNING ",
-            user_columns!()
-        ))
-        .bind(id)
-        .bind(&changes.name)
-        .bind(changes.name.as_deref().map(match_key))
-        .bind(&changes.email)
-        .bind(changes.email.as_deref().map(match_key))
-        .bind(changes.role.map(|r| r.as_str()))
-        .bind(timefmt::now())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(user) = updated else {
-            return Ok(None);
-        };
-        let event = Self::append_in(&mut tx, &change_event(Change::Updated, &user, actor)).await?;
-        tx.commit().await?;
-        Ok(Some((user, event.message)))
+        let (changes, actor) = (changes.clone(), actor.clone());
+        let now = timestamp_text(timefmt::now()).map_err(store_error)?;
+        self.writer
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let updated = tx
+                    .prepare_cached(concat!(
+                        "UPDATE users SET name = coalesce(?2, name), name_key = coalesce(?3, name_key),",
+                        " email = coalesce(?4, email), email_key = coalesce(?5, email_key),",
+                        " role = coalesce(?6, role), updated_at = ?7 WHERE id = ?1 RETURNING ",
+                        user_columns!()
+                    ))?
+                    .query_row(
+                        params![
+                            id,
+                            changes.name,
+                            changes.name.as_deref().map(match_key),
+                            changes.email,
+                            changes.email.as_deref().map(match_key),
+                            changes.role.map(|r| r.as_str()),
+                            now
+                        ],
+                        |row| user_at(row, 0),
+                    )
+                    .optional()?;
+                let Some(user) = updated else {
+                    return Ok(None);
+                };
+                let event = append_in(&tx, &change_event(Change::Updated, &user, &actor))?;
+                tx.commit()?;
+                Ok(Some((user, event.message)))
+            })
+            .await
     }
 
     async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>> {
-        let mut tx = self.begin_write().await?;
-        let deleted: Option<User> = sqlx::query_as(concat!(
-            "DELETE FROM users WHERE id = $1 RETURNING ",
-            user_columns!()
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(user) = deleted else {
-            return Ok(None);
-        };
-        let event = Self::append_in(&mut tx, &change_event(Change::Deleted, &user, actor)).await?;
-        tx.commit().await?;
-        Ok(Some(event.message))
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let deleted = tx
+                    .prepare_cached(concat!(
+                        "DELETE FROM users WHERE id = ?1 RETURNING ",
+                        user_columns!()
+                    ))?
+                    .query_row([id], |row| user_at(row, 0))
+                    .optional()?;
+                let Some(user) = deleted else {
+                    return Ok(None);
+                };
+                let event = append_in(&tx, &change_event(Change::Deleted, &user, &actor))?;
+                tx.commit()?;
+                Ok(Some(event.message))
+            })
+            .await
     }
 
     async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>> {
@@ -181,48 +211,51 @@ impl UserStore for SqliteStore {
         // shared by thousands of users costs `limit` index seeks, and a name held by
         // many users is suggested once.
         let upper = prefix_upper_bound(prefix_key);
-        let mut names = Vec::new();
-        let mut after: Option<String> = None;
-        let mut conn = self.read.acquire().await?;
-        while (names.len() as i64) < limit {
-            // Two statements rather than `(... OR name_key > $3)`, which SQLite could
+        self.inline.read(|conn| {
+            // Two statements rather than `(... OR name_key > ?1)`, which SQLite could
             // only apply as a filter after the seek instead of as the seek itself.
-            let next: Option<(String, String)> = match &after {
-                None => sqlx::query_as(
-                    "SELECT name, name_key FROM users WHERE name_key >= $1 AND name_key < $2
-                     ORDER BY name_key LIMIT 1",
-                )
-                .bind(prefix_key),
-                Some(key) => sqlx::query_as(
-                    "SELECT name, name_key FROM users WHERE name_key > $1 AND name_key < $2
-                     ORDER BY name_key LIMIT 1",
-                )
-                .bind(key.clone()),
+            let mut first = conn.prepare_cached(
+                "SELECT name, name_key FROM users WHERE name_key >= ?1 AND name_key < ?2
+                 ORDER BY name_key LIMIT 1",
+            )?;
+            let mut next = conn.prepare_cached(
+                "SELECT name, name_key FROM users WHERE name_key > ?1 AND name_key < ?2
+                 ORDER BY name_key LIMIT 1",
+            )?;
+            let mut names = Vec::new();
+            let mut after: Option<String> = None;
+            while (names.len() as i64) < limit {
+                let statement = if after.is_some() {
+                    &mut next
+                } else {
+                    &mut first
+                };
+                let from = after.as_deref().unwrap_or(prefix_key);
+                let found: Option<(String, String)> = statement
+                    .query_row([from, upper.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                let Some((name, key)) = found else { break };
+                names.push(name);
+                after = Some(key);
             }
-            .bind(&upper)
-            .fetch_optional(&mut *conn)
-            .await?;
-            let Some((name, key)) = next else { break };
-            names.push(name);
-            after = Some(key);
-        }
-        Ok(names)
+            Ok(names)
+        })
     }
 
     async fn search_users(&self, needle_key: &str, limit: i64) -> StoreResult<Vec<User>> {
         // Candidates: names that start with the needle (the best matches, found by a
         // range scan), then any substring match. The directory ranks them.
         let upper = prefix_upper_bound(needle_key);
-        let mut users: Vec<User> = sqlx::query_as(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE name_key >= $1 AND name_key < $2 ORDER BY name_key, id LIMIT $3"
-        ))
-        .bind(needle_key)
-        .bind(&upper)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
+        let mut users: Vec<User> =
+            self.inline.read(|conn| {
+                conn.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE name_key >= ?1 AND name_key < ?2 ORDER BY name_key, id LIMIT ?3"
+            ))?
+            .query_map(rusqlite::params![needle_key, upper, limit], |row| user_at(row, 0))?
+            .collect::<Result<_, _>>()
+            })?;
         let page = UserPage {
             search: Some(needle_key.to_owned()),
             after_id: 0,

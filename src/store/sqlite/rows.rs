@@ -1,0 +1,76 @@
+//! What the rusqlite paths ([`super::inline`] reads, [`super::writer`] writes) share:
+//! rows to domain types, values to text as sqlx writes them, errors to [`StoreError`].
+//! The text formats must stay the ones sqlx reads and writes, since the same rows go
+//! through both.
+
+use rusqlite::types::Type;
+use rusqlite::{ErrorCode, Row};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::directory::model::{Role, User};
+use crate::store::StoreError;
+use crate::store::messages::MessageRow;
+
+/// SQLite's extended code for a `UNIQUE` constraint failure.
+const CONSTRAINT_UNIQUE: std::ffi::c_int = 2067;
+
+pub fn store_error(err: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(failure, _) = &err {
+        if failure.extended_code == CONSTRAINT_UNIQUE {
+            // As on the sqlx paths: the only unique index a write can hit is the email's.
+            return StoreError::EmailTaken;
+        }
+        if matches!(
+            failure.code,
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen
+        ) {
+            return StoreError::Unavailable(err.into());
+        }
+    }
+    StoreError::Other(err.into())
+}
+
+/// The [`User`] whose columns (`id, name, email, role, created_at, updated_at`) start
+/// at column `at`.
+pub fn user_at(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
+    let role: String = row.get(at + 3)?;
+    Ok(User {
+        id: row.get(at)?,
+        name: row.get(at + 1)?,
+        email: row.get(at + 2)?,
+        role: Role::try_from(role).map_err(|e| conversion(at + 3, e.into()))?,
+        created_at: timestamp(row, at + 4)?,
+        updated_at: timestamp(row, at + 5)?,
+    })
+}
+
+/// A timestamp as sqlx writes it on SQLite: RFC 3339 text.
+fn timestamp(row: &Row<'_>, at: usize) -> rusqlite::Result<OffsetDateTime> {
+    let text: String = row.get(at)?;
+    OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| conversion(at, e.into()))
+}
+
+fn conversion(at: usize, err: Box<dyn std::error::Error + Send + Sync>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(at, Type::Text, err)
+}
+
+/// A timestamp as sqlx writes it on SQLite.
+pub fn timestamp_text(ts: OffsetDateTime) -> rusqlite::Result<String> {
+    ts.format(&Rfc3339)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+}
+
+/// A `messages` row whose columns (`message_columns!`) start at column 0.
+pub fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        room: row.get(0)?,
+        id: row.get(1)?,
+        user_id: row.get(2)?,
+        user_name: row.get(3)?,
+        text: row.get(4)?,
+        event: row.get(5)?,
+        client_id: row.get(6)?,
+        created_ms: row.get(7)?,
+    })
+}
