@@ -73,7 +73,7 @@ METHOD = """
   `/api/rooms/bench/events` while the harness posts a message to the room each second, and on
   `/stream`; a client counts as served when its 200 arrived within that window. Peers, 10 s
   (5 s QUICK): seed-flask `/stream` with 100, seed-fastapi `/api/stream` with 1,000.
-- **Long-poll**: `loadgen longpoll` (20 wakes; 5 QUICK), a POST `/api/send` 50–550 ms after the poll
+- **Long-poll**: `loadgen longpoll` (100 wakes, so the p99 is not simply the maximum; 5 QUICK), a POST `/api/send` 50–550 ms after the poll
   starts; seed-flask on one worker (its messages are per process).
 - **Skips**: before each realtime scenario the harness asks Switchboard for the route; a 404 records
   the scenario as skipped (pending) instead of measuring it.

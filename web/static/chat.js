@@ -17,6 +17,7 @@
 import client from './ajax.js';
 import { connect } from './realtime.js';
 import { toast } from './toasts.js';
+import { el } from './dom.js';
 import { Presence, connectionLabel, formatTime, isRoomName, roomsToShow, sendable } from './chatstate.js';
 
 const HISTORY = 50;
@@ -49,17 +50,6 @@ let knownRooms = [];
 const presence = new Presence();
 /** client_id -> the "sending" list item shown until the hub echoes the message. */
 const pending = new Map();
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key === 'className') node.className = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 function randomId() {
   if (globalThis.crypto?.randomUUID) return crypto.randomUUID();

@@ -20,6 +20,7 @@ import client, { isAbortError, nextLink } from './ajax.js';
 import { attachCombobox } from './combobox.js';
 import { followDirectory } from './livedirectory.js';
 import { toast } from './toasts.js';
+import { el } from './dom.js';
 
 const PAGE_SIZE = 50;
 const SEARCH_DELAY_MS = 300;
@@ -55,17 +56,6 @@ function listUrl(search, cursor) {
 if (root.dataset.nextCursor) state.next = listUrl(state.search, root.dataset.nextCursor);
 
 // ---- rows -------------------------------------------------------------------
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key === 'className') node.className = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 function hidden(text) {
   return el('span', { className: 'visually-hidden' }, text);
