@@ -4,6 +4,7 @@
 //! socket.io-client (e2e/socketio.test.js); a stuck client's memory in
 //! tests/memory.rs, a process of its own. The clients are in `clients.rs`.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -719,7 +720,16 @@ async fn shutdown_tells_realtime_clients_to_reconnect_and_finishes(backend: Back
                 .unwrap()
         }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Shut down only once the poll is waiting in the hub (beside the WebSocket and
+    // the SSE stream): a request the server has not read yet is not in flight, and
+    // graceful shutdown rightly closes its connection.
+    tokio::time::timeout(WAIT, async {
+        while app.state.hub.stats.connections.load(Ordering::Relaxed) < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the long poll reaches the hub");
 
     let started = Instant::now();
     app.shutdown().await.expect("a clean shutdown");

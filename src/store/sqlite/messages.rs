@@ -5,18 +5,19 @@
 //! room row is created if missing, `UPDATE ... RETURNING` takes the next id inside
 //! the single writer, then the `client_id` lookup, then the insert.
 
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 use super::rows::message_row;
+use super::writer::Outcome;
 use crate::hub::message::{Appended, NewMessage, Position};
 use crate::store::StoreResult;
 use crate::store::messages::{ROOM_POSITION, message_columns, now_ms};
 
-/// Appends `new` to its room inside `tx`. On a duplicate `client_id` the earlier
-/// message comes back with `duplicate: true`, and the caller rolls back (giving the
-/// id taken here back).
-pub fn append_in(tx: &Transaction<'_>, new: &NewMessage) -> rusqlite::Result<Appended> {
+/// Appends `new` to its room inside the writer's transaction `tx`. On a duplicate
+/// `client_id` the earlier message comes back with `duplicate: true`, and the caller
+/// discards the write (giving the id taken here back).
+pub fn append_in(tx: &Connection, new: &NewMessage) -> rusqlite::Result<Appended> {
     let now = now_ms();
     tx.prepare_cached(
         "INSERT INTO rooms (name, last_id, pruned_through, created_ms) VALUES (?1, 0, 0, ?2)
@@ -73,13 +74,13 @@ impl SqliteStore {
     pub(super) async fn append_message_now(&self, new: &NewMessage) -> StoreResult<Appended> {
         let new = new.clone();
         self.writer
-            .write(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let appended = append_in(&tx, &new)?;
-                if !appended.duplicate {
-                    tx.commit()?;
-                }
-                Ok(appended)
+            .write(move |tx| {
+                let appended = append_in(tx, &new)?;
+                Ok(if appended.duplicate {
+                    Outcome::Discard(appended)
+                } else {
+                    Outcome::Keep(appended)
+                })
             })
             .await
     }

@@ -3,11 +3,12 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use super::messages::append_in;
 use super::rows::{store_error, timestamp_text, user_at};
+use super::writer::Outcome;
 use crate::directory::events::{Change, change_event};
 use crate::directory::model::{NewUser, Settings, User, UserChanges, match_key};
 use crate::hub::message::{Author, Message};
@@ -116,8 +117,7 @@ impl UserStore for SqliteStore {
         let (user, actor) = (user.clone(), actor.clone());
         let now = timestamp_text(timefmt::now()).map_err(store_error)?;
         self.writer
-            .write(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
                 let created = tx
                     .prepare_cached(concat!(
                         "INSERT INTO users (name, email, name_key, email_key, role, password_hash, created_at, updated_at)",
@@ -136,9 +136,8 @@ impl UserStore for SqliteStore {
                         ],
                         |row| user_at(row, 0),
                     )?;
-                let event = append_in(&tx, &change_event(Change::Created, &created, &actor))?;
-                tx.commit()?;
-                Ok((created, event.message))
+                let event = append_in(tx, &change_event(Change::Created, &created, &actor))?;
+                Ok(Outcome::Keep((created, event.message)))
             })
             .await
     }
@@ -152,8 +151,7 @@ impl UserStore for SqliteStore {
         let (changes, actor) = (changes.clone(), actor.clone());
         let now = timestamp_text(timefmt::now()).map_err(store_error)?;
         self.writer
-            .write(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
                 let updated = tx
                     .prepare_cached(concat!(
                         "UPDATE users SET name = coalesce(?2, name), name_key = coalesce(?3, name_key),",
@@ -175,11 +173,10 @@ impl UserStore for SqliteStore {
                     )
                     .optional()?;
                 let Some(user) = updated else {
-                    return Ok(None);
+                    return Ok(Outcome::Keep(None));
                 };
-                let event = append_in(&tx, &change_event(Change::Updated, &user, &actor))?;
-                tx.commit()?;
-                Ok(Some((user, event.message)))
+                let event = append_in(tx, &change_event(Change::Updated, &user, &actor))?;
+                Ok(Outcome::Keep(Some((user, event.message))))
             })
             .await
     }
@@ -187,8 +184,7 @@ impl UserStore for SqliteStore {
     async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>> {
         let actor = actor.clone();
         self.writer
-            .write(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
                 let deleted = tx
                     .prepare_cached(concat!(
                         "DELETE FROM users WHERE id = ?1 RETURNING ",
@@ -197,11 +193,10 @@ impl UserStore for SqliteStore {
                     .query_row([id], |row| user_at(row, 0))
                     .optional()?;
                 let Some(user) = deleted else {
-                    return Ok(None);
+                    return Ok(Outcome::Keep(None));
                 };
-                let event = append_in(&tx, &change_event(Change::Deleted, &user, &actor))?;
-                tx.commit()?;
-                Ok(Some(event.message))
+                let event = append_in(tx, &change_event(Change::Deleted, &user, &actor))?;
+                Ok(Outcome::Keep(Some(event.message)))
             })
             .await
     }

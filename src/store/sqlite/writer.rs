@@ -1,13 +1,22 @@
-//! The hot SQLite write transactions, on one thread of their own.
+//! The hot SQLite write transactions, on one thread of their own, committed in groups.
 //!
-//! SQLite takes one writer at a time, and a write transaction is several statements
-//! (a directory change and its event; a chat message and its room's counter). Through
-//! sqlx each statement is a round trip to the connection's thread; here the caller
-//! hands the whole transaction over as one closure to a thread that owns a read-write
-//! rusqlite connection, and awaits its result: one hand-off each way. The writes that
-//! are rare (sessions, tokens, settings, migrations, bulk loads) stay on sqlx's
-//! single-connection pool; the two writers take turns through SQLite's own lock
-//! (`BEGIN IMMEDIATE` on both, and the busy timeout).
+//! SQLite takes one writer at a time, and a write is several statements (a directory
+//! change and its event; a chat message and its room's counter). Through sqlx each
+//! statement is a round trip to the connection's thread; here the caller hands the
+//! whole write over as one closure to a thread that owns a read-write rusqlite
+//! connection, and awaits its result: one hand-off each way.
+//!
+//! Group commit: the writes that queued up while the previous group ran go into one
+//! transaction, each inside a savepoint of its own. A write that fails (or asks to be
+//! discarded) rolls back to its savepoint and leaves the others alone; the group
+//! commits once, so pages that every write touches (the room counter, the tails of
+//! the indexes) reach the WAL once per group instead of once per write. Nobody hears
+//! "done" before the group's `COMMIT` succeeded; if it fails, every write of the group
+//! gets the error and none of them happened.
+//!
+//! The writes that are rare (sessions, tokens, settings, migrations, bulk loads) stay
+//! on sqlx's single-connection pool; the two writers take turns through SQLite's own
+//! lock (`BEGIN IMMEDIATE` on both, and the busy timeout).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -23,50 +32,132 @@ use crate::store::{StoreError, StoreResult};
 /// As sqlx's pools: how long a write waits for the other writer's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Most writes in one group: bounds how long the first of them waits for the last.
+const MAX_GROUP: usize = 64;
+
+/// What a write asks for once it ran: keep its changes, or roll them back (a chat
+/// send whose `client_id` was already stored gives its message id back).
+pub enum Outcome<T> {
+    Keep(T),
+    Discard(T),
+}
+
+/// One queued write: run inside the group's transaction, then told how the group's
+/// commit went.
+trait Job: Send {
+    /// Runs the write in a savepoint; returns its result, sent once the group ended.
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Delivery>;
+    /// The group could not even begin.
+    fn refuse(self: Box<Self>, cause: &rusqlite::Error);
+}
+
+trait Delivery: Send {
+    fn deliver(self: Box<Self>, commit: Result<(), &rusqlite::Error>);
+}
+
+struct Write<T, F> {
+    write: F,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+struct Done<T> {
+    result: rusqlite::Result<T>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Job for Write<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> rusqlite::Result<Outcome<T>> + Send,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Delivery> {
+        let result = in_savepoint(conn, self.write);
+        Box::new(Done {
+            result,
+            reply: self.reply,
+        })
+    }
+
+    fn refuse(self: Box<Self>, cause: &rusqlite::Error) {
+        let _ = self.reply.send(Err(group_failure(cause)));
+    }
+}
+
+impl<T: Send> Delivery for Done<T> {
+    fn deliver(self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
+        let answer = match (commit, self.result) {
+            (Err(cause), _) => Err(group_failure(cause)),
+            (Ok(()), result) => result.map_err(store_error),
+        };
+        // The caller may have gone (a cancelled request); the write stands.
+        let _ = self.reply.send(answer);
+    }
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    write: impl FnOnce(&Connection) -> rusqlite::Result<Outcome<T>>,
+) -> rusqlite::Result<T> {
+    conn.execute_batch("SAVEPOINT write")?;
+    let (value, keep) = match write(conn) {
+        Ok(Outcome::Keep(value)) => (Ok(value), true),
+        Ok(Outcome::Discard(value)) => (Ok(value), false),
+        Err(err) => (Err(err), false),
+    };
+    if keep {
+        conn.execute_batch("RELEASE write")?;
+    } else {
+        conn.execute_batch("ROLLBACK TO write; RELEASE write")?;
+    }
+    value
+}
+
+/// The group's failure, as each of its writes reports it.
+fn group_failure(cause: &rusqlite::Error) -> StoreError {
+    let busy = matches!(
+        cause.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    if busy {
+        StoreError::Unavailable(cause.to_string().into())
+    } else {
+        StoreError::Other(anyhow::anyhow!("the write's transaction failed: {cause}"))
+    }
+}
 
 pub struct Writer {
     /// `None` once closed: writes then answer "unavailable".
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
 }
 
 impl Writer {
     /// Opens the connection and starts its thread. The database must exist and be
     /// in WAL mode already (sqlx's pools opened it first).
     pub fn start(path: &Path) -> anyhow::Result<Self> {
-        let mut conn = Connection::open(path)?;
+        let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // The same settings as the sqlx connections (see `SqliteStore::connect`).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "temp_store", "memory")?;
         conn.set_prepared_statement_cache_capacity(32);
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || {
-                // Ends when the store is closed or dropped (the sender goes away).
-                for job in queue {
-                    job(&mut conn);
-                }
-            })?;
+            .spawn(move || run_groups(&conn, &queue))?;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
         })
     }
 
-    /// Runs `write` on the writer thread and returns what it returned. `write` owns
-    /// its transaction: it begins it (`BEGIN IMMEDIATE`, so it never deadlocks with
-    /// the other writer) and decides to commit or roll back.
+    /// Runs `write` on the writer thread, inside a transaction (its own savepoint of
+    /// the group's), and returns what it returned once that transaction committed.
     pub async fn write<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<Outcome<T>> + Send + 'static,
     ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            // The caller may have gone (a cancelled request); the write stands.
-            let _ = reply.send(write(conn));
-        });
+        let job: Box<dyn Job> = Box::new(Write { write, reply });
         let sent = match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(jobs) => jobs.send(job).is_ok(),
             None => false,
@@ -77,11 +168,140 @@ impl Writer {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the database writer stopped".into()))?
-            .map_err(store_error)
     }
 
     /// Refuses further writes; the thread ends after the ones already queued.
     pub fn close(&self) {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// The writer thread: one group per turn, until the store is closed or dropped.
+fn run_groups(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(cause) = conn.execute_batch("BEGIN IMMEDIATE") {
+            for job in group {
+                job.refuse(&cause);
+            }
+            continue;
+        }
+        let mut deliveries = Vec::with_capacity(group.len());
+        let mut jobs = group.into_iter();
+        for job in jobs.by_ref() {
+            deliveries.push(job.run(conn));
+            // Some failures (a full disk, I/O errors) roll the whole transaction
+            // back: then nothing of the group stands, and the rest must not run
+            // outside it.
+            if conn.is_autocommit() {
+                break;
+            }
+        }
+        let commit = if conn.is_autocommit() {
+            Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the group's transaction was rolled back".into()),
+            ))
+        } else {
+            conn.execute_batch("COMMIT")
+        };
+        if commit.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        let failed = commit.as_ref().err();
+        for delivery in deliveries {
+            delivery.deliver(failed.map_or(Ok(()), Err));
+        }
+        if let Some(cause) = failed {
+            for job in jobs {
+                job.refuse(cause);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(dir: &tempfile::TempDir) -> std::path::PathBuf {
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT UNIQUE)",
+        )
+        .unwrap();
+        path
+    }
+
+    /// Many writes queued at once share groups; each keeps, discards or fails alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_in_one_group_succeed_fail_and_discard_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = table(&dir);
+        let writer = std::sync::Arc::new(Writer::start(&path).unwrap());
+        let mut tasks = Vec::new();
+        for k in 0..200i64 {
+            let writer = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                writer
+                    .write(move |tx| {
+                        // Every 5th collides with the unique `v` of k - 1 (a failure);
+                        // every 7th inserts and then asks to be discarded.
+                        let v = if k % 5 == 4 { k - 1 } else { k };
+                        tx.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (k, v.to_string()))?;
+                        Ok(if k % 7 == 6 {
+                            Outcome::Discard(k)
+                        } else {
+                            Outcome::Keep(k)
+                        })
+                    })
+                    .await
+            }));
+        }
+        let mut kept = Vec::new();
+        for (k, task) in tasks.into_iter().enumerate() {
+            let k = k as i64;
+            match task.await.unwrap() {
+                Ok(got) => {
+                    assert_eq!(got, k);
+                    if k % 7 != 6 {
+                        kept.push(k);
+                    }
+                }
+                Err(StoreError::EmailTaken) => assert_eq!(k % 5, 4, "only collisions fail"),
+                Err(other) => panic!("write {k}: {other}"),
+            }
+        }
+        // A collision fails only when the row it collides with was kept.
+        let conn = Connection::open(&path).unwrap();
+        let mut stored: Vec<i64> = conn
+            .prepare("SELECT k FROM t ORDER BY k")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        stored.sort();
+        assert_eq!(stored, kept, "exactly the kept writes are stored");
+        assert!(
+            stored.iter().all(|k| k % 7 != 6),
+            "no discarded write stands"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_writer_answers_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(&table(&dir)).unwrap();
+        writer.close();
+        let refused = writer.write(|_| Ok(Outcome::Keep(()))).await;
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))));
     }
 }
