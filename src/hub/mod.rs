@@ -391,6 +391,13 @@ impl Hub {
         }
     }
 
+    /// How many users are in `room` on this instance: [`Hub::presence`]'s count,
+    /// without listing (and sorting) the members.
+    pub fn presence_count(&self, room: &str) -> usize {
+        let rooms = self.rooms.lock().expect("rooms lock");
+        rooms.get(room).map_or(0, |local| local.presence.count())
+    }
+
     /// Rooms with subscribers on this instance.
     pub fn active_rooms(&self) -> usize {
         self.rooms.lock().expect("rooms lock").len()
