@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use axum::Router;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Data, SocketRef, State, TryData};
@@ -62,7 +63,7 @@ use crate::AppState;
 use crate::auth::{Authenticated, Identity};
 use crate::error::ApiError;
 use crate::hub::message::{Author, GENERAL_ROOM, Message};
-use crate::hub::{Accepted, Connection, Delivery, Joined};
+use crate::hub::{Accepted, Connection, Delivered, Delivery, Joined};
 
 /// Where the engine.io endpoint lives (socket.io-client's default `path`).
 pub const PATH: &str = "/socket.io";
@@ -583,8 +584,7 @@ impl Session {
         match self.connection.accept(delivery).await {
             Ok(Accepted::Messages(messages)) => {
                 for delivered in messages {
-                    out.emit("message", &flask_message(&delivered.message))
-                        .await?;
+                    out.emit("message", flask_payload(&delivered)).await?;
                 }
                 Ok(())
             }
@@ -632,6 +632,15 @@ fn flask_message(message: &Message) -> Value {
         "room": message.room,
         "user": message.user,
         "ts": message.ts,
+    })
+}
+
+/// [`flask_message`] as JSON text, made once per message for all its sockets (each
+/// socket's emit then copies it instead of building and serialising it again).
+fn flask_payload(delivered: &Delivered) -> &RawValue {
+    delivered.socketio.get_or_init(|| {
+        RawValue::from_string(flask_message(&delivered.message).to_string())
+            .expect("a JSON value serialises to JSON")
     })
 }
 
@@ -694,8 +703,7 @@ impl Out {
             self.reset(&joined.room, reason).await?;
         }
         for delivered in joined.replay {
-            self.emit("message", &flask_message(&delivered.message))
-                .await?;
+            self.emit("message", flask_payload(&delivered)).await?;
         }
         Ok(())
     }
