@@ -23,7 +23,7 @@ pub mod redis_broker;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -51,6 +51,9 @@ pub struct Delivered {
     /// The WebSocket frame: the message's fields beside `"type": "message"`, in a
     /// reference-counted buffer so each subscriber's copy costs no allocation.
     pub frame: axum::extract::ws::Utf8Bytes,
+    /// The message as Socket.IO clients get it, made by the first Socket.IO
+    /// subscriber that delivers it and shared by the others (`transport::socketio`).
+    pub socketio: OnceLock<Box<serde_json::value::RawValue>>,
 }
 
 impl Delivered {
@@ -61,6 +64,7 @@ impl Delivered {
             message,
             json,
             frame,
+            socketio: OnceLock::new(),
         })
     }
 }
@@ -389,6 +393,13 @@ impl Hub {
             Some(local) => local.presence.snapshot(room, limit),
             None => PresenceSnapshot::empty(room),
         }
+    }
+
+    /// How many users are in `room` on this instance: [`Hub::presence`]'s count,
+    /// without listing (and sorting) the members.
+    pub fn presence_count(&self, room: &str) -> usize {
+        let rooms = self.rooms.lock().expect("rooms lock");
+        rooms.get(room).map_or(0, |local| local.presence.count())
     }
 
     /// Rooms with subscribers on this instance.

@@ -75,6 +75,10 @@ impl Members {
         }
     }
 
+    pub fn count(&self) -> usize {
+        self.by_user.len()
+    }
+
     pub fn snapshot(&self, room: &str, limit: usize) -> PresenceSnapshot {
         let mut users: Vec<Author> = self
             .by_user
