@@ -110,9 +110,40 @@ async fn plain_http_serves_http1_and_h2c(backend: Backend) {
     }
 }
 
+/// An event stream is never compressed, whatever the client accepts, and still
+/// carries the headers every response gets.
+async fn event_streams_are_not_compressed(backend: Backend) {
+    use futures_util::StreamExt;
+    let app = spawn_app(backend).await;
+    let response = app
+        .client
+        .get(app.url("/api/rooms/plain/events"))
+        .header("accept-encoding", "gzip, br, zstd")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("content-encoding").is_none());
+    assert!(response.headers().get("x-request-id").is_some());
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = response.bytes_stream();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), body.next())
+        .await
+        .expect("the stream starts")
+        .expect("a first chunk")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains(": connected"));
+}
+
 on_both_backends!(
     health_and_readiness_answer,
     plain_http_serves_http1_and_h2c,
+    event_streams_are_not_compressed,
     metrics_count_requests_by_route_and_status,
     responses_are_compressed_as_the_client_asks,
     shutdown_finishes_open_requests_and_stops,
