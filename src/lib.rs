@@ -17,6 +17,7 @@ pub mod hub;
 pub mod limits;
 pub mod openapi;
 pub mod ops;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod timefmt;
@@ -163,8 +164,6 @@ impl App {
         let App { state, router } = self;
         // Outside the router: routing must see `/api/users` for `/api/users/`.
         let app = NormalizePathLayer::trim_trailing_slash().layer(router);
-        let service =
-            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
         let token = state.shutdown.clone();
         let grace = state.config.shutdown_grace();
         let signalled = async move {
@@ -181,13 +180,18 @@ impl App {
                     signalled.await;
                     stopper.graceful_shutdown(Some(grace));
                 });
+                let service = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
+                    SocketAddr,
+                >(app);
                 axum_server::from_tcp_rustls(listener.into_std()?, tls)?
                     .handle(handle)
                     .serve(service)
                     .await
             }
             _ => {
-                let server = axum::serve(listener, service).with_graceful_shutdown(signalled);
+                // Our own loop rather than axum::serve: 8 KiB less per connection
+                // (see `server`).
+                let server = server::serve(listener, app, signalled);
                 let stopped = state.shutdown.clone();
                 // The grace period counts from the shutdown signal, not from start.
                 tokio::select! {

@@ -5,7 +5,7 @@
 //! 2. [`request_id`]: the id every log line and error carries;
 //! 3. tracing span + access log;
 //! 4. security headers (CSP, nosniff, ...; HSTS under TLS) and CORS when configured;
-//! 5. compression (gzip, br, zstd; never SSE);
+//! 5. [`compression`] (gzip, br, zstd; never SSE, whose body it leaves unwrapped);
 //! 6. [`caching`]: `ETag` + `Cache-Control` on JSON reads, 304 for `If-None-Match`;
 //! 7. [`envelope`]: every error leaves as the one JSON envelope;
 //! 8. panic catcher: a panic is a logged 500, never a dropped connection;
@@ -16,6 +16,7 @@
 //!     then, on protected routes, "must be logged in".
 
 pub mod caching;
+pub mod compression;
 pub mod envelope;
 pub mod extract;
 pub mod metrics;
@@ -31,7 +32,6 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -109,7 +109,7 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(from_fn(security::headers))
-                .layer(CompressionLayer::new())
+                .layer(from_fn(compression::compress))
                 .layer(from_fn(caching::conditional_get))
                 .layer(from_fn(envelope::envelope))
                 .layer(CatchPanicLayer::custom(panic_response)),
