@@ -96,6 +96,11 @@ where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
+    // Realtime frames are small and must leave at once: Nagle's algorithm would hold
+    // one back while the previous is unacknowledged (up to the client's delayed ACK).
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::trace!(%error, "could not set TCP_NODELAY");
+    }
     // The first bytes decide the protocol; a client that sends nothing before
     // shutdown is simply dropped.
     let http1 = tokio::select! {
