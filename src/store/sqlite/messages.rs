@@ -87,15 +87,16 @@ impl SqliteStore {
 
     pub(super) fn room_position_now(&self, room: &str) -> StoreResult<Position> {
         self.inline.read(|conn| {
-            let mut statement = conn.prepare_cached(ROOM_POSITION)?;
-            let mut rows = statement.query([room])?;
-            Ok(match rows.next()? {
-                Some(row) => Position {
-                    last_id: row.get(0)?,
-                    pruned_through: row.get(1)?,
-                },
-                None => Position::default(),
-            })
+            let position = conn
+                .prepare_cached(ROOM_POSITION)?
+                .query_row([room], |row| {
+                    Ok(Position {
+                        last_id: row.get(0)?,
+                        pruned_through: row.get(1)?,
+                    })
+                })
+                .optional()?;
+            Ok(position.unwrap_or_default())
         })
     }
 }

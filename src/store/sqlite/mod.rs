@@ -24,6 +24,7 @@ use crate::auth::model::{SessionRecord, TokenRecord};
 use crate::hub::message::{Appended, NewMessage, Position};
 use inline::InlineReader;
 use rows::user_at;
+use rusqlite::OptionalExtension;
 use writer::Writer;
 
 mod inline;
@@ -126,26 +127,22 @@ impl Lifecycle for SqliteStore {
 crate::store::common::impl_auth_store!(SqliteStore, {
     async fn find_session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
         self.inline.read(|conn| {
-            let mut statement = conn.prepare_cached(crate::store::common::session_lookup!())?;
-            let mut rows = statement.query([id_hash])?;
-            rows.next()?
-                .map(|row| {
+            conn.prepare_cached(crate::store::common::session_lookup!())?
+                .query_row([id_hash], |row| {
                     Ok(SessionRecord {
                         last_seen_at: row.get(0)?,
                         expires_at: row.get(1)?,
                         user: user_at(row, 2)?,
                     })
                 })
-                .transpose()
+                .optional()
         })
     }
 
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
         self.inline.read(|conn| {
-            let mut statement = conn.prepare_cached(crate::store::common::token_lookup!())?;
-            let mut rows = statement.query([token_hash])?;
-            rows.next()?
-                .map(|row| {
+            conn.prepare_cached(crate::store::common::token_lookup!())?
+                .query_row([token_hash], |row| {
                     Ok(TokenRecord {
                         token_id: row.get(0)?,
                         token_expires_at: row.get(1)?,
@@ -154,7 +151,7 @@ crate::store::common::impl_auth_store!(SqliteStore, {
                         user: user_at(row, 4)?,
                     })
                 })
-                .transpose()
+                .optional()
         })
     }
 });

@@ -94,13 +94,13 @@ impl UserStore for SqliteStore {
 
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
         self.inline.read(|conn| {
-            let mut statement = conn.prepare_cached(concat!(
+            conn.prepare_cached(concat!(
                 "SELECT ",
                 user_columns!(),
                 " FROM users WHERE id = ?1"
-            ))?;
-            let mut rows = statement.query([id])?;
-            rows.next()?.map(|row| user_at(row, 0)).transpose()
+            ))?
+            .query_row([id], |row| user_at(row, 0))
+            .optional()
         })
     }
 
