@@ -10,18 +10,22 @@
 //! connections used directly: an indexed read from SQLite's page cache takes a few
 //! microseconds, less than one context switch.
 //!
-//! Only reads whose cost is bounded by an index and a small `LIMIT` belong here: they
-//! hold the async worker thread while they run. Anything that may scan (substring
-//! matching without the trigram index) stays on sqlx's pool. In WAL mode a reader
-//! never waits for the writer; [`BUSY_TIMEOUT`] bounds the rare wait for a
+//! Only reads whose cost is bounded belong here: they hold the async worker thread
+//! while they run. A read bounded by an index and a small `LIMIT` uses
+//! [`InlineReader::read`]. One that may scan (substring matching) uses
+//! [`InlineReader::read_within`], which gives up after a time budget so the caller can
+//! run it again on sqlx's pool, off the async workers: the common needle finds its
+//! page in the first rows scanned and is answered inline; only a rare one pays for
+//! the scan twice, and then the budget is small next to the scan. In WAL mode a
+//! reader never waits for the writer; [`BUSY_TIMEOUT`] bounds the rare wait for a
 //! checkpoint's lock.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::rows::store_error;
 use crate::store::{StoreError, StoreResult};
@@ -29,6 +33,11 @@ use crate::store::{StoreError, StoreResult};
 /// How long a read may wait for a lock before it fails as "unavailable". Short: the
 /// thread that waits is an async worker.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// SQLite virtual-machine steps between two looks at the clock in
+/// [`InlineReader::read_within`]: a few microseconds of work, so the budget is kept
+/// closely while reading the clock stays a rounding error.
+const STEPS_PER_CLOCK_CHECK: std::ffi::c_int = 1_000;
 
 /// Idle read-only connections to one database file. There are never more than the
 /// threads that read at once (no read awaits while it holds a connection), so the
@@ -59,20 +68,61 @@ impl InlineReader {
     /// Runs `read` on an idle connection, opening one when none is idle. A connection
     /// whose read failed is dropped rather than reused.
     pub fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let conn = self.take()?;
+        let result = read(&conn).map_err(store_error)?;
+        self.give_back(conn);
+        Ok(result)
+    }
+
+    /// Runs `read` like [`InlineReader::read`], but interrupts it once it has run for
+    /// `budget`: `Ok(None)` then, and the caller runs the read elsewhere.
+    pub fn read_within<T>(
+        &self,
+        budget: Duration,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> StoreResult<Option<T>> {
+        let conn = self.take()?;
+        let deadline = Instant::now() + budget;
+        conn.progress_handler(
+            STEPS_PER_CLOCK_CHECK,
+            Some(move || Instant::now() >= deadline),
+        )
+        .map_err(store_error)?;
+        let result = read(&conn);
+        conn.progress_handler(0, None::<fn() -> bool>)
+            .map_err(store_error)?;
+        let result = match result {
+            Ok(value) => Some(value),
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == ErrorCode::OperationInterrupted =>
+            {
+                None
+            }
+            Err(err) => return Err(store_error(err)),
+        };
+        self.give_back(conn);
+        Ok(result)
+    }
+
+    /// An idle connection, or a new one when none is idle.
+    fn take(&self) -> StoreResult<Connection> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable("the database is closed".into()));
         }
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.open().map_err(store_error)?,
-        };
-        let result = read(&conn).map_err(store_error)?;
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.open().map_err(store_error),
+        }
+    }
+
+    /// Returns a connection whose read succeeded to the idle ones (a failed one is
+    /// dropped instead, by not coming back here).
+    fn give_back(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if !self.closed.load(Ordering::Acquire) {
             idle.push(conn);
         }
-        Ok(result)
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
@@ -86,5 +136,60 @@ impl InlineReader {
         // The statements of the hot path, each prepared once per connection.
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader over a fresh database file holding one table.
+    fn reader() -> (tempfile::TempDir, InlineReader) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inline.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (7);")
+            .unwrap();
+        (dir, InlineReader::new(path))
+    }
+
+    /// Counts to `n` in SQL: work that takes as long as `n` says.
+    fn count_to(conn: &Connection, n: i64) -> rusqlite::Result<i64> {
+        conn.query_row(
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
+             SELECT count(*) FROM c",
+            [n],
+            |row| row.get(0),
+        )
+    }
+
+    #[test]
+    fn a_read_within_its_budget_is_answered() {
+        let (_dir, reader) = reader();
+        let n = reader
+            .read_within(Duration::from_secs(10), |conn| count_to(conn, 1_000))
+            .unwrap();
+        assert_eq!(n, Some(1_000));
+    }
+
+    #[test]
+    fn a_read_over_its_budget_is_interrupted_and_the_connection_reused() {
+        let (_dir, reader) = reader();
+        // Billions of steps: minutes if nothing interrupts it.
+        let n = reader
+            .read_within(Duration::from_millis(5), |conn| {
+                count_to(conn, 10_000_000_000)
+            })
+            .unwrap();
+        assert_eq!(n, None);
+        // The same (only) connection answers the next read, with no handler left on it.
+        assert_eq!(reader.idle.lock().unwrap().len(), 1);
+        let n = reader.read(|conn| count_to(conn, 100_000)).unwrap();
+        assert_eq!(n, 100_000);
+        let seven: i64 = reader
+            .read(|conn| conn.query_row("SELECT n FROM t", [], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(seven, 7);
     }
 }

@@ -40,6 +40,9 @@ pub struct SqliteStore {
     inline: InlineReader,
     /// The hot write transactions, on a thread of their own (see [`writer`]).
     writer: Writer,
+    /// How long a substring scan may run inline before it moves to `read`
+    /// ([`users::INLINE_SCAN_BUDGET`]; tests set zero to take the other path).
+    scan_budget: Duration,
 }
 
 impl SqliteStore {
@@ -81,6 +84,7 @@ impl SqliteStore {
             write,
             writer: Writer::start(&path)?,
             inline: InlineReader::new(path),
+            scan_budget: users::INLINE_SCAN_BUDGET,
         })
     }
 

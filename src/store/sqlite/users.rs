@@ -1,5 +1,7 @@
 //! The user directory's SQL on SQLite.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -25,6 +27,30 @@ macro_rules! user_columns {
 /// Rows per multi-row `INSERT` in bulk loads: 8 parameters each, well under SQLite's
 /// 32,766-parameter limit, and large enough that statement overhead disappears.
 const BULK_CHUNK: usize = 1_000;
+
+/// How long a substring scan may hold an async worker inline before it is run again
+/// on sqlx's pool (see [`super::inline`]). A page of a common needle takes well under
+/// a millisecond; a needle that few users contain may scan a million rows.
+pub(super) const INLINE_SCAN_BUDGET: Duration = Duration::from_millis(2);
+
+/// A page of substring matches through the trigram index (needles of 3+ characters).
+/// `$n` parameters, which sqlx and rusqlite both bind by position.
+const TRIGRAM_PAGE: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE id IN (SELECT rowid FROM users_fts",
+    " WHERE users_fts MATCH $1 AND rowid > $2 ORDER BY rowid LIMIT $3)",
+    " ORDER BY id"
+);
+
+/// A page of substring matches by scanning in id order (needles too short for the
+/// trigram index), until `$3` are found.
+const INSTR_PAGE: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE (instr(name_key, $1) > 0 OR instr(email_key, $1) > 0)",
+    " AND id > $2 ORDER BY id LIMIT $3"
+);
 
 /// A phrase query for the trigram index: the whole needle, quotes doubled, so no
 /// character of user input is read as FTS5 syntax.
@@ -52,33 +78,32 @@ impl UserStore for SqliteStore {
                 .query_map([page.after_id, page.limit], |row| user_at(row, 0))?
                 .collect::<Result<_, _>>()
             })?,
-            // Substring matches may scan: on sqlx's pool, off the async workers.
-            Some(needle) if trigram_searchable(needle) => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    user_columns!(),
-                    " FROM users WHERE id IN (SELECT rowid FROM users_fts",
-                    " WHERE users_fts MATCH $1 AND rowid > $2 ORDER BY rowid LIMIT $3)",
-                    " ORDER BY id"
-                ))
-                .bind(fts_phrase(needle))
-                .bind(page.after_id)
-                .bind(page.limit)
-                .fetch_all(&self.read)
-                .await?
-            }
+            // Substring matches may scan: inline while that stays short, else again on
+            // sqlx's pool, off the async workers.
             Some(needle) => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    user_columns!(),
-                    " FROM users WHERE (instr(name_key, $1) > 0 OR instr(email_key, $1) > 0)",
-                    " AND id > $2 ORDER BY id LIMIT $3"
-                ))
-                .bind(needle)
-                .bind(page.after_id)
-                .bind(page.limit)
-                .fetch_all(&self.read)
-                .await?
+                let (sql, pattern) = if trigram_searchable(needle) {
+                    (TRIGRAM_PAGE, fts_phrase(needle))
+                } else {
+                    (INSTR_PAGE, needle.to_owned())
+                };
+                let inline = self.inline.read_within(self.scan_budget, |conn| {
+                    conn.prepare_cached(sql)?
+                        .query_map(params![pattern, page.after_id, page.limit], |row| {
+                            user_at(row, 0)
+                        })?
+                        .collect::<Result<_, _>>()
+                })?;
+                match inline {
+                    Some(users) => users,
+                    None => {
+                        sqlx::query_as(sql)
+                            .bind(pattern)
+                            .bind(page.after_id)
+                            .bind(page.limit)
+                            .fetch_all(&self.read)
+                            .await?
+                    }
+                }
             }
         };
         Ok(users)
@@ -287,5 +312,76 @@ impl UserStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(added)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::model::Role;
+    use crate::store::Lifecycle;
+
+    /// Substring pages are the same whether the scan ran inline or, over its budget,
+    /// on sqlx's pool: every needle, both index paths, first and later pages.
+    #[tokio::test]
+    async fn a_scan_over_its_budget_gives_the_same_pages_from_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("scan.db").display());
+        let mut store = SqliteStore::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let users: Vec<NewUser> = (0..3_000)
+            .map(|i| NewUser {
+                name: format!("User {i} {}", if i % 97 == 0 { "Zqx" } else { "Al" }),
+                email: format!("u{i}@example.com"),
+                role: Role::Member,
+                password_hash: None,
+            })
+            .collect();
+        store.insert_users_bulk(&users).await.unwrap();
+
+        let mut pages = Vec::new();
+        for budget in [INLINE_SCAN_BUDGET, Duration::ZERO] {
+            store.scan_budget = budget;
+            let mut got = Vec::new();
+            for (needle, after_id) in [
+                ("zq", 0),
+                ("zqx", 0),
+                ("al", 0),
+                ("al", 1_500),
+                ("@ex", 2_990),
+            ] {
+                let page = UserPage {
+                    search: Some(needle.into()),
+                    after_id,
+                    limit: 50,
+                };
+                let ids: Vec<i64> = store
+                    .list_users(&page)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|u| u.id)
+                    .collect();
+                got.push(ids);
+            }
+            pages.push(got);
+        }
+        assert_eq!(pages[0], pages[1]);
+        // And the pages are the right ones (ids are 1-based, in insertion order).
+        let zq: Vec<i64> = (0..3_000)
+            .filter(|i| i % 97 == 0)
+            .map(|i| i + 1)
+            .take(50)
+            .collect();
+        assert_eq!(pages[0][0], zq);
+        assert_eq!(pages[0][1], zq);
+        let al_after: Vec<i64> = (0..3_000)
+            .filter(|i| i % 97 != 0)
+            .map(|i| i + 1)
+            .filter(|id| *id > 1_500)
+            .take(50)
+            .collect();
+        assert_eq!(pages[0][3], al_after);
+        assert_eq!(pages[0][4], (2_991..=3_000).collect::<Vec<i64>>());
     }
 }
