@@ -47,8 +47,12 @@ pub fn user_at(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
 
 /// A timestamp as sqlx writes it on SQLite: RFC 3339 text.
 fn timestamp(row: &Row<'_>, at: usize) -> rusqlite::Result<OffsetDateTime> {
-    let text: String = row.get(at)?;
-    OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| conversion(at, e.into()))
+    // Parsed in place, without copying the text out first.
+    let text = row
+        .get_ref(at)?
+        .as_str()
+        .map_err(|e| conversion(at, e.into()))?;
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|e| conversion(at, e.into()))
 }
 
 fn conversion(at: usize, err: Box<dyn std::error::Error + Send + Sync>) -> rusqlite::Error {
