@@ -246,6 +246,10 @@ mod tests {
     async fn writes_in_one_group_succeed_fail_and_discard_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = table(&dir);
+        Connection::open(&path)
+            .unwrap()
+            .execute("INSERT INTO t (k, v) VALUES (-1, 'taken')", [])
+            .unwrap();
         let writer = std::sync::Arc::new(Writer::start(&path).unwrap());
         let mut tasks = Vec::new();
         for k in 0..200i64 {
@@ -253,10 +257,15 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 writer
                     .write(move |tx| {
-                        // Every 5th collides with the unique `v` of k - 1 (a failure);
+                        // Every 5th collides with a `v` stored before the test (a
+                        // failure, whatever order the tasks reach the writer in);
                         // every 7th inserts and then asks to be discarded.
-                        let v = if k % 5 == 4 { k - 1 } else { k };
-                        tx.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (k, v.to_string()))?;
+                        let v = if k % 5 == 4 {
+                            "taken".to_owned()
+                        } else {
+                            k.to_string()
+                        };
+                        tx.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (k, v))?;
                         Ok(if k % 7 == 6 {
                             Outcome::Discard(k)
                         } else {
@@ -272,6 +281,7 @@ mod tests {
             match task.await.unwrap() {
                 Ok(got) => {
                     assert_eq!(got, k);
+                    assert_ne!(k % 5, 4, "write {k} collided and still succeeded");
                     if k % 7 != 6 {
                         kept.push(k);
                     }
@@ -280,10 +290,9 @@ mod tests {
                 Err(other) => panic!("write {k}: {other}"),
             }
         }
-        // A collision fails only when the row it collides with was kept.
         let conn = Connection::open(&path).unwrap();
         let mut stored: Vec<i64> = conn
-            .prepare("SELECT k FROM t ORDER BY k")
+            .prepare("SELECT k FROM t WHERE k >= 0 ORDER BY k")
             .unwrap()
             .query_map([], |row| row.get(0))
             .unwrap()
