@@ -40,7 +40,7 @@ pub struct SqliteStore {
     inline: InlineReader,
     /// The hot write transactions, on a thread of their own (see [`writer`]).
     writer: Writer,
-    /// How long a substring scan may run inline before it moves to `read`
+    /// How long a substring scan may run inline before it moves to sqlx's `read` pool
     /// ([`users::INLINE_SCAN_BUDGET`]; tests set zero to take the other path).
     scan_budget: Duration,
 }
