@@ -15,19 +15,21 @@ pub fn now() -> OffsetDateTime {
 }
 
 pub fn format(ts: OffsetDateTime) -> String {
-    let mut buf = [0u8; WIRE_LEN];
-    match write_wire(ts, &mut buf) {
-        Some(text) => text.to_owned(),
-        None => format_generic(ts),
-    }
+    with_wire(ts, str::to_owned)
 }
 
 /// `#[serde(serialize_with = "crate::timefmt::serialize")]`
 pub fn serialize<S: Serializer>(ts: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    with_wire(*ts, |text| s.serialize_str(text))
+}
+
+/// Hands `use_text` the wire form: from a stack buffer when [`write_wire`] can, else
+/// from `time`'s formatter.
+fn with_wire<R>(ts: OffsetDateTime, use_text: impl FnOnce(&str) -> R) -> R {
     let mut buf = [0u8; WIRE_LEN];
-    match write_wire(*ts, &mut buf) {
-        Some(text) => s.serialize_str(text),
-        None => s.serialize_str(&format_generic(*ts)),
+    match write_wire(ts, &mut buf) {
+        Some(text) => use_text(text),
+        None => use_text(&format_generic(ts)),
     }
 }
 

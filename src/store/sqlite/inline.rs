@@ -144,8 +144,9 @@ impl InlineReader {
 /// statement is compiled again on every run: the bundled SQLite (3.51) lets the planner
 /// read the value bound to `LIMIT ?` and marks the statement stale whenever that
 /// parameter is bound again (the list page spent 7% of its time re-preparing its query). Our plans never
-/// depend on bound values (no `LIKE`, no `sqlite_stat4`).
-pub fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+/// depend on bound values (no `LIKE`, no `sqlite_stat4`). The writer's connection
+/// takes it too.
+pub(super) fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
