@@ -459,6 +459,79 @@ async fn trailing_slashes_are_accepted(backend: Backend) {
     .await;
 }
 
+/// Search sees every create, rename and delete as soon as it is answered, also when
+/// many land in one group commit (they are sent at once) and when one user is
+/// created and renamed in quick succession. On SQLite the trigram index must then
+/// agree with the users table exactly, with nothing left waiting to be applied.
+async fn search_follows_creates_renames_and_deletes_at_once(backend: Backend) {
+    // 70 writes at once: more than the per-account write budget allows.
+    let app = &spawn_app_with(backend, |c| c.rate_limits = false).await;
+    let create = |name: String, email: String| async move {
+        app.create_user(&name, &email).await["id"].as_i64().unwrap()
+    };
+    let rename = |id: i64, name: String| async move {
+        let path = format!("/api/users/{id}");
+        let response = app.patch_json(&path, &json!({ "name": name })).await;
+        assert_eq!(response.status(), 200, "renaming {id}");
+    };
+    let ids_of: Vec<i64> = futures_util::future::join_all(
+        (0..30).map(|i| create(format!("Quokka {i}"), format!("q{i}@zoo.example"))),
+    )
+    .await;
+    // 0..10 renamed, 10..20 deleted, 20..30 left alone; and 10 more created and
+    // renamed straight away, all at once.
+    let renames = (0..10).map(|i| rename(ids_of[i], format!("Wombat {i}")));
+    let deletes = ids_of[10..20].iter().map(|id| async move {
+        let response = app.delete(&format!("/api/users/{id}")).await;
+        assert_eq!(response.status(), 200);
+    });
+    let churn = (0..10).map(|i| async move {
+        let id = create(format!("Quokka late {i}"), format!("late{i}@zoo.example")).await;
+        rename(id, format!("Wombat late {i}")).await;
+        id
+    });
+    let (_, _, mut late) = futures_util::join!(
+        futures_util::future::join_all(renames),
+        futures_util::future::join_all(deletes),
+        futures_util::future::join_all(churn),
+    );
+    late.sort();
+
+    let found = |query: &'static str| async move {
+        let mut got = ids(&walk_pages(app, &format!("/api/users?search={query}&limit=7")).await);
+        got.sort();
+        got
+    };
+    let mut quokkas: Vec<i64> = ids_of[20..30].to_vec();
+    quokkas.sort();
+    let mut wombats: Vec<i64> = ids_of[0..10].iter().chain(&late).copied().collect();
+    wombats.sort();
+    // Three letters and more go through the trigram index, two scan.
+    assert_eq!(found("quokka").await, quokkas);
+    assert_eq!(found("qu").await, quokkas);
+    assert_eq!(found("wombat").await, wombats);
+    assert_eq!(found("wo").await, wombats);
+    assert_eq!(found("late").await, late);
+    assert_eq!(found("zoo.example").await.len(), 30, "emails are unchanged");
+
+    if backend == Backend::Sqlite {
+        let path = app.db.url.trim_start_matches("sqlite://");
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let pending: i64 = conn
+            .query_row("SELECT count(*) FROM users_fts_pending", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(pending, 0, "every change was applied before its commit");
+        // rank = 1: compare the index with the users table, not only with itself.
+        conn.execute(
+            "INSERT INTO users_fts (users_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .expect("the trigram index agrees with the users table");
+    }
+}
+
 on_both_backends!(
     the_list_is_a_json_array_of_users,
     a_fresh_server_shows_the_three_demo_users,
@@ -476,5 +549,6 @@ on_both_backends!(
     hostile_strings_that_break_the_rules_get_422_never_500,
     autocomplete_suggests_up_to_five_distinct_names,
     search_ranks_the_best_matches_first,
+    search_follows_creates_renames_and_deletes_at_once,
     trailing_slashes_are_accepted,
 );

@@ -82,7 +82,7 @@ impl SqliteStore {
         Ok(Self {
             read,
             write,
-            writer: Writer::start(&path)?,
+            writer: Writer::start(&path, users::sync_search_index)?,
             inline: InlineReader::new(path),
             scan_budget: users::INLINE_SCAN_BUDGET,
         })

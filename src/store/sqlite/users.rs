@@ -52,6 +52,32 @@ const INSTR_PAGE: &str = concat!(
     " AND id > $2 ORDER BY id LIMIT $3"
 );
 
+/// Brings the trigram index (`users_fts`) up to date with the user rows changed since
+/// the last sync, which the triggers of migration 0005 noted in `users_fts_pending`:
+/// takes out what the index holds for them, puts in what `users` holds now (nothing
+/// for a deleted user), and empties the list. Each statement handles every pending
+/// row at once, so the index gains one segment per transaction instead of one per
+/// row. Runs inside every write transaction that changes users' names or emails,
+/// just before its `COMMIT` ([`sync_search_index`]).
+const SYNC_SEARCH_INDEX: [&str; 3] = [
+    "INSERT INTO users_fts (users_fts, rowid, name_key, email_key)
+     SELECT 'delete', id, old_name_key, old_email_key FROM users_fts_pending
+     WHERE old_name_key IS NOT NULL",
+    "INSERT INTO users_fts (rowid, name_key, email_key)
+     SELECT u.id, u.name_key, u.email_key FROM users_fts_pending p JOIN users u ON u.id = p.id",
+    "DELETE FROM users_fts_pending",
+];
+
+/// [`SYNC_SEARCH_INDEX`] on the group-commit writer's connection, before each group's
+/// `COMMIT`. A group without user changes finds the list empty: three cached
+/// statements that touch nothing.
+pub(super) fn sync_search_index(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for statement in SYNC_SEARCH_INDEX {
+        conn.prepare_cached(statement)?.execute([])?;
+    }
+    Ok(())
+}
+
 /// A phrase query for the trigram index: the whole needle, quotes doubled, so no
 /// character of user input is read as FTS5 syntax.
 fn fts_phrase(needle: &str) -> String {
@@ -309,6 +335,9 @@ impl UserStore for SqliteStore {
                     .push_bind(now);
             });
             added += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        for statement in SYNC_SEARCH_INDEX {
+            sqlx::query(statement).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(added)

@@ -14,6 +14,11 @@
 //! "done" before the group's `COMMIT` succeeded; if it fails, every write of the group
 //! gets the error and none of them happened.
 //!
+//! Before each `COMMIT` the writer runs the store's `before_commit` step, in the same
+//! transaction (SQLite: bringing the trigram search index up to date with the group's
+//! user changes, once per group instead of once per row). If it fails, the group
+//! fails as a whole.
+//!
 //! The writes that are rare (sessions, tokens, settings, migrations, bulk loads) stay
 //! on sqlx's single-connection pool; the two writers take turns through SQLite's own
 //! lock (`BEGIN IMMEDIATE` on both, and the busy timeout).
@@ -125,6 +130,10 @@ fn group_failure(cause: &rusqlite::Error) -> StoreError {
     }
 }
 
+/// Work that ends every group inside its transaction, after its writes and before
+/// its `COMMIT`.
+pub type BeforeCommit = fn(&Connection) -> rusqlite::Result<()>;
+
 pub struct Writer {
     /// `None` once closed: writes then answer "unavailable".
     jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
@@ -133,7 +142,7 @@ pub struct Writer {
 impl Writer {
     /// Opens the connection and starts its thread. The database must exist and be
     /// in WAL mode already (sqlx's pools opened it first).
-    pub fn start(path: &Path) -> anyhow::Result<Self> {
+    pub fn start(path: &Path, before_commit: BeforeCommit) -> anyhow::Result<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // The same settings as the sqlx connections (see `SqliteStore::connect`).
@@ -145,7 +154,7 @@ impl Writer {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_groups(&conn, &queue))?;
+            .spawn(move || run_groups(&conn, &queue, before_commit))?;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
         })
@@ -178,7 +187,11 @@ impl Writer {
 }
 
 /// The writer thread: one group per turn, until the store is closed or dropped.
-fn run_groups(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>) {
+fn run_groups(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Box<dyn Job>>,
+    before_commit: BeforeCommit,
+) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -210,7 +223,7 @@ fn run_groups(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>) {
                 Some("the group's transaction was rolled back".into()),
             ))
         } else {
-            conn.execute_batch("COMMIT")
+            before_commit(conn).and_then(|()| conn.execute_batch("COMMIT"))
         };
         if commit.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -250,7 +263,7 @@ mod tests {
             .unwrap()
             .execute("INSERT INTO t (k, v) VALUES (-1, 'taken')", [])
             .unwrap();
-        let writer = std::sync::Arc::new(Writer::start(&path).unwrap());
+        let writer = std::sync::Arc::new(Writer::start(&path, |_| Ok(())).unwrap());
         let mut tasks = Vec::new();
         for k in 0..200i64 {
             let writer = writer.clone();
@@ -309,9 +322,60 @@ mod tests {
     #[tokio::test]
     async fn a_closed_writer_answers_unavailable() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Writer::start(&table(&dir)).unwrap();
+        let writer = Writer::start(&table(&dir), |_| Ok(())).unwrap();
         writer.close();
         let refused = writer.write(|_| Ok(Outcome::Keep(()))).await;
         assert!(matches!(refused, Err(StoreError::Unavailable(_))));
+    }
+
+    /// The before-commit step runs inside the group's transaction: what it writes
+    /// commits with the group, and when it fails, none of the group's writes stand.
+    #[tokio::test]
+    async fn the_before_commit_step_commits_with_the_group_or_fails_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = table(&dir);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE mirror (k INTEGER PRIMARY KEY)")
+            .unwrap();
+        let writer = Writer::start(&path, |conn| {
+            let poisoned: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM t WHERE v = 'poison')",
+                [],
+                |row| row.get(0),
+            )?;
+            if poisoned {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                    Some("poisoned".into()),
+                ));
+            }
+            conn.execute_batch("INSERT OR IGNORE INTO mirror SELECT k FROM t")
+        })
+        .unwrap();
+        let insert = |k: i64, v: &'static str| {
+            writer.write(move |tx| {
+                tx.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (k, v))?;
+                Ok(Outcome::Keep(k))
+            })
+        };
+        assert_eq!(insert(1, "one").await.unwrap(), 1);
+        assert!(
+            insert(2, "poison").await.is_err(),
+            "the failed step fails the write"
+        );
+        assert_eq!(insert(3, "three").await.unwrap(), 3);
+
+        let conn = Connection::open(&path).unwrap();
+        let keys = |sql: &str| -> Vec<i64> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(keys("SELECT k FROM t ORDER BY k"), vec![1, 3]);
+        assert_eq!(keys("SELECT k FROM mirror ORDER BY k"), vec![1, 3]);
     }
 }
