@@ -47,6 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -71,6 +72,10 @@ pub const PATH: &str = "/socket.io";
 /// per-connection queue size is used when larger); a client that floods past this
 /// gets an `error` per dropped command, and its sends are limited by the hub anyway.
 const MIN_COMMANDS: usize = 64;
+/// The WebSocket transport's read buffer: Socket.IO packets here are small, and a
+/// larger frame still arrives whole (the buffer grows for it). Every idle socket
+/// holds one, as on `/ws` (see [`super::ws`]).
+const WS_READ_BUFFER: usize = 1024;
 /// Packets socketioxide buffers per socket before an emit fails.
 const SOCKET_BUFFER: usize = 512;
 /// How long an emit may wait for a client to drain its buffer before it counts as
@@ -93,7 +98,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let notices = Notices::new();
     let (service, io) = SocketIo::builder()
         .req_path(PATH)
-        .ws_read_buffer_size(4 * 1024)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .max_buffer_size(SOCKET_BUFFER)
         .max_payload(payload_limit(state))
         .with_state(state.clone())
@@ -108,7 +113,36 @@ pub fn router(state: &AppState) -> Router<AppState> {
         shutdown.cancelled().await;
         io.close().await;
     });
-    Router::new().route_service(PATH, service)
+    Router::new().route_service(
+        PATH,
+        tower::ServiceBuilder::new()
+            .map_request(detach)
+            .service(service),
+    )
+}
+
+/// socketioxide keeps the handshake request's URI and headers for the socket's whole
+/// life (`Socket::req_parts`). As hyper parsed them they are slices of its 8 KiB read
+/// buffer, which they would keep alive: a third of an idle socket's memory (massif,
+/// 300 idle sockets). Copied into allocations of their own, the buffer is freed once
+/// the connection is upgraded. The credentials are left out: the authentication
+/// middleware has already turned them into the request's identity.
+fn detach(mut request: axum::extract::Request) -> axum::extract::Request {
+    let headers = std::mem::take(request.headers_mut());
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    for (name, value) in &headers {
+        if name == header::COOKIE || name == header::AUTHORIZATION {
+            continue;
+        }
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            kept.append(name.clone(), value);
+        }
+    }
+    *request.headers_mut() = kept;
+    if let Ok(uri) = request.uri().to_string().parse() {
+        *request.uri_mut() = uri;
+    }
+    request
 }
 
 /// Whether a request belongs to an open Engine.IO session (it names its `sid`), as
@@ -132,7 +166,9 @@ struct Pending(Arc<Mutex<Option<Session>>>);
 
 /// The sending half of a socket's commands, kept in the socket's extensions.
 #[derive(Clone)]
-struct Commands(mpsc::Sender<Command>);
+/// Boxed: the channel's first block (32 slots) is allocated with the socket and held
+/// while it is idle, so a slot is a pointer rather than a whole command.
+struct Commands(mpsc::Sender<Box<Command>>);
 
 /// Cancelled by the disconnect handler: the socket is gone.
 #[derive(Clone)]
@@ -339,11 +375,11 @@ impl MessageHandler<LocalAdapter, ()> for Forward {
         let Some(Commands(commands)) = socket.extensions.get::<Commands>() else {
             return;
         };
-        let command = Command {
+        let command = Box::new(Command {
             kind: self.0,
             data,
             ack,
-        };
+        });
         if let Err(mpsc::error::TrySendError::Full(command)) = commands.try_send(command) {
             let error = ApiError::TooManyRequests {
                 retry_after: Duration::from_secs(1),
@@ -409,7 +445,7 @@ enum End {
 struct Session {
     connection: Connection,
     queue: mpsc::Receiver<Delivery>,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<Box<Command>>,
     gone: CancellationToken,
     /// The `general` position given in the CONNECT `auth`.
     since: Option<i64>,
@@ -433,8 +469,11 @@ impl Session {
             overflow: overflow.clone(),
             gone: self.gone.clone(),
         };
-        let end = match self.connection.join(GENERAL_ROOM, self.since).await {
-            Ok(joined) => match out.joined(joined).await {
+        // The join and each command run boxed: they are rare next to deliveries,
+        // and their futures are large (store calls). Inline, this task's state would
+        // be as large as the largest of them for the socket's whole life, idle or not.
+        let end = match Box::pin(self.connection.join(GENERAL_ROOM, self.since)).await {
+            Ok(joined) => match Box::pin(out.joined(joined)).await {
                 Ok(()) => self.serve(&mut out, &io, &notices).await,
                 Err(end) => end,
             },
@@ -484,7 +523,7 @@ impl Session {
                 _ = &mut overflow => Err(End::Disconnect("slow_consumer")),
                 _ = &mut gone => Err(End::Gone),
                 command = self.commands.recv() => match command {
-                    Some(command) => self.command(command, out, io, notices).await,
+                    Some(command) => Box::pin(self.command(command, out, io, notices)).await,
                     None => Err(End::Gone),
                 },
                 delivery = self.queue.recv() => match delivery {
@@ -500,12 +539,12 @@ impl Session {
 
     async fn command(
         &mut self,
-        command: Command,
+        command: Box<Command>,
         out: &mut Out,
         io: &SocketIo,
         notices: &Notices,
     ) -> Result<(), End> {
-        let Command { kind, data, ack } = command;
+        let Command { kind, data, ack } = *command;
         match kind {
             Kind::Join => {
                 let Some(JoinData { username }) = parse(data, out).await? else {
@@ -734,6 +773,44 @@ impl Out {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The handshake socketioxide keeps owns its bytes (none point into the buffer
+    /// the request was parsed from) and carries no credentials.
+    #[test]
+    fn a_detached_handshake_owns_its_bytes_and_drops_credentials() {
+        // One buffer holding the URI and the header values, as hyper's read buffer does.
+        let (uri, cookie, origin) = (
+            "/socket.io/?EIO=4&transport=websocket",
+            "sb_session=abc; csrftoken=xyz",
+            "http://h:1",
+        );
+        let raw = axum::body::Bytes::from(format!("{uri}{cookie}{origin}"));
+        let (u, c) = (uri.len(), uri.len() + cookie.len());
+        let shared = |range: std::ops::Range<usize>| {
+            HeaderValue::from_maybe_shared(raw.slice(range)).unwrap()
+        };
+        let mut request = axum::extract::Request::new(axum::body::Body::empty());
+        *request.uri_mut() = axum::http::Uri::from_maybe_shared(raw.slice(0..u)).unwrap();
+        request.headers_mut().insert(header::COOKIE, shared(u..c));
+        request
+            .headers_mut()
+            .insert(header::ORIGIN, shared(c..raw.len()));
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, shared(c..raw.len()));
+        assert!(raw.as_ptr_range().contains(&request.uri().path().as_ptr()));
+
+        let detached = detach(request);
+
+        let within_raw = |bytes: &[u8]| raw.as_ptr_range().contains(&bytes.as_ptr());
+        assert_eq!(detached.uri(), uri);
+        assert!(!within_raw(detached.uri().path().as_bytes()));
+        assert_eq!(detached.headers().len(), 1, "only the origin is left");
+        let origin = &detached.headers()[header::ORIGIN];
+        assert_eq!(origin, "http://h:1");
+        assert_eq!(detached.headers().get(header::COOKIE), None);
+        assert!(!within_raw(origin.as_bytes()));
+    }
 
     fn message(event: Option<Value>) -> Message {
         Message {
