@@ -48,10 +48,12 @@ async fn search_and_pages_match_a_naive_scan(backend: Backend) {
             .map(|u| u["id"].as_i64().unwrap())
             .collect()
     };
-    // Prefixes, infixes, non-ASCII in both cases, an email part, two-letter needles
-    // (shorter than a trigram), and one that matches nobody.
+    // Prefixes, infixes, non-ASCII in both cases, an email part, two-character needles
+    // (SQLite's bigram index: letters, non-ASCII in capitals, punctuation, a digit),
+    // one character (no index), and needles that match nobody.
     for needle in [
-        "ali", "ZOË", "élo", "ström", "son", "rossi.12", "@example", "ia", "xq", "müller",
+        "ali", "ZOË", "élo", "ström", "son", "rossi.12", "@example", "ia", "xq", "müller", "ÉL",
+        ".1", "öm", "ø", "q",
     ] {
         let expected = naive(needle);
         let query = serde_urlencoded::to_string([("search", needle)]).unwrap();

@@ -9,7 +9,8 @@
 //! The statements on every request's path skip sqlx's per-statement thread hand-offs:
 //! the point reads run inline on rusqlite ([`inline`]), and the hot write
 //! transactions (directory changes, chat messages) run whole on one writer thread
-//! ([`writer`]), also `BEGIN IMMEDIATE`. [`rows`] maps their rows.
+//! ([`writer`]), also `BEGIN IMMEDIATE`. [`rows`] maps their rows; [`search_index`]
+//! owns the substring search indexes and keeps them current.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use writer::Writer;
 mod inline;
 mod messages;
 mod rows;
+mod search_index;
 mod users;
 mod writer;
 
@@ -82,7 +84,13 @@ impl SqliteStore {
         Ok(Self {
             read,
             write,
-            writer: Writer::start(&path, users::sync_search_index)?,
+            writer: Writer::start(
+                &path,
+                writer::Hooks {
+                    on_open: search_index::register,
+                    before_commit: search_index::sync,
+                },
+            )?,
             inline: InlineReader::new(path),
             scan_budget: users::INLINE_SCAN_BUDGET,
         })
@@ -112,7 +120,11 @@ impl Lifecycle for SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.write)
             .await
-            .map_err(|e| super::StoreError::Other(e.into()))
+            .map_err(|e| super::StoreError::Other(e.into()))?;
+        // Indexes a migration asked for that need the writer's SQL functions.
+        self.writer
+            .write(|conn| search_index::rebuild_marked(conn).map(writer::Outcome::Keep))
+            .await
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
 
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use super::messages::append_in;
 use super::rows::{store_error, timestamp_text, user_at};
+use super::search_index::Lookup;
 use super::writer::Outcome;
 use crate::directory::events::{Change, change_event};
 use crate::directory::model::{NewUser, Settings, User, UserChanges, match_key};
@@ -43,52 +44,23 @@ const TRIGRAM_PAGE: &str = concat!(
     " ORDER BY id"
 );
 
-/// A page of substring matches by scanning in id order (needles too short for the
-/// trigram index), until `$3` are found.
+/// A page of two-character matches through the bigram index.
+const BIGRAM_PAGE: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE id IN (SELECT rowid FROM users_bigrams",
+    " WHERE users_bigrams MATCH $1 AND rowid > $2 ORDER BY rowid LIMIT $3)",
+    " ORDER BY id"
+);
+
+/// A page of substring matches by scanning in id order (one-character needles, which
+/// no index answers), until `$3` are found.
 const INSTR_PAGE: &str = concat!(
     "SELECT ",
     user_columns!(),
     " FROM users WHERE (instr(name_key, $1) > 0 OR instr(email_key, $1) > 0)",
     " AND id > $2 ORDER BY id LIMIT $3"
 );
-
-/// Brings the trigram index (`users_fts`) up to date with the user rows changed since
-/// the last sync, which the triggers of migration 0005 noted in `users_fts_pending`:
-/// takes out what the index holds for them, puts in what `users` holds now (nothing
-/// for a deleted user), and empties the list. Each statement handles every pending
-/// row at once, so the index gains one segment per transaction instead of one per
-/// row. Runs inside every write transaction that changes users' names or emails,
-/// just before its `COMMIT` ([`sync_search_index`]).
-const SYNC_SEARCH_INDEX: [&str; 3] = [
-    "INSERT INTO users_fts (users_fts, rowid, name_key, email_key)
-     SELECT 'delete', id, old_name_key, old_email_key FROM users_fts_pending
-     WHERE old_name_key IS NOT NULL",
-    "INSERT INTO users_fts (rowid, name_key, email_key)
-     SELECT u.id, u.name_key, u.email_key FROM users_fts_pending p JOIN users u ON u.id = p.id",
-    "DELETE FROM users_fts_pending",
-];
-
-/// [`SYNC_SEARCH_INDEX`] on the group-commit writer's connection, before each group's
-/// `COMMIT`. A group without user changes finds the list empty: three cached
-/// statements that touch nothing.
-pub(super) fn sync_search_index(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    for statement in SYNC_SEARCH_INDEX {
-        conn.prepare_cached(statement)?.execute([])?;
-    }
-    Ok(())
-}
-
-/// A phrase query for the trigram index: the whole needle, quotes doubled, so no
-/// character of user input is read as FTS5 syntax.
-fn fts_phrase(needle: &str) -> String {
-    format!("\"{}\"", needle.replace('"', "\"\""))
-}
-
-/// The trigram tokenizer indexes runs of three characters: a needle shorter than
-/// that cannot use the index.
-fn trigram_searchable(needle: &str) -> bool {
-    needle.chars().count() >= 3
-}
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -104,13 +76,14 @@ impl UserStore for SqliteStore {
                 .query_map([page.after_id, page.limit], |row| user_at(row, 0))?
                 .collect::<Result<_, _>>()
             })?,
-            // Substring matches may scan: inline while that stays short, else again on
-            // sqlx's pool, off the async workers.
+            // Substring matches (see [`super::search_index`]): inline while that stays
+            // short, else again on sqlx's pool, off the async workers (a rare needle
+            // may read far into an index, and a one-character one scans).
             Some(needle) => {
-                let (sql, pattern) = if trigram_searchable(needle) {
-                    (TRIGRAM_PAGE, fts_phrase(needle))
-                } else {
-                    (INSTR_PAGE, needle.to_owned())
+                let (sql, pattern) = match Lookup::of(needle) {
+                    Lookup::Trigram(phrase) => (TRIGRAM_PAGE, phrase),
+                    Lookup::Bigram(token) => (BIGRAM_PAGE, token),
+                    Lookup::Scan => (INSTR_PAGE, needle.to_owned()),
                 };
                 let inline = self.inline.read_within(self.scan_budget, |conn| {
                     conn.prepare_cached(sql)?
@@ -316,31 +289,36 @@ impl UserStore for SqliteStore {
     }
 
     async fn insert_users_bulk(&self, users: &[NewUser]) -> StoreResult<u64> {
-        let now = timefmt::now();
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let mut added = 0;
-        for chunk in users.chunks(BULK_CHUNK) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT OR IGNORE INTO users \
-                 (name, email, name_key, email_key, role, password_hash, created_at, updated_at) ",
-            );
-            insert.push_values(chunk, |mut row, user| {
-                row.push_bind(user.name.clone())
-                    .push_bind(user.email.clone())
-                    .push_bind(match_key(&user.name))
-                    .push_bind(match_key(&user.email))
-                    .push_bind(user.role.as_str())
-                    .push_bind(user.password_hash.clone())
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            added += insert.build().execute(&mut *tx).await?.rows_affected();
-        }
-        for statement in SYNC_SEARCH_INDEX {
-            sqlx::query(statement).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(added)
+        // On the writer, whose connection keeps the search indexes (its before-commit
+        // step makes their tokens with a function only it has).
+        let users = users.to_vec();
+        let now = timestamp_text(timefmt::now()).map_err(store_error)?;
+        self.writer
+            .write(move |tx| {
+                let mut added = 0;
+                for chunk in users.chunks(BULK_CHUNK) {
+                    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                    let mut insert = tx.prepare_cached(&format!(
+                        "INSERT OR IGNORE INTO users (name, email, name_key, email_key, role, \
+                         password_hash, created_at, updated_at) VALUES {rows}"
+                    ))?;
+                    let values = chunk.iter().flat_map(|user| {
+                        [
+                            Value::Text(user.name.clone()),
+                            Value::Text(user.email.clone()),
+                            Value::Text(match_key(&user.name)),
+                            Value::Text(match_key(&user.email)),
+                            Value::Text(user.role.as_str().to_owned()),
+                            user.password_hash.clone().map_or(Value::Null, Value::Text),
+                            Value::Text(now.clone()),
+                            Value::Text(now.clone()),
+                        ]
+                    });
+                    added += insert.execute(rusqlite::params_from_iter(values))? as u64;
+                }
+                Ok(Outcome::Keep(added))
+            })
+            .await
     }
 }
 

@@ -130,9 +130,24 @@ fn group_failure(cause: &rusqlite::Error) -> StoreError {
     }
 }
 
-/// Work that ends every group inside its transaction, after its writes and before
-/// its `COMMIT`.
-pub type BeforeCommit = fn(&Connection) -> rusqlite::Result<()>;
+/// What the store adds to the writer's connection.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// Runs once, when the connection is open (e.g. SQL functions to register).
+    pub on_open: fn(&Connection) -> rusqlite::Result<()>,
+    /// Ends every group inside its transaction, after its writes and before its
+    /// `COMMIT`.
+    pub before_commit: fn(&Connection) -> rusqlite::Result<()>,
+}
+
+impl Hooks {
+    /// No additions (the writer's own tests).
+    #[cfg(test)]
+    const NONE: Self = Self {
+        on_open: |_| Ok(()),
+        before_commit: |_| Ok(()),
+    };
+}
 
 pub struct Writer {
     /// `None` once closed: writes then answer "unavailable".
@@ -142,7 +157,7 @@ pub struct Writer {
 impl Writer {
     /// Opens the connection and starts its thread. The database must exist and be
     /// in WAL mode already (sqlx's pools opened it first).
-    pub fn start(path: &Path, before_commit: BeforeCommit) -> anyhow::Result<Self> {
+    pub fn start(path: &Path, hooks: Hooks) -> anyhow::Result<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // The same settings as the sqlx connections (see `SqliteStore::connect`).
@@ -151,10 +166,11 @@ impl Writer {
         conn.pragma_update(None, "temp_store", "memory")?;
         super::inline::stable_plans(&conn)?;
         conn.set_prepared_statement_cache_capacity(32);
+        (hooks.on_open)(&conn)?;
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_groups(&conn, &queue, before_commit))?;
+            .spawn(move || run_groups(&conn, &queue, hooks.before_commit))?;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
         })
@@ -190,7 +206,7 @@ impl Writer {
 fn run_groups(
     conn: &Connection,
     queue: &mpsc::Receiver<Box<dyn Job>>,
-    before_commit: BeforeCommit,
+    before_commit: fn(&Connection) -> rusqlite::Result<()>,
 ) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -263,7 +279,7 @@ mod tests {
             .unwrap()
             .execute("INSERT INTO t (k, v) VALUES (-1, 'taken')", [])
             .unwrap();
-        let writer = std::sync::Arc::new(Writer::start(&path, |_| Ok(())).unwrap());
+        let writer = std::sync::Arc::new(Writer::start(&path, Hooks::NONE).unwrap());
         let mut tasks = Vec::new();
         for k in 0..200i64 {
             let writer = writer.clone();
@@ -322,7 +338,7 @@ mod tests {
     #[tokio::test]
     async fn a_closed_writer_answers_unavailable() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Writer::start(&table(&dir), |_| Ok(())).unwrap();
+        let writer = Writer::start(&table(&dir), Hooks::NONE).unwrap();
         writer.close();
         let refused = writer.write(|_| Ok(Outcome::Keep(()))).await;
         assert!(matches!(refused, Err(StoreError::Unavailable(_))));
@@ -338,7 +354,7 @@ mod tests {
             .unwrap()
             .execute_batch("CREATE TABLE mirror (k INTEGER PRIMARY KEY)")
             .unwrap();
-        let writer = Writer::start(&path, |conn| {
+        let before_commit = |conn: &Connection| {
             let poisoned: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM t WHERE v = 'poison')",
                 [],
@@ -351,8 +367,12 @@ mod tests {
                 ));
             }
             conn.execute_batch("INSERT OR IGNORE INTO mirror SELECT k FROM t")
-        })
-        .unwrap();
+        };
+        let hooks = Hooks {
+            before_commit,
+            ..Hooks::NONE
+        };
+        let writer = Writer::start(&path, hooks).unwrap();
         let insert = |k: i64, v: &'static str| {
             writer.write(move |tx| {
                 tx.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (k, v))?;
