@@ -297,8 +297,9 @@ impl UserStore for SqliteStore {
             .write(move |tx| {
                 let mut added = 0;
                 for chunk in users.chunks(BULK_CHUNK) {
+                    // Not cached: a statement this large is used by bulk loads alone.
                     let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                    let mut insert = tx.prepare_cached(&format!(
+                    let mut insert = tx.prepare(&format!(
                         "INSERT OR IGNORE INTO users (name, email, name_key, email_key, role, \
                          password_hash, created_at, updated_at) VALUES {rows}"
                     ))?;

@@ -15,13 +15,14 @@
 //! gets the error and none of them happened.
 //!
 //! Before each `COMMIT` the writer runs the store's `before_commit` step, in the same
-//! transaction (SQLite: bringing the trigram search index up to date with the group's
-//! user changes, once per group instead of once per row). If it fails, the group
-//! fails as a whole.
+//! transaction (bringing the search indexes up to date with the group's user changes,
+//! once per group instead of once per row: see `search_index`). If it fails, the
+//! group fails as a whole.
 //!
-//! The writes that are rare (sessions, tokens, settings, migrations, bulk loads) stay
-//! on sqlx's single-connection pool; the two writers take turns through SQLite's own
-//! lock (`BEGIN IMMEDIATE` on both, and the busy timeout).
+//! Bulk loads run here too (the search indexes' SQL function is registered on this
+//! connection only). The writes that are rare (sessions, tokens, settings,
+//! migrations) stay on sqlx's single-connection pool; the two writers take turns
+//! through SQLite's own lock (`BEGIN IMMEDIATE` on both, and the busy timeout).
 
 use std::path::Path;
 use std::sync::Mutex;
