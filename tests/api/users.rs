@@ -506,7 +506,8 @@ async fn search_follows_creates_renames_and_deletes_at_once(backend: Backend) {
     quokkas.sort();
     let mut wombats: Vec<i64> = ids_of[0..10].iter().chain(&late).copied().collect();
     wombats.sort();
-    // Three letters and more go through the trigram index, two scan.
+    // On SQLite three letters and more go through the trigram index, two through the
+    // bigram index.
     assert_eq!(found("quokka").await, quokkas);
     assert_eq!(found("qu").await, quokkas);
     assert_eq!(found("wombat").await, wombats);

@@ -121,10 +121,20 @@ impl Lifecycle for SqliteStore {
             .run(&self.write)
             .await
             .map_err(|e| super::StoreError::Other(e.into()))?;
-        // Indexes a migration asked for that need the writer's SQL functions.
-        self.writer
+        // Indexes a migration asked for that need the writer's SQL functions: once,
+        // and long on a large directory (a million users: seconds), so it is logged.
+        let started = std::time::Instant::now();
+        let built = self
+            .writer
             .write(|conn| search_index::rebuild_marked(conn).map(writer::Outcome::Keep))
-            .await
+            .await?;
+        if built {
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "built the two-character search index from the stored users (once)"
+            );
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {

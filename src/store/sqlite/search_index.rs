@@ -116,8 +116,9 @@ pub fn sync(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Builds the indexes a migration marked in `search_index_rebuild` from the users
 /// table (migration 0006 adds `users_bigrams` to a directory that may already hold
-/// users), then clears the mark. Runs on the writer, right after migrating.
-pub fn rebuild_marked(conn: &Connection) -> rusqlite::Result<()> {
+/// users), then clears the mark. Runs on the writer, right after migrating; says
+/// whether there was anything to build.
+pub fn rebuild_marked(conn: &Connection) -> rusqlite::Result<bool> {
     let marked: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM search_index_rebuild WHERE name = 'users_bigrams')",
         [],
@@ -131,7 +132,7 @@ pub fn rebuild_marked(conn: &Connection) -> rusqlite::Result<()> {
              DELETE FROM search_index_rebuild WHERE name = 'users_bigrams';",
         )?;
     }
-    Ok(())
+    Ok(marked)
 }
 
 #[cfg(test)]
@@ -208,10 +209,10 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(ids("da"), Vec::<i64>::new());
-        rebuild_marked(&conn).unwrap();
+        assert!(rebuild_marked(&conn).unwrap(), "built");
         assert_eq!(ids("da"), [1]);
         assert_eq!(ids("@x"), [1, 2]);
-        rebuild_marked(&conn).unwrap();
+        assert!(!rebuild_marked(&conn).unwrap(), "nothing left to build");
         assert_eq!(ids("@x"), [1, 2], "no row twice");
         let marks: i64 = conn
             .query_row("SELECT count(*) FROM search_index_rebuild", [], |row| {
