@@ -6,11 +6,11 @@
 -- triggers, every user created became a segment of its own, merged again later:
 -- about a quarter of the server's time on POST /api/users (bench/REPORT.md,
 -- profile). Now the row triggers only note which ids changed, in
--- users_fts_pending, and store::sqlite::users::SYNC_SEARCH_INDEX applies them all
--- with one INSERT .. SELECT just before the transaction commits, so readers never
--- see the two disagree. Every write transaction that changes users.name_key or
--- users.email_key runs it: the group-commit writer before each COMMIT, bulk loads
--- before theirs.
+-- users_fts_pending, and store::sqlite::search_index::sync applies them all with
+-- one INSERT .. SELECT just before the transaction commits, so readers never see
+-- the two disagree. Every write transaction that changes users.name_key or
+-- users.email_key runs on the group-commit writer, which runs it before each
+-- COMMIT.
 DROP TRIGGER users_fts_insert;
 DROP TRIGGER users_fts_delete;
 DROP TRIGGER users_fts_update;
