@@ -35,6 +35,25 @@ fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     Ok((password, false))
 }
 
+/// `switchboard backup PATH`: SQLite only; PostgreSQL has its own tools.
+pub fn backup(database_url: &str, dest: &std::path::Path) -> anyhow::Result<()> {
+    if crate::store::is_postgres_url(database_url) {
+        bail!("backup copies a SQLite database; for PostgreSQL use pg_dump (see README)");
+    }
+    let source = crate::store::sqlite::SqliteStore::path_of(database_url)?;
+    let started = std::time::Instant::now();
+    let report = crate::store::sqlite::backup::backup(&source, dest)?;
+    println!(
+        "backed up {} to {} ({} pages, {} bytes, {} ms)",
+        source.display(),
+        dest.display(),
+        report.pages,
+        report.bytes,
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}
+
 pub async fn user(store: &dyn Store, action: UserAction) -> anyhow::Result<()> {
     match action {
         UserAction::Add {

@@ -45,6 +45,12 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Copy the SQLite database to PATH while the server keeps running (SQLite's
+    /// online backup API: one consistent snapshot). On PostgreSQL, use pg_dump.
+    Backup {
+        /// Where to write the copy; it must not exist yet.
+        path: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]

@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             result
         }
+        Command::Backup { path } => cli::backup(&cli.config.database_url, &path),
         Command::Seed { users } => {
             let store = store::connect(&cli.config.database_url, 1).await?;
             store.migrate().await?;

@@ -188,13 +188,17 @@ pub trait MessageStore: Lifecycle {
 }
 
 /// Opens the store a URL names: `sqlite://path` (or a bare path) or `postgres://...`.
+/// Whether a `--database-url` names PostgreSQL (anything else is a SQLite file).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> =
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Arc::new(postgres::PgStore::connect(url, max_connections).await?)
-        } else {
-            Arc::new(sqlite::SqliteStore::connect(url, max_connections).await?)
-        };
+    let store: Arc<dyn Store> = if is_postgres_url(url) {
+        Arc::new(postgres::PgStore::connect(url, max_connections).await?)
+    } else {
+        Arc::new(sqlite::SqliteStore::connect(url, max_connections).await?)
+    };
     Ok(store)
 }
 

@@ -280,3 +280,133 @@ fn user_and_token_commands_manage_accounts() {
     );
     assert!(!ok, "the password policy applies");
 }
+
+/// Starts `switchboard` serving `url` in `dir` and returns it with its address.
+async fn serve_sqlite(dir: &std::path::Path, url: &str) -> (Running, String) {
+    let mut child = Running(
+        switchboard(dir)
+            .env("SWITCHBOARD_BIND", "127.0.0.1:0")
+            .env("SWITCHBOARD_ADMIN_PASSWORD", crate::helpers::ADMIN_PASSWORD)
+            .env("SWITCHBOARD_DATABASE_URL", url)
+            .env("SWITCHBOARD_RATE_LIMITS", "false")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let address = tokio::task::spawn_blocking(move || wait_for_address(stdout))
+        .await
+        .unwrap();
+    (child, address)
+}
+
+#[tokio::test]
+async fn backup_copies_a_live_database_that_serves_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut live, address) = serve_sqlite(dir.path(), "sqlite://./live.db").await;
+    let client = crate::helpers::login(
+        address.parse().unwrap(),
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+
+    // Writers keep creating users while the backup runs; every create acknowledged
+    // before the backup started must be in the copy.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop_writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (client, address, acknowledged, stop_writing) = (
+            client.clone(),
+            address.clone(),
+            acknowledged.clone(),
+            stop_writing.clone(),
+        );
+        async move {
+            for i in 0.. {
+                if stop_writing.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let email = format!("backup{i}@example.com");
+                let response = client
+                    .post(format!("http://{address}/api/users"))
+                    .json(&serde_json::json!({"name": format!("Backup {i}"), "email": email}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201, "{:?}", response.text().await);
+                acknowledged.lock().unwrap().push(email);
+            }
+        }
+    });
+    while acknowledged.lock().unwrap().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before: Vec<String> = acknowledged.lock().unwrap().clone();
+    let output = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        move || {
+            switchboard(&dir)
+                .args(["backup", "copy.db", "--database-url", "sqlite://./live.db"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    stop_writing.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8(output.stdout).unwrap();
+    assert!(said.contains("backed up"), "{said}");
+    assert!(
+        acknowledged.lock().unwrap().len() > before.len(),
+        "the server kept accepting writes around the backup"
+    );
+
+    // A second backup to the same path is refused rather than overwriting it.
+    let again = switchboard(dir.path())
+        .args(["backup", "copy.db", "--database-url", "sqlite://./live.db"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert!(stop(&mut live.0).success());
+
+    // Restoring is starting a server on the copy.
+    let (mut restored, address) = serve_sqlite(dir.path(), "sqlite://./copy.db").await;
+    let client = crate::helpers::login(
+        address.parse().unwrap(),
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    for email in before.iter().step_by(7).chain(before.last()) {
+        let found: serde_json::Value = client
+            .get(format!("http://{address}/api/users?search={email}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(found.as_array().unwrap().len(), 1, "{email} is in the copy");
+    }
+    assert!(stop(&mut restored.0).success());
+}
+
+#[test]
+fn backup_refuses_postgres_and_names_the_tool_to_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = switchboard(dir.path())
+        .args([
+            "backup",
+            "copy.sql",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/none",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
+}

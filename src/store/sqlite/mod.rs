@@ -28,12 +28,21 @@ use rows::user_at;
 use rusqlite::OptionalExtension;
 use writer::Writer;
 
+pub mod backup;
 mod inline;
 mod messages;
 mod rows;
 mod search_index;
 mod users;
 mod writer;
+
+fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+    Ok(if url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(url)?
+    } else {
+        SqliteConnectOptions::new().filename(url)
+    })
+}
 
 pub struct SqliteStore {
     read: SqlitePool,
@@ -51,11 +60,7 @@ impl SqliteStore {
     /// `url` is `sqlite://path/to/file.db`, `sqlite:path` or a bare path; the file and
     /// its directory are created when missing.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
-        let options = if url.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(url)?
-        } else {
-            SqliteConnectOptions::new().filename(url)
-        };
+        let options = connect_options(url)?;
         let path = options.get_filename().to_path_buf();
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -94,6 +99,11 @@ impl SqliteStore {
             inline: InlineReader::new(path),
             scan_budget: users::INLINE_SCAN_BUDGET,
         })
+    }
+
+    /// The database file a `--database-url` names (`switchboard backup` copies it).
+    pub fn path_of(url: &str) -> anyhow::Result<std::path::PathBuf> {
+        Ok(connect_options(url)?.get_filename().to_path_buf())
     }
 
     fn reader(&self) -> &sqlx::Pool<sqlx::Sqlite> {
