@@ -25,6 +25,7 @@ pub mod compression;
 pub mod envelope;
 pub mod extract;
 pub mod metrics;
+pub mod redirect;
 pub mod request_id;
 pub mod security;
 

@@ -622,3 +622,76 @@ on_both_backends!(
     the_page_links_to_the_next_keyset_page,
     static_files_are_served_with_their_types_and_etags,
 );
+
+/// `next` on the login page leads only to a path on this site: hostile values (a tab
+/// or newline that browsers drop, `//host`, backslashes, their percent-encoded
+/// forms) send the visitor to `/`, on GET and POST, and never give a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_next_leads_only_to_paths_on_this_site() {
+    let app = spawn_app(Backend::Sqlite).await;
+    const HOSTILE: [&str; 10] = [
+        "/%09/evil.example/",
+        "/%0A/evil.example/",
+        "/%0D%0ASet-Cookie:%20x=y",
+        "%09//evil.example/",
+        "//evil.example/",
+        "/%5Cevil.example/",
+        "/%255C%255Cevil.example",
+        "/%252F/evil.example",
+        "https://evil.example/",
+        "/%00",
+    ];
+    // Signed in: GET /login redirects at once.
+    for next in HOSTILE {
+        let response = app.get(&format!("/login?next={next}")).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(location(&response), "/", "{next}");
+    }
+    for (next, to) in [
+        ("%2Fchat%3Froom%3Ddev", "/chat?room=dev"),
+        ("/chat%3Froom%3Dcaf%C3%A9", "/chat?room=caf%C3%A9"),
+    ] {
+        let response = app.get(&format!("/login?next={next}")).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(location(&response), to);
+    }
+
+    // Anonymous: the form carries `/` instead of the hostile value.
+    let anonymous = app.anonymous();
+    for next in HOSTILE {
+        let response = anonymous
+            .get(app.url(&format!("/login?next={next}")))
+            .send()
+            .await
+            .unwrap();
+        let page = html(response, 200).await;
+        assert!(page.contains(r#"name="next" value="/""#), "{next}: {page}");
+        assert!(!page.contains("evil.example"), "{next}");
+    }
+
+    // POST /login: the right password with a hostile next lands on `/`, a 303 (once
+    // a 500 carrying the new session's cookie); the wrong one renders the form again.
+    for next in ["/\t/evil.example/", "/\n/evil.example/", "/\r\nx: y", "//evil.example"] {
+        let client = app.anonymous();
+        let fields = [
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+            ("next", next),
+        ];
+        let response = post_form(&client, &app, "/login", &fields).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(location(&response), "/", "{next:?}");
+        let fields = [("email", ADMIN_EMAIL), ("password", "wrong"), ("next", next)];
+        let response = post_form(&client, &app, "/login", &fields).await;
+        assert!(
+            !response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .any(|c| c.to_str().unwrap().starts_with("sb_session=")),
+            "{next:?}"
+        );
+        let page = html(response, 401).await;
+        assert!(!page.contains("evil.example"), "{next:?}");
+    }
+}
