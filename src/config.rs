@@ -292,6 +292,10 @@ pub struct Config {
     )]
     pub tls_key: Option<std::path::PathBuf>,
 
+    /// Connection cap and timeouts at the HTTP edge (slow clients).
+    #[command(flatten)]
+    pub edge: EdgeConfig,
+
     /// Messages kept per chat room; older ones are deleted (a client resuming from
     /// before them is told to reload instead of getting a partial replay).
     #[arg(
@@ -376,6 +380,44 @@ pub enum LogFormat {
     Json,
 }
 
+/// The HTTP edge: how many connections may be open and how long one may take to
+/// send a request or sit idle (see `crate::edge`).
+#[derive(Args, Clone, Debug)]
+pub struct EdgeConfig {
+    /// Seconds a client has to send a request's line and headers, counted from the
+    /// connection's opening (the TLS handshake included) or from the first byte of a
+    /// later request; a connection that is slower, or silent, is closed.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HEADER_TIMEOUT_SECS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a kept-alive connection may wait for its next request before it is
+    /// closed. Connections busy with a request (SSE, long polls) and WebSockets are
+    /// not idle.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_IDLE_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub idle_timeout_secs: u64,
+
+    /// Most client connections open at once (WebSockets and streams included;
+    /// lowered to fit the open-file limit). Past it a few more are kept for
+    /// `/healthz` and `/readyz` only (others get 503), and the rest are closed at once.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_CONNECTIONS",
+        default_value_t = 20_000,
+        global = true
+    )]
+    pub max_connections: usize,
+}
+
 impl Config {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
@@ -443,6 +485,7 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("rate_limits", &self.rate_limits)
             .field("tls_cert", &self.tls_cert)
+            .field("edge", &self.edge)
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .finish()

@@ -11,6 +11,7 @@ pub mod classic;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod edge;
 pub mod error;
 pub mod http;
 pub mod hub;
@@ -166,6 +167,7 @@ impl App {
         let app = NormalizePathLayer::trim_trailing_slash().layer(router);
         let token = state.shutdown.clone();
         let grace = state.config.shutdown_grace();
+        let edge = edge::Edge::new(&state.config.edge);
         let signalled = async move {
             shutdown.await;
             tracing::info!("shutting down");
@@ -183,15 +185,25 @@ impl App {
                 let service = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
                     SocketAddr,
                 >(app);
-                axum_server::from_tcp_rustls(listener.into_std()?, tls)?
-                    .handle(handle)
-                    .serve(service)
-                    .await
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                    .handshake_timeout(edge.header_timeout())
+                    .acceptor(edge::EdgeAcceptor::new(edge.clone()));
+                let mut server =
+                    axum_server::from_tcp(listener.into_std()?)?.acceptor(acceptor);
+                // The edge's deadlines replace hyper's header timeout (see
+                // `edge::deadline`); HTTP/2 pings as on the plain listener.
+                let (interval, timeout) = edge.http2_keep_alive();
+                server
+                    .http_builder()
+                    .http2()
+                    .keep_alive_interval(interval)
+                    .keep_alive_timeout(timeout);
+                server.handle(handle).serve(service).await
             }
             _ => {
                 // Our own loop rather than axum::serve: 8 KiB less per connection
                 // (see `server`).
-                let server = server::serve(listener, app, signalled);
+                let server = server::serve(listener, app, edge, signalled);
                 let stopped = state.shutdown.clone();
                 // The grace period counts from the shutdown signal, not from start.
                 tokio::select! {

@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: switchboard::Config) -> anyhow::Result<()> {
     let bind = config.bind;
+    switchboard::edge::raise_open_file_limit();
     let app = App::build(config).await?;
     let listener = TcpListener::bind(bind).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");

@@ -14,6 +14,10 @@
 //! start the HTTP/2 preface goes straight to HTTP/1, and hyper's first read gets the
 //! whole request. Anything that might be the preface takes the auto builder's path
 //! as before.
+//!
+//! Every connection first gets a slot and its deadlines from [`crate::edge`]: past
+//! the cap it is closed at once, and the peek waits no longer than the header
+//! timeout.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,13 +27,15 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceExt};
+
+use crate::edge::{Admitted, Edge};
 
 /// The HTTP/2 client preface (RFC 9113, 3.4): h2c with prior knowledge starts with it.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -42,6 +48,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub async fn serve<S>(
     listener: TcpListener,
     app: S,
+    edge: Edge,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
@@ -66,9 +73,14 @@ where
             },
             _ = stop_tx.closed() => break,
         };
+        // Over the cap: closed now, before it costs a task.
+        let Some(admitted) = edge.admit() else {
+            drop(stream);
+            continue;
+        };
         let app = app.clone();
         let stop = stop_tx.clone();
-        tracker.spawn(connection(stream, remote, app, stop));
+        tracker.spawn(connection(stream, remote, admitted, app, edge.clone(), stop));
     }
     drop(listener);
     tracker.close();
@@ -91,8 +103,14 @@ async fn accept_error(error: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-async fn connection<S>(stream: TcpStream, remote: SocketAddr, app: S, stop: watch::Sender<()>)
-where
+async fn connection<S>(
+    stream: TcpStream,
+    remote: SocketAddr,
+    admitted: Admitted,
+    app: S,
+    edge: Edge,
+    stop: watch::Sender<()>,
+) where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
@@ -101,12 +119,13 @@ where
     if let Err(error) = stream.set_nodelay(true) {
         tracing::trace!(%error, "could not set TCP_NODELAY");
     }
-    // The first bytes decide the protocol; a client that sends nothing before
-    // shutdown is simply dropped.
+    // The first bytes decide the protocol; a client that sends nothing within the
+    // header timeout, or before shutdown, is simply dropped.
+    let deadline = admitted.first_request_deadline();
     let http1 = tokio::select! {
-        http1 = surely_http1(&stream) => match http1 {
-            Ok(http1) => http1,
-            Err(_) => return,
+        http1 = tokio::time::timeout_at(deadline, surely_http1(&stream)) => match http1 {
+            Ok(Ok(http1)) => http1,
+            Ok(Err(_)) | Err(_) => return,
         },
         _ = stop.closed() => return,
     };
@@ -115,11 +134,14 @@ where
         request.extensions_mut().insert(ConnectInfo(remote));
         request
     });
+    let (io, service) = admitted.serve(stream, service);
     let service = TowerToHyperService::new(service);
-    let io = TokioIo::new(stream);
+    let io = TokioIo::new(io);
     if http1 {
         // hyper's own HTTP/1 builder: the auto builder's `http1_only` is ignored by
         // `serve_connection_with_upgrades`, which would still read the version first.
+        // No timer, on purpose: hyper's header timeout would also end idle
+        // keep-alive connections at 30 s; the edge's deadlines do both jobs.
         let conn = hyper::server::conn::http1::Builder::new()
             .serve_connection(io, service)
             .with_upgrades();
@@ -127,7 +149,14 @@ where
     } else {
         let mut builder = Builder::new(TokioExecutor::new());
         // CONNECT protocol: WebSocket over HTTP/2 (as axum::serve sets it).
-        builder.http2().enable_connect_protocol();
+        // Pings find clients that vanished while a stream (SSE) was open.
+        let (interval, timeout) = edge.http2_keep_alive();
+        builder
+            .http2()
+            .enable_connect_protocol()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(interval)
+            .keep_alive_timeout(timeout);
         let conn = builder.serve_connection_with_upgrades(io, service);
         drive(conn, &stop, |conn| conn.graceful_shutdown()).await;
     }
