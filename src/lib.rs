@@ -188,8 +188,7 @@ impl App {
                 let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
                     .handshake_timeout(edge.header_timeout())
                     .acceptor(edge::EdgeAcceptor::new(edge.clone()));
-                let mut server =
-                    axum_server::from_tcp(listener.into_std()?)?.acceptor(acceptor);
+                let mut server = axum_server::from_tcp(listener.into_std()?)?.acceptor(acceptor);
                 // The edge's deadlines replace hyper's header timeout (see
                 // `edge::deadline`); HTTP/2 pings as on the plain listener.
                 let (interval, timeout) = edge.http2_keep_alive();

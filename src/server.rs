@@ -80,7 +80,14 @@ where
         };
         let app = app.clone();
         let stop = stop_tx.clone();
-        tracker.spawn(connection(stream, remote, admitted, app, edge.clone(), stop));
+        tracker.spawn(connection(
+            stream,
+            remote,
+            admitted,
+            app,
+            edge.clone(),
+            stop,
+        ));
     }
     drop(listener);
     tracker.close();

@@ -84,7 +84,10 @@ impl Edge {
     /// the answer before closing: a client that vanished without closing (a laptop
     /// lid, a dropped NAT mapping) frees its streams, SSE ones included.
     pub fn http2_keep_alive(&self) -> (Duration, Duration) {
-        (self.timeouts.idle, self.timeouts.idle.min(Duration::from_secs(20)))
+        (
+            self.timeouts.idle,
+            self.timeouts.idle.min(Duration::from_secs(20)),
+        )
     }
 
     /// The TLS handshake's own timeout (the header timeout covers it too).

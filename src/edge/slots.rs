@@ -58,10 +58,15 @@ impl Slots {
                 reserve: false,
             });
         }
-        let admitted = self.reserve.clone().try_acquire_owned().ok().map(|permit| Slot {
-            _permit: permit,
-            reserve: true,
-        });
+        let admitted = self
+            .reserve
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(|permit| Slot {
+                _permit: permit,
+                reserve: true,
+            });
         metrics::counter!(
             "http_connections_over_cap_total",
             "admitted" => if admitted.is_some() { "health_only" } else { "closed" }
@@ -81,7 +86,9 @@ mod tests {
         let first = slots.admit().unwrap();
         let _second = slots.admit().unwrap();
         assert!(!first.reserve);
-        let reserve: Vec<Slot> = (0..HEALTH_RESERVE).map(|_| slots.admit().unwrap()).collect();
+        let reserve: Vec<Slot> = (0..HEALTH_RESERVE)
+            .map(|_| slots.admit().unwrap())
+            .collect();
         assert!(reserve.iter().all(|slot| slot.reserve));
         assert!(slots.admit().is_none());
         drop(first);

@@ -8,6 +8,7 @@ mod caching;
 mod classic;
 mod cli;
 mod clients;
+mod edge;
 mod errors;
 mod openapi;
 mod ops;

@@ -671,7 +671,12 @@ async fn login_next_leads_only_to_paths_on_this_site() {
 
     // POST /login: the right password with a hostile next lands on `/`, a 303 (once
     // a 500 carrying the new session's cookie); the wrong one renders the form again.
-    for next in ["/\t/evil.example/", "/\n/evil.example/", "/\r\nx: y", "//evil.example"] {
+    for next in [
+        "/\t/evil.example/",
+        "/\n/evil.example/",
+        "/\r\nx: y",
+        "//evil.example",
+    ] {
         let client = app.anonymous();
         let fields = [
             ("email", ADMIN_EMAIL),
@@ -681,7 +686,11 @@ async fn login_next_leads_only_to_paths_on_this_site() {
         let response = post_form(&client, &app, "/login", &fields).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next:?}");
         assert_eq!(location(&response), "/", "{next:?}");
-        let fields = [("email", ADMIN_EMAIL), ("password", "wrong"), ("next", next)];
+        let fields = [
+            ("email", ADMIN_EMAIL),
+            ("password", "wrong"),
+            ("next", next),
+        ];
         let response = post_form(&client, &app, "/login", &fields).await;
         assert!(
             !response
