@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { api, launchBrowser, login, newPage, startServer, submitLogin } from './helpers.js';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, api, launchBrowser, login, newPage, startServer, submitLogin } from './helpers.js';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
 let server;
@@ -90,6 +90,52 @@ test('a user named like an XSS payload is shown as text on every page', async ()
   await page.goto(`/?search=${encodeURIComponent(HOSTILE)}`);
   assert.equal(await page.getByLabel('Search by name or email').inputValue(), HOSTILE);
   await assertInert('a search for the payload');
+  assert.deepEqual(problems.errors, []);
+  await context.close();
+});
+
+// Issue 17: `/login?next=/<TAB>/evil.example/` was sent back as that Location, which
+// browsers read as `//evil.example/`; signed-in Chromium followed it off the site.
+test('a hostile ?next= never takes the browser off this site, signed in or logging in', async () => {
+  const { context, page, problems } = await newPage(browser, server.url);
+  const origin = new URL(server.url).origin;
+  // Any request to another host is answered here (there is no network) and recorded.
+  const elsewhere = [];
+  await context.route(
+    (url) => url.origin !== origin,
+    (route) => {
+      elsewhere.push(route.request().url());
+      return route.fulfill({ status: 200, contentType: 'text/html', body: '<h1>evil</h1>' });
+    },
+  );
+  const hostile = [
+    '/%09/evil.example/',
+    '/%0A/evil.example/',
+    '%09//evil.example/',
+    '//evil.example/',
+    '/%5Cevil.example/',
+    '%5C%5Cevil.example/',
+    '/%255C%255Cevil.example/',
+    'https://evil.example/',
+  ];
+
+  // Logging in from a hostile link lands on the directory.
+  await page.goto(`/login?next=${hostile[0]}`);
+  await page.getByLabel('Email').fill(ADMIN_EMAIL);
+  await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Log in' }).click()]);
+  assert.equal(page.url(), `${origin}/`);
+
+  // Signed in, /login redirects at once: every hostile next stays here.
+  for (const next of hostile) {
+    await page.goto(`/login?next=${next}`);
+    assert.equal(new URL(page.url()).origin, origin, next);
+    assert.equal(new URL(page.url()).pathname, '/', next);
+  }
+  // A path of this site is still honoured.
+  await page.goto('/login?next=%2Fchat%3Froom%3Ddev');
+  assert.equal(page.url(), `${origin}/chat?room=dev`);
+  assert.deepEqual(elsewhere, []);
   assert.deepEqual(problems.errors, []);
   await context.close();
 });
