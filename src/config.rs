@@ -390,6 +390,7 @@ pub struct EdgeConfig {
     #[arg(
         long,
         env = "SWITCHBOARD_HEADER_TIMEOUT_SECS",
+        value_parser = clap::value_parser!(u64).range(1..),
         default_value_t = 5,
         global = true
     )]
@@ -401,6 +402,7 @@ pub struct EdgeConfig {
     #[arg(
         long,
         env = "SWITCHBOARD_IDLE_TIMEOUT_SECS",
+        value_parser = clap::value_parser!(u64).range(1..),
         default_value_t = 30,
         global = true
     )]
@@ -412,6 +414,7 @@ pub struct EdgeConfig {
     #[arg(
         long,
         env = "SWITCHBOARD_MAX_CONNECTIONS",
+        value_parser = at_least_one,
         default_value_t = 20_000,
         global = true
     )]
@@ -436,6 +439,14 @@ impl Default for Config {
     /// The defaults `--help` shows (environment variables still apply).
     fn default() -> Self {
         Cli::parse_from(["switchboard"]).config
+    }
+}
+
+/// A count that must not be zero (no connection at all would be served).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!("{text:?} is not a whole number of at least 1")),
+        Ok(n) => Ok(n),
     }
 }
 
@@ -521,6 +532,24 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.config.bind.to_string(), "127.0.0.1:8080");
         assert!(cli.config.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn edge_timeouts_and_cap_refuse_zero() {
+        for flag in [
+            "--header-timeout-secs",
+            "--idle-timeout-secs",
+            "--max-connections",
+        ] {
+            assert!(
+                Cli::try_parse_from(["switchboard", flag, "0"]).is_err(),
+                "{flag}"
+            );
+            assert!(
+                Cli::try_parse_from(["switchboard", flag, "3"]).is_ok(),
+                "{flag}"
+            );
+        }
     }
 
     #[test]

@@ -201,12 +201,25 @@ pub(crate) async fn next_sse_named(sse: &mut Sse, name: &str) -> Value {
 }
 
 pub(crate) async fn post_send(app: &TestApp, cookie: &str, body: Value) -> reqwest::Response {
+    post_send_on(&reqwest::Client::new(), app, cookie, body).await
+}
+
+/// `post_send` on a client made beforehand. Making one takes a while (it loads the
+/// system's root certificates): many sends started together on clients made as they
+/// go would each connect, then wait for the others' clients before sending, longer
+/// than the server's header timeout allows a silent connection.
+pub(crate) async fn post_send_on(
+    client: &reqwest::Client,
+    app: &TestApp,
+    cookie: &str,
+    body: Value,
+) -> reqwest::Response {
     let csrf = cookie
         .split("; ")
         .find_map(|c| c.strip_prefix("csrftoken="))
         .unwrap_or_default()
         .to_owned();
-    reqwest::Client::new()
+    client
         .post(app.url("/api/send"))
         .header("cookie", cookie)
         .header("x-csrftoken", csrf)

@@ -277,8 +277,11 @@ async fn a_client_id_makes_sends_idempotent(backend: Backend) {
 async fn concurrent_sends_get_gapless_ids(backend: Backend) {
     let app = spawn_unlimited(backend).await;
     let cookie = admin_cookie(&app).await;
-    let sends = (0..30).map(|i| {
-        post_send(
+    // A connection each, their clients made first (see `post_send_on`).
+    let clients: Vec<reqwest::Client> = (0..30).map(|_| reqwest::Client::new()).collect();
+    let sends = clients.iter().enumerate().map(|(i, client)| {
+        post_send_on(
+            client,
             &app,
             &cookie,
             json!({"text": format!("n{i}"), "room": "race"}),
