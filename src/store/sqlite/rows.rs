@@ -9,17 +9,22 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::directory::model::{Role, User};
-use crate::store::StoreError;
 use crate::store::messages::MessageRow;
+use crate::store::{StoreError, sqlite_unique_columns, unique_violation};
 
-/// SQLite's extended code for a `UNIQUE` constraint failure.
+/// SQLite's extended codes for a `UNIQUE` and a `PRIMARY KEY` constraint failure.
 const CONSTRAINT_UNIQUE: std::ffi::c_int = 2067;
+const CONSTRAINT_PRIMARYKEY: std::ffi::c_int = 1555;
 
 pub fn store_error(err: rusqlite::Error) -> StoreError {
-    if let rusqlite::Error::SqliteFailure(failure, _) = &err {
-        if failure.extended_code == CONSTRAINT_UNIQUE {
-            // As on the sqlx paths: the only unique index a write can hit is the email's.
-            return StoreError::EmailTaken;
+    if let rusqlite::Error::SqliteFailure(failure, message) = &err {
+        if matches!(
+            failure.extended_code,
+            CONSTRAINT_UNIQUE | CONSTRAINT_PRIMARYKEY
+        ) {
+            // As on the sqlx paths: the message names the index's columns.
+            let columns = message.as_deref().map_or("", sqlite_unique_columns);
+            return unique_violation(columns);
         }
         if matches!(
             failure.code,
