@@ -12,8 +12,8 @@
 //! alone is 128 KiB). Frames above the configured size get an `error` and the
 //! connection goes on; the few that exceed the protocol cap close it with 1009.
 
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::SinkExt;
@@ -26,6 +26,7 @@ use super::{ClientIp, check_upgrade_origin};
 use crate::AppState;
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::http::extract::Path;
 use crate::hub::message::{Author, GENERAL_ROOM};
 use crate::hub::{Accepted, Connection, Delivery, Joined};
 

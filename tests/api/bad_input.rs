@@ -201,6 +201,26 @@ async fn each_unique_index_has_its_own_conflict(backend: Backend) {
     assert_eq!(body["fields"]["email"], "is already taken");
 }
 
+/// The store's own safety net: a NUL that reaches PostgreSQL text (which cannot hold
+/// one) is bad input, a 400, not an internal error; SQLite simply finds nothing.
+async fn a_nul_reaching_the_store_is_bad_input(backend: Backend) {
+    let app = spawn_app(backend).await;
+    match (
+        backend,
+        app.state.store.find_login("a\u{0}b@example.com").await,
+    ) {
+        (Backend::Sqlite, found) => assert!(matches!(found, Ok(None)), "{found:?}"),
+        (Backend::Postgres, Err(error @ StoreError::NulInText)) => {
+            let error = ApiError::from(error);
+            assert_eq!(
+                (error.status().as_u16(), error.code()),
+                (400, "invalid_text")
+            );
+        }
+        (_, other) => panic!("{other:?}"),
+    }
+}
+
 const REVERSING: &str = "Eve\u{202E}gnp.exe";
 
 /// Names took bidi overrides and invisible characters, on the API and the form;
@@ -269,5 +289,6 @@ crate::on_both_backends!(
     realtime_query_errors_are_invalid_query,
     an_oversized_form_is_a_413,
     each_unique_index_has_its_own_conflict,
+    a_nul_reaching_the_store_is_bad_input,
     names_with_bidi_controls_or_invisible_characters_are_refused,
 );

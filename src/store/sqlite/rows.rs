@@ -83,3 +83,40 @@ pub fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         created_ms: row.get(7)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Unique;
+
+    /// SQLite names an index by its columns: both ways it reports a duplicate (a
+    /// UNIQUE index, a PRIMARY KEY) map to the index that refused it.
+    #[test]
+    fn unique_failures_are_mapped_by_the_columns_sqlite_names() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email_key TEXT);
+             CREATE UNIQUE INDEX users_email_key ON users (email_key);
+             CREATE TABLE messages (room TEXT, id INTEGER, user_id INTEGER, client_id TEXT,
+                                    PRIMARY KEY (room, id)) WITHOUT ROWID;
+             CREATE UNIQUE INDEX messages_client_id ON messages (room, user_id, client_id)
+                 WHERE client_id IS NOT NULL;
+             INSERT INTO users VALUES (1, 'a@x.io');
+             INSERT INTO messages VALUES ('general', 1, 7, 'c1');",
+        )
+        .unwrap();
+        let fail = |sql: &str| store_error(conn.execute(sql, []).unwrap_err());
+        assert!(matches!(
+            fail("INSERT INTO users VALUES (2, 'a@x.io')"),
+            StoreError::EmailTaken
+        ));
+        assert!(matches!(
+            fail("INSERT INTO messages VALUES ('general', 2, 7, 'c1')"),
+            StoreError::Duplicate(Unique::MessageClientId)
+        ));
+        assert!(matches!(
+            fail("INSERT INTO messages VALUES ('general', 1, 8, NULL)"),
+            StoreError::Duplicate(Unique::MessagePosition)
+        ));
+    }
+}
