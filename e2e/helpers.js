@@ -29,16 +29,18 @@ export function binaryPath() {
 /**
  * Starts `switchboard serve` on 127.0.0.1:0 with a fresh database.
  * @param {{users?: number}} options  `users`: synthetic users seeded first (`switchboard seed`)
- * @returns {Promise<{url: string, stop: () => Promise<void>, log: string[]}>}
+ * @returns {Promise<{url: string, database: string, stop: () => Promise<void>, log: string[]}>}
+ *   `database`: the SQLite file, for arranging rows no API would write
  */
 export async function startServer({ users = 0 } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-e2e-'));
   // Hermetic: settings of the developer's own server (SWITCHBOARD_*) do not leak in.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SWITCHBOARD_')));
+  const database = path.join(dir, 'e2e.db');
   const env = {
     ...inherited,
     SWITCHBOARD_BIND: '127.0.0.1:0',
-    SWITCHBOARD_DATABASE_URL: `sqlite://${path.join(dir, 'e2e.db')}`,
+    SWITCHBOARD_DATABASE_URL: `sqlite://${database}`,
     SWITCHBOARD_ADMIN_EMAIL: ADMIN_EMAIL,
     SWITCHBOARD_ADMIN_PASSWORD: ADMIN_PASSWORD,
     SWITCHBOARD_LOG_FORMAT: 'json',
@@ -71,6 +73,7 @@ export async function startServer({ users = 0 } = {}) {
   child.removeAllListeners('exit');
   return {
     url,
+    database,
     log,
     async stop() {
       if (child.exitCode === null) {

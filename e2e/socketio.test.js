@@ -344,3 +344,36 @@ async function ownToken(other) {
   });
   return (await response.json()).token;
 }
+
+test('a nickname with bidi controls, invisible characters or over 64 characters is refused', async () => {
+  const socket = client('websocket', { auth: { token } });
+  await connect(socket);
+  await waitFor(socket, 'message', (d) => d.data);
+  const refused = [
+    ['admin\u202Egnp.exe', 'bidirectional control characters (U+202E)'],
+    ['admin\u200F', 'bidirectional control characters (U+200F)'],
+    ['ad\u2028min', 'invisible characters (U+2028)'],
+    ['admin\u200B', 'invisible characters (U+200B)'],
+    ['x'.repeat(65), '1-64 characters'],
+    ['   ', '1-64 characters'],
+  ];
+  const errors = () => socket.received.filter((r) => r.event === 'error');
+  for (const [username, problem] of refused) {
+    const before = errors().length;
+    socket.emit('join', { username });
+    await waitFor(socket, 'error', () => errors().length > before);
+    const error = errors().at(-1).data;
+    assert.equal(error.code, 'validation_failed', JSON.stringify(error));
+    assert.ok(error.error.startsWith('Username ') && error.error.includes(problem), JSON.stringify(error));
+  }
+  // None of them joined: no user_joined went out, and messages carry the account name.
+  await socket.timeout(5000).emitWithAck('message', { message: 'after refused nicknames' });
+  const message = await waitFor(socket, 'message', (d) => d.message === 'after refused nicknames');
+  assert.equal(message.username, message.user.name);
+  assert.ok(!socket.received.some((r) => r.event === 'user_joined'), 'a refused join was announced');
+  // What real names need is kept: an emoji joined with ZWJ.
+  const family = '\u{1F468}\u200D\u{1F469}\u200D\u{1F467} fan';
+  socket.emit('join', { username: family });
+  await waitFor(socket, 'user_joined', (d) => d.username === family);
+  socket.close();
+});

@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -83,8 +85,26 @@ impl Outcome {
     }
 }
 
+/// Marks a request as a batch item, so routes that never answer on their own (streams,
+/// long polls, sockets) can refuse it instead of holding the batch until it times out.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchItem;
+
+/// Route layer of the streaming routes ([`crate::transport::router`]): a batch item
+/// gets a 400 outcome of its own.
+pub async fn refuse_in_batch(request: Request, next: Next) -> Response {
+    if request.extensions().get::<BatchItem>().is_some() {
+        return ApiError::bad_request(
+            "not_batchable",
+            "Streams, long polls and sockets cannot be batched: call them directly",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// An item checked and ready to send, or the outcome that refuses it.
-fn prepare(item: &Item) -> Result<(Method, String), Outcome> {
+fn prepare(item: &Item) -> Result<(Method, Uri), Outcome> {
     let method = match item
         .method
         .as_deref()
@@ -127,6 +147,15 @@ fn prepare(item: &Item) -> Result<(Method, String), Outcome> {
     } else {
         format!("{path}?{query}")
     };
+    // A space or a control character is not allowed in a URI: refused here, as an
+    // outcome, instead of failing the request builder below.
+    let uri = uri.parse::<Uri>().map_err(|_| {
+        Outcome::refused(
+            400,
+            "invalid_endpoint",
+            "endpoint is not a valid URI: percent-encode spaces and control characters",
+        )
+    })?;
     Ok((method, uri))
 }
 
@@ -144,7 +173,7 @@ pub async fn batch(
         return Err(ApiError::invalid(fields));
     }
     let max_body = state.config.max_body_bytes;
-    let send = |method: Method, uri: String, body: Option<Value>| {
+    let send = |method: Method, uri: Uri, body: Option<Value>| {
         let mut request = Request::builder().method(method).uri(uri);
         for name in FORWARDED {
             if let Some(value) = headers.get(&name) {
@@ -166,14 +195,21 @@ pub async fn batch(
             }
             None => Body::empty(),
         };
-        let mut request = request
-            .body(body)
-            .expect("method, path and headers are valid");
-        if let Some(Extension(info)) = connect_info {
-            request.extensions_mut().insert(info);
-        }
+        // Method and URI are checked, the headers copied from a valid request: this
+        // cannot fail, but if it did, the item fails alone.
+        let request = request.body(body).map(|mut request| {
+            request.extensions_mut().insert(BatchItem);
+            if let Some(Extension(info)) = connect_info {
+                request.extensions_mut().insert(info);
+            }
+            request
+        });
         let router = router.clone();
         async move {
+            let request = match request {
+                Ok(request) => request,
+                Err(error) => return Outcome::refused(400, "invalid_endpoint", error.to_string()),
+            };
             match router.oneshot(request).await {
                 Ok(response) => outcome(response, max_body).await,
                 Err(never) => match never {},

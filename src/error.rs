@@ -18,7 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::store::StoreError;
+use crate::store::{StoreError, Unique};
 
 /// Field name -> what is wrong with it, for 422 responses.
 pub type FieldErrors = BTreeMap<String, String>;
@@ -216,6 +216,36 @@ impl From<StoreError> for ApiError {
                     fields,
                 }
             }
+            StoreError::Duplicate(unique) => {
+                let (field, message) = match &unique {
+                    Unique::TokenHash => (None, "An API token with this value already exists"),
+                    Unique::SessionId => (None, "A session with this id already exists"),
+                    Unique::MessageClientId => (
+                        Some("client_id"),
+                        "A message with this client_id was already sent to this room",
+                    ),
+                    Unique::MessagePosition => (
+                        None,
+                        "Another message took this position in the room; send it again",
+                    ),
+                    Unique::Other(index) => {
+                        tracing::warn!(index, "a write hit an unmapped unique index");
+                        (None, "This would duplicate an existing record")
+                    }
+                };
+                let mut fields = FieldErrors::new();
+                if let Some(field) = field {
+                    fields.insert(field.into(), "is already used".into());
+                }
+                Self::Conflict {
+                    message: message.into(),
+                    fields,
+                }
+            }
+            StoreError::NulInText => Self::bad_request(
+                "invalid_text",
+                "Text must not contain NUL characters (U+0000)",
+            ),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");
                 Self::Unavailable

@@ -41,7 +41,14 @@ pub(crate) async fn check_login(
     email: &str,
     password: &str,
 ) -> Result<Option<User>, ApiError> {
-    let record = state.store.find_login(&match_key(email.trim())).await?;
+    // No account's email holds a control character (and PostgreSQL cannot even
+    // compare one that is NUL): no lookup, the same answer as an unknown email.
+    let email = email.trim();
+    let record = if email.chars().any(char::is_control) {
+        None
+    } else {
+        state.store.find_login(&match_key(email)).await?
+    };
     let hash = record
         .as_ref()
         .and_then(|r| r.password_hash.clone())
@@ -216,6 +223,14 @@ async fn create_token(
             "name".into(),
             format!("must be 1 to {TOKEN_NAME_MAX_CHARS} characters"),
         );
+    }
+    // Shown in token lists as a name is: the same character rule.
+    if let Some(problem) = errors
+        .is_empty()
+        .then(|| crate::directory::model::name_characters_problem(&name))
+        .flatten()
+    {
+        errors.insert("name".into(), problem);
     }
     let expires_in_days = match body.get("expires_in_days") {
         None | Some(Value::Null) => None,

@@ -70,8 +70,26 @@ fn page_size(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError
     }
 }
 
-fn search_key(text: Option<&str>) -> Option<String> {
-    text.map(str::trim).filter(|s| !s.is_empty()).map(match_key)
+/// A needle with a control character in it is a 400: no name or email holds one, and
+/// a NUL cannot even reach the indexes (FTS5 reads it as the end of its query string,
+/// PostgreSQL refuses it in text), which made it a 500.
+fn check_needle(text: &str, parameter: &str) -> Result<(), ApiError> {
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{parameter} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The match key of a search needle, trimmed; `None` when nothing is left.
+fn search_key(text: Option<&str>, parameter: &str) -> Result<Option<String>, ApiError> {
+    let Some(text) = text.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    check_needle(text, parameter)?;
+    Ok(Some(match_key(text)))
 }
 
 /// One page of the directory as the list shows it: the users, and the cursor of the
@@ -92,7 +110,7 @@ pub async fn list_page(
     limit: i64,
 ) -> Result<ListPage, ApiError> {
     let after_id = cursor.map(decode_cursor).transpose()?.unwrap_or(0);
-    let search = search_key(search);
+    let search = search_key(search, "search")?;
     // One extra row says whether a next page exists, so the last page has no link.
     let mut users = state
         .store
@@ -364,7 +382,9 @@ pub async fn autocomplete(
     Query(params): Query<SuggestParams>,
 ) -> Result<Json<Vec<String>>, ApiError> {
     let limit = page_size(params.limit, DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS)?;
-    let prefix = match_key(params.q.as_deref().unwrap_or("").trim_start());
+    let typed = params.q.as_deref().unwrap_or("").trim_start();
+    check_needle(typed, "q")?;
+    let prefix = match_key(typed);
     if prefix.chars().count() < MIN_SUGGEST_CHARS {
         return Ok(Json(Vec::new()));
     }
@@ -378,7 +398,7 @@ pub async fn search(
     Query(params): Query<SuggestParams>,
 ) -> Result<Json<Vec<User>>, ApiError> {
     let limit = page_size(params.limit, DEFAULT_SEARCH_RESULTS, MAX_SEARCH_RESULTS)?;
-    let Some(needle) = search_key(params.q.as_deref()) else {
+    let Some(needle) = search_key(params.q.as_deref(), "q")? else {
         return Ok(Json(Vec::new()));
     };
     let candidates = state.store.search_users(&needle, limit).await?;

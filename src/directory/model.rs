@@ -6,6 +6,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use validator::ValidateEmail;
 
 use crate::error::{ApiError, FieldErrors};
@@ -226,10 +227,8 @@ pub fn check_name(raw: &str, errors: &mut FieldErrors) -> Option<String> {
         Some("is required".to_owned())
     } else if name.chars().count() > NAME_MAX_CHARS {
         Some(format!("must be at most {NAME_MAX_CHARS} characters"))
-    } else if name.chars().any(char::is_control) {
-        Some("must not contain control characters".to_owned())
     } else {
-        None
+        name_characters_problem(name)
     };
     match problem {
         Some(problem) => {
@@ -240,13 +239,80 @@ pub fn check_name(raw: &str, errors: &mut FieldErrors) -> Option<String> {
     }
 }
 
+/// The one rule for the characters of anything shown as someone's name (directory
+/// names and emails, Socket.IO nicknames, token names): why `name` cannot be one, or
+/// `None`. Refused:
+/// - control characters;
+/// - bidirectional controls (U+202A-202E, U+2066-2069, U+200E, U+200F, U+061C): an
+///   override inside a name reverses what follows it (`Eve\u{202E}gnp.exe`);
+/// - characters that draw nothing: format characters (Unicode category Cf: U+200B
+///   zero width space, U+2060, U+FEFF, soft hyphen, ...), line and paragraph
+///   separators, and the Hangul fillers, which pad a name or make two look the same.
+///
+/// Kept, because real text needs them: ZWJ (U+200D, which joins emoji sequences
+/// such as man ZWJ woman ZWJ girl, one "family" glyph) and ZWNJ (U+200C, Persian and
+/// Indic scripts) between two visible characters, and the tag characters that follow
+/// U+1F3F4 in the flags of England, Scotland and Wales.
+pub fn name_characters_problem(name: &str) -> Option<String> {
+    let chars: Vec<char> = name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let before = i.checked_sub(1).map(|b| chars[b]);
+        let after = chars.get(i + 1).copied();
+        if c.is_control() {
+            return Some("must not contain control characters".to_owned());
+        }
+        if is_bidi_control(c) {
+            return Some(format!(
+                "must not contain bidirectional control characters (U+{:04X})",
+                u32::from(c)
+            ));
+        }
+        if is_invisible(c, before, after) {
+            return Some(format!(
+                "must not contain invisible characters (U+{:04X})",
+                u32::from(c)
+            ));
+        }
+    }
+    None
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+    )
+}
+
+fn is_invisible(c: char, before: Option<char>, after: Option<char>) -> bool {
+    match c {
+        '\u{200C}' | '\u{200D}' => !(is_visible(before) && is_visible(after)),
+        '\u{E0020}'..='\u{E007F}' => {
+            !matches!(before, Some('\u{1F3F4}' | '\u{E0020}'..='\u{E007F}'))
+        }
+        '\u{3164}' | '\u{FFA0}' | '\u{115F}' | '\u{1160}' => true,
+        _ => matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        ),
+    }
+}
+
+fn is_visible(c: Option<char>) -> bool {
+    c.is_some_and(|c| {
+        !c.is_whitespace() && !c.is_control() && c.general_category() != GeneralCategory::Format
+    })
+}
+
 pub fn check_email(raw: &str, errors: &mut FieldErrors) -> Option<String> {
     let email = raw.trim();
     let problem = if email.is_empty() {
         Some("is required".to_owned())
     } else if email.chars().count() > EMAIL_MAX_CHARS {
         Some(format!("must be at most {EMAIL_MAX_CHARS} characters"))
-    } else if email.chars().any(char::is_control) || !email.validate_email() {
+    } else if name_characters_problem(email).is_some() || !email.validate_email() {
         Some("is not a valid email address".to_owned())
     } else {
         None
@@ -308,6 +374,63 @@ mod tests {
         );
         assert_eq!(errors["name"], "must not contain control characters");
         assert_eq!(errors["email"], "must be a string");
+    }
+
+    #[test]
+    fn bidi_controls_and_invisible_characters_are_refused_in_names() {
+        for (bad, problem) in [
+            (
+                "Eve\u{202E}gnp.exe",
+                "bidirectional control characters (U+202E)",
+            ),
+            ("Eve\u{200F}", "bidirectional control characters (U+200F)"),
+            (
+                "a\u{2066}b\u{2069}",
+                "bidirectional control characters (U+2066)",
+            ),
+            ("Ar\u{061C}ab", "bidirectional control characters (U+061C)"),
+            ("Bob\u{200B}", "invisible characters (U+200B)"),
+            ("Bob\u{2028}by", "invisible characters (U+2028)"),
+            ("Bo\u{FEFF}b", "invisible characters (U+FEFF)"),
+            ("Bo\u{00AD}b", "invisible characters (U+00AD)"),
+            ("\u{3164}", "invisible characters (U+3164)"),
+            ("Bob\u{200D}", "invisible characters (U+200D)"),
+            ("\u{200C}Bob", "invisible characters (U+200C)"),
+            ("a\u{200D}\u{200D}b", "invisible characters (U+200D)"),
+            ("a\u{E0041}", "invisible characters (U+E0041)"),
+        ] {
+            let mut errors = FieldErrors::new();
+            assert!(
+                check_name(bad, &mut errors).is_none(),
+                "{bad:?} was accepted"
+            );
+            assert_eq!(
+                errors["name"],
+                format!("must not contain {problem}"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_keep_what_scripts_and_emoji_need() {
+        for good in [
+            "👨\u{200D}👩\u{200D}👧 family",
+            "می\u{200C}خواهم",
+            "क्\u{200D}ष",
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} Scot",
+            "Zoë Ångström-O'Brien",
+            "אבי כהן",
+            "محمد",
+            "❤\u{FE0F}",
+        ] {
+            let mut errors = FieldErrors::new();
+            assert_eq!(
+                check_name(good, &mut errors).as_deref(),
+                Some(good),
+                "{good:?}: {errors:?}"
+            );
+        }
     }
 
     #[test]

@@ -28,6 +28,13 @@ pub enum StoreError {
     /// two requests raced (the index decides, not a check before the insert).
     #[error("email already taken")]
     EmailTaken,
+    /// Another unique index refused the write (see [`unique_violation`]).
+    #[error("duplicate {0:?}")]
+    Duplicate(Unique),
+    /// PostgreSQL cannot store a NUL character in text (SQLite can): input that
+    /// reached the store with one is the client's mistake, not a server error.
+    #[error("text contains a NUL character")]
+    NulInText,
     /// The database cannot be reached (or its pool is exhausted/closed): a 503.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -43,10 +50,62 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.into()),
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::EmailTaken,
+            // PostgreSQL names the index; SQLite lists its columns in the message.
+            sqlx::Error::Database(db) if db.is_unique_violation() => match db.constraint() {
+                Some(name) => unique_violation(name),
+                None => unique_violation(sqlite_unique_columns(db.message())),
+            },
+            // 22021 character_not_in_repertoire: "invalid byte sequence ... 0x00".
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+                StoreError::NulInText
+            }
             _ => StoreError::Other(err.into()),
         }
     }
+}
+
+/// A unique index other than the email's, so each duplicate gets its own answer
+/// (they were all once reported as a taken email).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unique {
+    /// Two API tokens with the same hash (a random 256-bit token: a bug, or a replay).
+    TokenHash,
+    /// Two sessions with the same id.
+    SessionId,
+    /// The same author's `client_id` in a room twice: the idempotency key.
+    MessageClientId,
+    /// Two messages took the same position in a room's sequence.
+    MessagePosition,
+    /// An index not named here, as the database named it.
+    Other(String),
+}
+
+/// The error for a unique index refusing a write, by the index's name as PostgreSQL
+/// gives it (`users_email_key`) or its columns as SQLite's message lists them
+/// (`users.email_key`). One table for both backends, next to the migrations' names.
+pub fn unique_violation(index: &str) -> StoreError {
+    match index {
+        "users_email_key" | "users.email_key" => StoreError::EmailTaken,
+        "api_tokens_token_hash" | "api_tokens.token_hash" => {
+            StoreError::Duplicate(Unique::TokenHash)
+        }
+        "sessions_pkey" | "sessions.id_hash" => StoreError::Duplicate(Unique::SessionId),
+        "messages_client_id" | "messages.room, messages.user_id, messages.client_id" => {
+            StoreError::Duplicate(Unique::MessageClientId)
+        }
+        "messages_pkey" | "messages.room, messages.id" => {
+            StoreError::Duplicate(Unique::MessagePosition)
+        }
+        other => StoreError::Duplicate(Unique::Other(other.to_owned())),
+    }
+}
+
+/// `UNIQUE constraint failed: users.email_key` -> `users.email_key` (SQLite's message
+/// for both UNIQUE and PRIMARY KEY failures).
+pub fn sqlite_unique_columns(message: &str) -> &str {
+    message
+        .strip_prefix("UNIQUE constraint failed: ")
+        .unwrap_or(message)
 }
 
 /// Which database a store talks to (for logs, `/readyz` and tests).

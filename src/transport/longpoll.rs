@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use super::{ClientIp, parse_position};
 use crate::AppState;
 use crate::auth::Identity;
 use crate::error::ApiError;
-use crate::http::extract::Json;
+use crate::http::extract::{Json, Query};
 use crate::hub::Accepted;
 use crate::hub::message::{self, Author, GENERAL_ROOM, Message};
 

@@ -28,6 +28,7 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use axum::middleware::from_fn;
 use axum::routing::{any, get, post};
 
 use crate::AppState;
@@ -44,6 +45,8 @@ pub fn router() -> Router<AppState> {
         .route("/stream", get(sse::stats_stream))
         .route("/notifications", get(sse::notifications_stream))
         .route("/api/poll", get(longpoll::poll))
+        // The routes above never answer on their own: no batch item may wait on one.
+        .route_layer(from_fn(crate::batch::refuse_in_batch))
         .route("/api/send", post(longpoll::send))
         .merge(rooms::router())
 }

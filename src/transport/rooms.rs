@@ -3,7 +3,7 @@
 //! notifications. History answers carry `Switchboard-Position`, the id to resume from.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,6 +13,7 @@ use super::parse_position;
 use crate::AppState;
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::http::extract::{Path, Query};
 use crate::hub::message::{self, Message, notification_room};
 
 const DEFAULT_PAGE: i64 = 50;

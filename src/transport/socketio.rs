@@ -62,6 +62,7 @@ use tokio_util::sync::CancellationToken;
 use super::check_upgrade_origin;
 use crate::AppState;
 use crate::auth::{Authenticated, Identity};
+use crate::directory::model::name_characters_problem;
 use crate::error::ApiError;
 use crate::hub::message::{Author, GENERAL_ROOM, Message};
 use crate::hub::{Accepted, Connection, Delivered, Delivery, Joined};
@@ -72,6 +73,8 @@ pub const PATH: &str = "/socket.io";
 /// per-connection queue size is used when larger); a client that floods past this
 /// gets an `error` per dropped command, and its sends are limited by the hub anyway.
 const MIN_COMMANDS: usize = 64;
+/// The longest nickname `join` accepts, in characters.
+const MAX_NICKNAME: usize = 64;
 /// The WebSocket transport's read buffer: Socket.IO packets here are small, and a
 /// larger frame still arrives whole (the buffer grows for it). Every idle socket
 /// holds one, as on `/ws` (see [`super::ws`]).
@@ -551,10 +554,15 @@ impl Session {
                     return Ok(());
                 };
                 let username = username.trim().to_owned();
-                if username.is_empty() || username.chars().count() > 64 {
-                    return out
-                        .error(&ApiError::validation("username", "must be 1-64 characters"))
-                        .await;
+                // A nickname is shown as a name: the directory's character rule, and
+                // the join does not happen when it fails.
+                let problem = if username.is_empty() || username.chars().count() > MAX_NICKNAME {
+                    Some(format!("must be 1-{MAX_NICKNAME} characters"))
+                } else {
+                    name_characters_problem(&username)
+                };
+                if let Some(problem) = problem {
+                    return out.error(&ApiError::validation("username", &problem)).await;
                 }
                 self.nickname = Some(username.clone());
                 let user_count = self.connection.hub().presence_count(GENERAL_ROOM);

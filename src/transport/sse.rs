@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,7 @@ use super::{ClientIp, parse_position};
 use crate::AppState;
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::http::extract::{Path, Query};
 use crate::hub::message::{Author, notification_room};
 use crate::hub::{Accepted, Connection, Delivery, Joined};
 

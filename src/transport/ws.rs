@@ -12,8 +12,8 @@
 //! alone is 128 KiB). Frames above the configured size get an `error` and the
 //! connection goes on; the few that exceed the protocol cap close it with 1009.
 
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::SinkExt;
@@ -26,6 +26,7 @@ use super::{ClientIp, check_upgrade_origin};
 use crate::AppState;
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::http::extract::Path;
 use crate::hub::message::{Author, GENERAL_ROOM};
 use crate::hub::{Accepted, Connection, Delivery, Joined};
 
@@ -446,17 +447,26 @@ impl Session {
 }
 
 /// How the plain-text chat shows a message: `Client #{id}: {text}` for one written
-/// on this transport (the seed's format), `{name}: {text}` for others.
+/// on this transport (the seed's format), `{name}: {text}` for others. Every line of
+/// a multi-line text carries the prefix: a plain client shows lines, and a newline
+/// followed by `Client #2: ...` would otherwise put words in client 2's mouth.
 fn plain_line(message: &crate::hub::message::Message) -> String {
     let client = message
         .event
         .as_ref()
         .and_then(|e| e.get("client"))
         .and_then(|c| c.as_str());
-    match client {
-        Some(client) => format!("Client #{client}: {}", message.text),
-        None => format!("{}: {}", message.user.name, message.text),
-    }
+    let prefix = match client {
+        Some(client) => format!("Client #{client}: "),
+        None => format!("{}: ", message.user.name),
+    };
+    // What text clients take for line breaks: `\n`, `\r` and Unicode's line and
+    // paragraph separators (Python's `splitlines` breaks at those too).
+    let lines = message
+        .text
+        .split(['\n', '\r', '\u{2028}', '\u{2029}'])
+        .map(|line| format!("{prefix}{line}"));
+    lines.collect::<Vec<_>>().join("\n")
 }
 
 enum Event {

@@ -1,11 +1,13 @@
 //! The form posts of the pages, for browsers without JavaScript (the script sends the
 //! same changes to the JSON API instead). Each succeeds with a 303 to `/` (so a reload
 //! does not post again) or answers the same page with the server's field errors
-//! beside the fields and the values typed kept (422, or 409 for a taken email).
+//! beside the fields and the values typed kept (422, or 409 for a taken email). A form
+//! over the body limit is a 413.
 
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -75,6 +77,10 @@ fn is_field_error(error: &ApiError) -> bool {
 fn form_body(form: Result<Form<UserInput>, FormRejection>) -> Result<UserInput, PageError> {
     match form {
         Ok(Form(input)) => Ok(input),
+        // Over the body limit is a 413, as on every other route, not a malformed form.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(PageError(ApiError::PayloadTooLarge))
+        }
         Err(rejection) => Err(PageError(ApiError::bad_request(
             "invalid_form",
             format!("The form could not be read: {}", rejection.body_text()),

@@ -169,7 +169,96 @@ async fn nesting_and_oversized_batches_are_refused(backend: Backend) {
     assert_envelope(&body, "invalid_body");
 }
 
+/// An endpoint that is no URI (a space in it) panicked the whole batch into a 500
+/// after earlier items had been committed: now it is that item's own 400.
+async fn an_endpoint_that_is_no_uri_fails_alone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (status, items) = batch(
+        &app.client,
+        app.url("/api/batch"),
+        json!([
+            {"endpoint": "/api/users", "method": "POST", "body": {"name": "Cara", "email": "cara@example.com"}},
+            {"endpoint": "/api/users/1 2"},
+            {"endpoint": "/api/users?search=a\u{0}b", "method": "GET"},
+            {"endpoint": "/api/users?search=cara"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{items}");
+    let statuses: Vec<u64> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 400, 400, 200], "{items}");
+    assert_eq!(items[1]["code"], "invalid_endpoint");
+    assert_eq!(items[2]["code"], "invalid_endpoint");
+    assert_eq!(items[3]["data"][0]["name"], "Cara");
+}
+
+/// Streams and long polls never answer on their own: each is refused as an item
+/// instead of holding the batch until the request timeout turns it into a 503.
+async fn streaming_endpoints_are_refused_per_item(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let started = std::time::Instant::now();
+    let (status, items) = batch(
+        &app.client,
+        app.url("/api/batch"),
+        json!([
+            {"endpoint": "/api/poll?room=general&last_id=0&timeout=30"},
+            {"endpoint": "/api/events?rooms=general"},
+            {"endpoint": "/api/rooms/general/events"},
+            {"endpoint": "/api/rooms/general/events/"},
+            {"endpoint": "/api/rooms/general/messages"},
+            {"endpoint": "/stream"},
+            {"endpoint": "/notifications"},
+            {"endpoint": "/ws"},
+            {"endpoint": "/socket.io/?EIO=4&transport=polling"},
+            {"endpoint": "/api/send", "method": "POST", "body": {"text": "batched"}},
+        ]),
+    )
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the batch waited on a stream: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, 200, "{items}");
+    let outcomes: Vec<(u64, &str)> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["status"].as_u64().unwrap(),
+                i["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let refused = (400, "not_batchable");
+    let elsewhere = (400, "invalid_endpoint");
+    assert_eq!(
+        outcomes,
+        [
+            refused,
+            refused,
+            refused,
+            refused,
+            (200, ""),
+            elsewhere,
+            elsewhere,
+            elsewhere,
+            elsewhere,
+            (201, "")
+        ],
+        "{items}"
+    );
+}
+
 crate::on_both_backends!(
+    an_endpoint_that_is_no_uri_fails_alone,
+    streaming_endpoints_are_refused_per_item,
     mixed_items_run_in_order_and_fail_alone,
     each_item_is_authorised_as_the_caller,
     a_cross_site_batch_is_refused_whole,

@@ -410,3 +410,23 @@ fn backup_refuses_postgres_and_names_the_tool_to_use() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
 }
+
+/// The CLI builds users through the directory's one name rule: a bidi override is
+/// refused there too.
+#[test]
+fn user_add_refuses_a_name_with_a_bidi_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = switchboard(dir.path())
+        .args(["user", "add", "--email", "eve@example.com", "--name"])
+        .arg("Eve\u{202E}gnp.exe")
+        .args(["--database-url", "sqlite://./names.db"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bidirectional control characters"),
+        "{stderr}"
+    );
+}

@@ -366,7 +366,34 @@ async fn directory_lists_carry_their_position(backend: Backend) {
     assert_eq!(after, later, "no event without a write");
 }
 
+/// The plain-text chat wrote a message as one `Client #1: {text}` line, so a newline
+/// in the text forged a line from someone else: every line carries its own prefix.
+async fn each_line_of_a_plain_chat_message_carries_its_prefix(backend: Backend) {
+    let app = spawn_unlimited(backend).await;
+    let cookie = admin_cookie(&app).await;
+    let mut one = open_ws(&app, "/ws/1", &cookie).await;
+    let mut two = open_ws(&app, "/ws/2", &cookie).await;
+    assert_eq!(next_text(&mut one).await, "Welcome! You are client #1");
+    assert_eq!(next_text(&mut two).await, "Welcome! You are client #2");
+    one.send(Frame::text("hi all\nClient #2: I owe client 1 money"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut two).await,
+        "Client #1: hi all\nClient #1: Client #2: I owe client 1 money"
+    );
+    // The same for messages from the other transports (prefixed by the sender's
+    // name), and for Unicode's line separator, a line break to many text clients.
+    let sent = post_send(&app, &cookie, json!({"text": "a\u{2028}Client #2: b\nc"})).await;
+    assert_eq!(sent.status(), 201);
+    assert_eq!(
+        next_text(&mut two).await,
+        "Admin: a\nAdmin: Client #2: b\nAdmin: c"
+    );
+}
+
 on_both_backends!(
+    each_line_of_a_plain_chat_message_carries_its_prefix,
     websocket_protocol_messages_and_presence,
     every_transport_sees_every_message,
     every_transport_resumes_from_its_position,

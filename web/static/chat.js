@@ -17,7 +17,7 @@
 import client from './ajax.js';
 import { connect } from './realtime.js';
 import { toast } from './toasts.js';
-import { el } from './dom.js';
+import { bdi, el } from './dom.js';
 import { Presence, connectionLabel, formatTime, isRoomName, roomsToShow, sendable } from './chatstate.js';
 
 const HISTORY = 50;
@@ -112,9 +112,11 @@ window.addEventListener('popstate', () => {
 // ---- presence ------------------------------------------------------------------------
 
 function renderPresence() {
-  const { count, names } = presence.describe(me);
+  const { count, names, more } = presence.describe(me);
   presenceCount.textContent = count;
-  presenceNames.textContent = names;
+  const parts = names.flatMap((name, i) => [i ? ', ' : ': ', bdi(name)]);
+  if (more > 0) parts.push(`${names.length ? ' and ' : ': '}${more} more`);
+  presenceNames.replaceChildren(...parts);
   // The room list's count for this room follows too.
   const entry = knownRooms.find((r) => r.name === room);
   if (entry && entry.present !== presence.count) {
@@ -148,8 +150,9 @@ function buildMessage(message) {
   const mine = message.user?.id === me;
   const time = el('time', { datetime: message.ts ?? '' }, formatTime(message.ts));
   return el('li', { className: mine ? 'msg mine' : 'msg', dataset: { id: String(message.id), userId: String(message.user?.id ?? '') } },
-    el('div', { className: 'msg-meta' }, el('span', { className: 'msg-author' }, message.user?.name ?? 'Someone'), ' ', time),
-    el('p', { className: 'msg-text' }, message.text ?? ''));
+    el('div', { className: 'msg-meta' }, el('bdi', { className: 'msg-author' }, message.user?.name ?? 'Someone'), ' ', time),
+    // Message text may hold bidi controls: `dir=auto` keeps them inside the message.
+    el('p', { className: 'msg-text', dir: 'auto' }, message.text ?? ''));
 }
 
 /** Appends after the stored messages, before any still being sent. */

@@ -94,14 +94,15 @@ export class Presence {
     return this.users.has(meId) ? ['you', ...others] : others;
   }
 
-  /** The presence line: "3 here: you, Ann, Bob" (and "+N more" past the listed names). */
+  /**
+   * The presence line, "3 here: you, Ann, Bob" (and "and N more" past the listed
+   * names), in parts: the page puts each name in an element of its own, so a name's
+   * direction cannot reorder the names after it.
+   */
   describe(meId) {
+    if (this.count === 0) return { count: 'Nobody here', names: [], more: 0 };
     const names = this.names(meId);
-    if (this.count === 0) return { count: 'Nobody here', names: '' };
-    const count = `${this.count} here`;
-    const more = this.count - names.length;
-    const list = names.join(', ') + (more > 0 ? `${names.length ? ' and ' : ''}${more} more` : '');
-    return { count, names: list ? `: ${list}` : '' };
+    return { count: `${this.count} here`, names, more: Math.max(0, this.count - names.length) };
   }
 }
 

@@ -20,7 +20,7 @@ import client, { isAbortError, nextLink } from './ajax.js';
 import { attachCombobox } from './combobox.js';
 import { followDirectory } from './livedirectory.js';
 import { toast } from './toasts.js';
-import { el } from './dom.js';
+import { bdi, el } from './dom.js';
 
 const PAGE_SIZE = 50;
 const SEARCH_DELAY_MS = 300;
@@ -57,23 +57,24 @@ if (root.dataset.nextCursor) state.next = listUrl(state.search, root.dataset.nex
 
 // ---- rows -------------------------------------------------------------------
 
-function hidden(text) {
-  return el('span', { className: 'visually-hidden' }, text);
+/** " <name>" for screen readers: "Edit Ann" rather than a row of "Edit" links. */
+function hidden(name) {
+  return el('span', { className: 'visually-hidden' }, ' ', bdi(name));
 }
 
 /** A row like the server renders (web/templates/directory.html), so both behave alike. */
 function buildRow(user) {
   const actions = el('td', { className: 'actions' });
   if (isAdmin || user.id === me) {
-    actions.append(el('a', { className: 'button small', href: `/users/${user.id}/edit`, dataset: { action: 'edit' } }, 'Edit', hidden(` ${user.name}`)));
+    actions.append(el('a', { className: 'button small', href: `/users/${user.id}/edit`, dataset: { action: 'edit' } }, 'Edit', hidden(user.name)));
   }
   if (isAdmin) {
     const form = el('form', { method: 'get', action: `/users/${user.id}/delete`, className: 'inline', dataset: { action: 'delete' } },
-      el('button', { type: 'submit', className: 'small danger' }, 'Delete', hidden(` ${user.name}`)));
+      el('button', { type: 'submit', className: 'small danger' }, 'Delete', hidden(user.name)));
     actions.append(form);
   }
   return el('tr', { dataset: { id: String(user.id), role: user.role ?? 'member' } },
-    el('td', { className: 'name' }, user.name),
+    el('td', { className: 'name', dir: 'auto' }, user.name),
     el('td', { className: 'email' }, user.email),
     el('td', { className: 'role' }, el('span', { className: 'badge' }, user.role ?? 'member')),
     actions);
@@ -250,7 +251,7 @@ function clearErrors() {
 function openDialog(user) {
   editing = user;
   clearErrors();
-  dialogTitle.textContent = user ? `Edit ${user.name}` : 'Add a user';
+  dialogTitle.replaceChildren(...(user ? ['Edit ', bdi(user.name)] : ['Add a user']));
   dialogSubmit.textContent = user ? 'Save' : 'Add user';
   fields.name.value = user?.name ?? '';
   fields.email.value = user?.email ?? '';
@@ -300,7 +301,7 @@ dialogForm.addEventListener('submit', async (event) => {
     applyDirectoryEvent({ type: before ? 'user_updated' : 'user_created', user });
     const row = rowOf(user.id);
     if (row) flash(row);
-    toast(before ? `Saved ${user.name}.` : `Added ${user.name}.`, 'success');
+    toast([before ? 'Saved ' : 'Added ', bdi(user.name), '.'], 'success');
   } catch (error) {
     if (isAbortError(error)) return;
     showFieldErrors(error);
@@ -328,7 +329,7 @@ const confirmDialog = document.getElementById('confirm-dialog');
 const confirmText = document.getElementById('confirm-text');
 
 function confirmDeletion(user) {
-  confirmText.textContent = `Delete ${user.name} (${user.email})? This cannot be undone.`;
+  confirmText.replaceChildren('Delete ', bdi(user.name), ' (', bdi(user.email), ')? This cannot be undone.');
   confirmDialog.returnValue = '';
   confirmDialog.showModal();
   return new Promise((resolve) => {
@@ -347,14 +348,14 @@ async function deleteRow(row) {
   searchInput.focus();
   try {
     await client.delete(`/api/users/${user.id}`);
-    toast(`Deleted ${user.name}.`, 'success');
+    toast(['Deleted ', bdi(user.name), '.'], 'success');
   } catch (error) {
     if (isAbortError(error)) return;
     rows.insertBefore(row, next?.parentNode === rows ? next : null);
     if (state.total !== null) state.total += 1;
     describeList();
     flash(row);
-    toast(`${user.name} was not deleted: ${error.error ?? error}`, 'error');
+    toast([bdi(user.name), ` was not deleted: ${error.error ?? error}`], 'error');
   }
 }
 
@@ -443,7 +444,7 @@ const live = followDirectory({
     applyDirectoryEvent(event);
     // A dialog editing someone just deleted elsewhere: say so, keep what was typed.
     if (event.type === 'user_deleted' && editing && editing.id === event.user?.id && dialog.open) {
-      dialogError.textContent = `${editing.name} was deleted by someone else.`;
+      dialogError.replaceChildren(bdi(editing.name), ' was deleted by someone else.');
       dialogError.hidden = false;
     }
   },

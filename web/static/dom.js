@@ -2,7 +2,7 @@
  * dom.js builds DOM nodes for the page modules (directory.js, chat.js): elements with
  * attributes, classes and data attributes set as properties, and children appended as
  * nodes or text. Text children become text nodes, never markup, so user and server
- * text is safe to pass.
+ * text is safe to pass. [`bdi`] isolates a name or any text of unknown direction.
  */
 
 /**
@@ -20,4 +20,15 @@ export function el(tag, props = {}, ...children) {
   }
   node.append(...children);
   return node;
+}
+
+/**
+ * Text of unknown direction (a name, an email) in an element of its own: `<bdi>`
+ * isolates it, so a right-to-left name or a stray override inside it cannot reorder
+ * the text around it ("Delete <name> (<email>)?").
+ * @param {string} text
+ * @returns {HTMLElement}
+ */
+export function bdi(text) {
+  return el('bdi', {}, text);
 }

@@ -52,11 +52,11 @@ describe('presence', () => {
     const p = new Presence();
     p.snapshot({ room: 'general', count: 2, users: [bob, ann] });
     assert.deepEqual(p.names(1), ['you', 'Bob']);
-    assert.deepEqual(p.describe(1), { count: '2 here', names: ': you, Bob' });
+    assert.deepEqual(p.describe(1), { count: '2 here', names: ['you', 'Bob'], more: 0 });
     p.joined({ user: cy, count: 3 });
     assert.deepEqual(p.names(1), ['you', 'Bob', 'Cy']);
     p.left({ user: bob, count: 2 });
-    assert.deepEqual(p.describe(1), { count: '2 here', names: ': you, Cy' });
+    assert.deepEqual(p.describe(1), { count: '2 here', names: ['you', 'Cy'], more: 0 });
     p.joined({ user: cy, count: 2 }); // a second tab of Cy: no double
     assert.deepEqual(p.names(1), ['you', 'Cy']);
   });
@@ -64,9 +64,9 @@ describe('presence', () => {
   test('members beyond the listed page are counted, not named', () => {
     const p = new Presence();
     p.snapshot({ count: 250, users: [ann, bob] });
-    assert.deepEqual(p.describe(2), { count: '250 here', names: ': you, Ann and 248 more' });
+    assert.deepEqual(p.describe(2), { count: '250 here', names: ['you', 'Ann'], more: 248 });
     p.snapshot({ count: 0, users: [] });
-    assert.deepEqual(p.describe(2), { count: 'Nobody here', names: '' });
+    assert.deepEqual(p.describe(2), { count: 'Nobody here', names: [], more: 0 });
   });
 });
 

@@ -9,17 +9,22 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::directory::model::{Role, User};
-use crate::store::StoreError;
 use crate::store::messages::MessageRow;
+use crate::store::{StoreError, sqlite_unique_columns, unique_violation};
 
-/// SQLite's extended code for a `UNIQUE` constraint failure.
+/// SQLite's extended codes for a `UNIQUE` and a `PRIMARY KEY` constraint failure.
 const CONSTRAINT_UNIQUE: std::ffi::c_int = 2067;
+const CONSTRAINT_PRIMARYKEY: std::ffi::c_int = 1555;
 
 pub fn store_error(err: rusqlite::Error) -> StoreError {
-    if let rusqlite::Error::SqliteFailure(failure, _) = &err {
-        if failure.extended_code == CONSTRAINT_UNIQUE {
-            // As on the sqlx paths: the only unique index a write can hit is the email's.
-            return StoreError::EmailTaken;
+    if let rusqlite::Error::SqliteFailure(failure, message) = &err {
+        if matches!(
+            failure.extended_code,
+            CONSTRAINT_UNIQUE | CONSTRAINT_PRIMARYKEY
+        ) {
+            // As on the sqlx paths: the message names the index's columns.
+            let columns = message.as_deref().map_or("", sqlite_unique_columns);
+            return unique_violation(columns);
         }
         if matches!(
             failure.code,
@@ -77,4 +82,41 @@ pub fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         client_id: row.get(6)?,
         created_ms: row.get(7)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Unique;
+
+    /// SQLite names an index by its columns: both ways it reports a duplicate (a
+    /// UNIQUE index, a PRIMARY KEY) map to the index that refused it.
+    #[test]
+    fn unique_failures_are_mapped_by_the_columns_sqlite_names() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email_key TEXT);
+             CREATE UNIQUE INDEX users_email_key ON users (email_key);
+             CREATE TABLE messages (room TEXT, id INTEGER, user_id INTEGER, client_id TEXT,
+                                    PRIMARY KEY (room, id)) WITHOUT ROWID;
+             CREATE UNIQUE INDEX messages_client_id ON messages (room, user_id, client_id)
+                 WHERE client_id IS NOT NULL;
+             INSERT INTO users VALUES (1, 'a@x.io');
+             INSERT INTO messages VALUES ('general', 1, 7, 'c1');",
+        )
+        .unwrap();
+        let fail = |sql: &str| store_error(conn.execute(sql, []).unwrap_err());
+        assert!(matches!(
+            fail("INSERT INTO users VALUES (2, 'a@x.io')"),
+            StoreError::EmailTaken
+        ));
+        assert!(matches!(
+            fail("INSERT INTO messages VALUES ('general', 2, 7, 'c1')"),
+            StoreError::Duplicate(Unique::MessageClientId)
+        ));
+        assert!(matches!(
+            fail("INSERT INTO messages VALUES ('general', 1, 8, NULL)"),
+            StoreError::Duplicate(Unique::MessagePosition)
+        ));
+    }
 }
