@@ -9,6 +9,7 @@ mod classic;
 mod cli;
 mod clients;
 mod errors;
+mod fuzz_findings;
 mod openapi;
 mod ops;
 mod realtime;
