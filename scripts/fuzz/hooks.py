@@ -8,13 +8,16 @@
    So requests aimed at the fuzzer's own account or token are not sent; deletions and
    edits of every other user and token are.
 
-2. Say what no schema can: a list cursor is opaque, valid only as the server handed
-   it out in a `Link` header, so cases meant to be valid do not invent one.
+2. Say what no schema can, in the cases meant to be valid: a list cursor is opaque,
+   valid only as the server handed it out in a `Link` header, so none is invented;
+   and a password must pass a strength estimate (and not be built from the account's
+   name or email), so such cases get a long random one.
 
 3. Known bugs being fixed elsewhere (remove each line once its fix has landed).
 """
 
 import os
+import secrets
 
 import schemathesis
 
@@ -29,7 +32,8 @@ PROTECTED = {
     ("DELETE", "/api/tokens/{id}"): TOKEN_ID,
 }
 
-# Known 500s another change fixes; until then they are not sent.
+# Known 500s another change fixes (bad input: a control character in a search needle
+# becomes a 400); until it lands they are not sent.
 # (method, path template, query parameter): a NUL byte in a search needle
 # (FTS5 "unterminated string" on SQLite).
 KNOWN_BUGS = {
@@ -61,9 +65,18 @@ def filter_case(ctx, case):
     return True
 
 
+# Operations whose body may set a password, checked against the password policy.
+SETS_PASSWORD = {("POST", "/api/users"), ("PUT", "/api/users/{id}"), ("PATCH", "/api/users/{id}")}
+
+
 @schemathesis.hook
 def map_case(ctx, case):
-    if case.operation.path == "/api/users" and case.method.upper() == "GET" and _is_positive(case):
-        if case.query and case.query.get("cursor"):
-            del case.query["cursor"]
+    if not _is_positive(case):
+        return case
+    method = case.method.upper()
+    path = case.operation.path
+    if (method, path) == ("GET", "/api/users") and case.query and case.query.get("cursor"):
+        del case.query["cursor"]
+    if (method, path) in SETS_PASSWORD and isinstance(case.body, dict) and "password" in case.body:
+        case.body["password"] = secrets.token_urlsafe(24)
     return case
