@@ -3,14 +3,25 @@
 //! The operations are described here, in one place, on documentation-only functions
 //! rather than on the handlers: the handlers stay readable, and this file reads as the
 //! API's reference. The response types are the real ones (`User`, `Profile`, ...,
-//! deriving `ToSchema`), so their shapes cannot drift; `tests/api/openapi.rs` calls
-//! every documented operation to check that the router serves it.
+//! deriving `ToSchema`), so their shapes cannot drift; request bodies are described by
+//! documentation-only structs whose constraints (patterns, lengths, nullability) are
+//! the server's rules, so a client generated from the document sends what is accepted.
+//!
+//! Each operation lists what its handler can answer; [`MiddlewareErrors`] adds what
+//! the layers every request passes can answer (401, 403 CSRF, 429, 503, a malformed
+//! body or query), so no operation forgets them. `tests/api/openapi.rs` checks the
+//! document against the router, and `scripts/fuzz-api` fuzzes the running server with it.
 // The functions below exist only to carry `#[utoipa::path]`; nothing calls them.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use serde::Serialize;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::auth::Identity;
@@ -18,6 +29,157 @@ use crate::auth::model::ApiToken;
 use crate::directory::model::{Profile, ProfileUser, Role, Settings, Stats, User};
 use crate::hub::PresenceSnapshot;
 use crate::hub::message::{Author, Message as ChatMessage};
+
+/// Characters Rust's `str::trim` removes (Unicode `White_Space`), as a regex class body.
+const WHITE_SPACE: &str =
+    r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// The characters a name cannot contain, as a regex class body: found by asking
+/// `check_name` itself about every character (white space between two letters, any
+/// other character alone), so the document follows the server's one rule for names
+/// wherever it goes. A character allowed only in some places (a zero width joiner
+/// between two visible characters) is left out: the document may promise less than
+/// the server takes, never more.
+fn refused_in_names() -> &'static str {
+    static CLASS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CLASS.get_or_init(|| {
+        let accepted = |text: String| {
+            crate::directory::model::check_name(&text, &mut crate::error::FieldErrors::new())
+                .is_some()
+        };
+        char_class(|c| {
+            if c.is_whitespace() {
+                !accepted(format!("a{c}a"))
+            } else {
+                !accepted(c.to_string())
+            }
+        })
+    })
+}
+
+/// The characters for which `refused` holds, as ranges of a regex class body
+/// (`\uXXXX` escapes in the Basic Multilingual Plane, the characters themselves
+/// beyond it, where ECMA-262, Python and Rust regexes agree on no escape).
+fn char_class(refused: impl Fn(char) -> bool) -> String {
+    let mut class = String::new();
+    let mut write = |from: char, to: char| {
+        let one = |c: char| match u32::from(c) {
+            code @ 0..=0xFFFF => format!("\\u{code:04x}"),
+            _ => c.to_string(),
+        };
+        class.push_str(&one(from));
+        if to != from {
+            class.push('-');
+            class.push_str(&one(to));
+        }
+    };
+    let mut run: Option<(char, char)> = None;
+    for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+        let contiguous = run.is_some_and(|(_, last)| u32::from(last) + 1 == u32::from(c));
+        match (refused(c), run) {
+            (true, Some((from, _))) if contiguous => run = Some((from, c)),
+            (true, _) => {
+                if let Some((from, to)) = run {
+                    write(from, to);
+                }
+                run = Some((c, c));
+            }
+            (false, Some((from, to))) => {
+                write(from, to);
+                run = None;
+            }
+            (false, None) => {}
+        }
+    }
+    if let Some((from, to)) = run {
+        write(from, to);
+    }
+    class
+}
+
+/// Control characters but tab and newline (which chat text may contain).
+const CONTROL_BUT_TAB_NEWLINE: &str = r"\u0000-\u0008\u000b-\u001f\u007f-\u009f";
+
+/// A text of 1 to `max` characters once trimmed, none of them in the class
+/// `forbidden`, with any white space around it: the rule of `check_name` and
+/// `clean_text`, as a JSON Schema (ECMA-262) pattern. `tests::patterns_agree_with_the_checks`
+/// holds it to those functions.
+fn trimmed_text_pattern(max: usize, forbidden: &str) -> String {
+    let edge = format!("[^{WHITE_SPACE}{forbidden}]");
+    format!(
+        "^[{WHITE_SPACE}]*{edge}(?:[^{forbidden}]{{0,{}}}{edge})?[{WHITE_SPACE}]*$",
+        max - 2
+    )
+}
+
+fn string_schema(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+}
+
+/// A user's name (`directory::model::check_name`).
+fn name_schema() -> Schema {
+    string_schema("1-100 characters once trimmed, no control characters")
+        .pattern(Some(trimmed_text_pattern(
+            crate::directory::model::NAME_MAX_CHARS,
+            refused_in_names(),
+        )))
+        .examples(["Dana"])
+        .into()
+}
+
+/// An email address (`directory::model::check_email`), unique case-insensitively.
+fn email_schema() -> Schema {
+    string_schema("An email address, at most 254 characters; unique, case-insensitively")
+        .format(Some(SchemaFormat::Custom("email".into())))
+        .max_length(Some(crate::directory::model::EMAIL_MAX_CHARS))
+        .examples(["dana@example.com"])
+        .into()
+}
+
+/// A new password (`auth::password::check_policy`).
+fn new_password_schema() -> Schema {
+    string_schema("A new password; the policy (length, strength) is checked by the server")
+        .min_length(Some(crate::auth::password::MIN_CHARS))
+        .max_length(Some(crate::auth::password::MAX_CHARS))
+        .into()
+}
+
+/// An API token's name (`auth::handlers::create_token`): what a name may be.
+fn token_name_schema() -> Schema {
+    string_schema("1-100 characters once trimmed, no control characters")
+        .pattern(Some(trimmed_text_pattern(
+            crate::auth::handlers::TOKEN_NAME_MAX_CHARS,
+            refused_in_names(),
+        )))
+        .examples(["deploy script"])
+        .into()
+}
+
+/// A room name (`hub::message::check_room`).
+fn room_schema() -> Schema {
+    string_schema("1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
+        .pattern(Some(ROOM_PATTERN))
+        .examples(["general"])
+        .into()
+}
+
+const ROOM_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
+
+/// Chat text (`hub::message::clean_text`, at the default `--max-message-chars`).
+fn text_schema() -> Schema {
+    string_schema("1-4000 characters once trimmed (`--max-message-chars`); newlines and tabs are the only control characters allowed")
+        .pattern(Some(trimmed_text_pattern(4_000, CONTROL_BUT_TAB_NEWLINE)))
+        .examples(["hello"])
+        .into()
+}
+
+/// A client's idempotency key (`hub::message::check_client_id`).
+fn client_id_schema() -> Schema {
+    string_schema("1-64 printable ASCII characters")
+        .pattern(Some("^[!-~]{1,64}$"))
+        .into()
+}
 
 /// The one error envelope every failure uses.
 #[derive(Serialize, ToSchema)]
@@ -28,36 +190,46 @@ struct ErrorEnvelope {
     /// For programs: `validation_failed`, `not_found`, `rate_limited`, ...
     #[schema(example = "validation_failed")]
     code: String,
-    /// Each invalid field and what is wrong with it (422 only).
-    fields: Option<std::collections::BTreeMap<String, String>>,
+    /// Each invalid field and what is wrong with it (422 and 409 only).
+    #[schema(required = false)]
+    fields: BTreeMap<String, String>,
     /// The id under which the server logged this request.
     request_id: String,
 }
 
-/// `POST /api/users` (`role` and `password` optional).
+/// `POST /api/users`: `role` and `password` may be left out, not set to null.
 #[derive(Serialize, ToSchema)]
 struct NewUserBody {
-    #[schema(example = "Dana")]
+    #[schema(schema_with = name_schema)]
     name: String,
-    #[schema(example = "dana@example.com")]
+    #[schema(schema_with = email_schema)]
     email: String,
-    role: Option<Role>,
-    password: Option<String>,
+    /// Default `member`.
+    #[schema(required = false)]
+    role: Role,
+    /// Without one, the user cannot log in.
+    #[schema(schema_with = new_password_schema, required = false)]
+    password: String,
 }
 
-/// `PUT`/`PATCH /api/users/{id}`: only the fields given change.
+/// `PUT`/`PATCH /api/users/{id}`: only the fields given change; none can be null.
 #[derive(Serialize, ToSchema)]
 struct UserChangesBody {
-    name: Option<String>,
-    email: Option<String>,
+    #[schema(schema_with = name_schema, required = false)]
+    name: String,
+    #[schema(schema_with = email_schema, required = false)]
+    email: String,
     /// Admins only.
-    role: Option<Role>,
+    #[schema(required = false)]
+    role: Role,
     /// Admins only; ends the user's sessions.
-    password: Option<String>,
+    #[schema(schema_with = new_password_schema, required = false)]
+    password: String,
 }
 
+/// `{"message": ...}`: what a deletion, logout or password change answers.
 #[derive(Serialize, ToSchema)]
-struct Message {
+struct Confirmation {
     #[schema(example = "User deleted successfully")]
     message: String,
 }
@@ -71,14 +243,17 @@ struct LoginBody {
 #[derive(Serialize, ToSchema)]
 struct PasswordChangeBody {
     current_password: String,
+    #[schema(schema_with = new_password_schema)]
     new_password: String,
 }
 
 #[derive(Serialize, ToSchema)]
 struct NewTokenBody {
+    #[schema(schema_with = token_name_schema)]
     name: String,
+    #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<i64>,
-    /// Admins only: a token for someone else.
+    /// Admins only: a token for someone else (a user that exists).
     user_id: Option<i64>,
 }
 
@@ -93,16 +268,21 @@ struct CreatedToken {
 
 #[derive(Serialize, ToSchema)]
 struct BatchItem {
+    /// A path under `/api/` (with its query), e.g. `/api/users/1`.
     #[schema(example = "/api/users/1")]
     endpoint: String,
+    /// `GET` (the default), `POST`, `PUT`, `PATCH` or `DELETE`; another is the
+    /// item's own 405 outcome.
     #[schema(example = "GET")]
     method: Option<String>,
+    /// The item's JSON body.
+    #[schema(value_type = Option<serde_json::Value>)]
     body: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]
 struct BatchBody {
-    /// At most 50.
+    #[schema(max_items = 50)]
     requests: Vec<BatchItem>,
 }
 
@@ -111,31 +291,117 @@ struct BatchBody {
 struct BatchOutcome {
     success: bool,
     status: u16,
-    data: Option<serde_json::Value>,
-    error: Option<String>,
-    code: Option<String>,
-    fields: Option<serde_json::Value>,
+    /// The item's response body.
+    #[schema(required = false)]
+    data: serde_json::Value,
+    #[schema(required = false)]
+    error: String,
+    #[schema(required = false)]
+    code: String,
+    #[schema(required = false)]
+    fields: BTreeMap<String, String>,
+}
+
+/// `POST /api/send`
+#[derive(Serialize, ToSchema)]
+struct SendBody {
+    #[schema(schema_with = text_schema)]
+    text: String,
+    /// Default `general` (also when null).
+    #[schema(schema_with = nullable_room_schema, required = false)]
+    room: Option<String>,
+    /// Makes a retry idempotent: the same client_id from the same user to the same
+    /// room stores one message.
+    #[schema(schema_with = nullable_client_id_schema, required = false)]
+    client_id: Option<String>,
+}
+
+fn nullable(schema: Schema) -> Schema {
+    match schema {
+        Schema::Object(mut object) => {
+            object.schema_type = [Type::String, Type::Null].into_iter().collect();
+            Schema::Object(object)
+        }
+        other => other,
+    }
+}
+
+fn nullable_room_schema() -> Schema {
+    nullable(room_schema())
+}
+
+fn nullable_client_id_schema() -> Schema {
+    nullable(client_id_schema())
+}
+
+/// `GET /api/rooms`: one room.
+#[derive(Serialize, ToSchema)]
+struct RoomInfo {
+    name: String,
+    last_id: i64,
+    /// Members present on this instance.
+    present: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Hello {
+    #[schema(example = "Hello, World!")]
+    message: String,
+}
+
+/// The JSON types Python's `json` module cannot write.
+#[derive(Serialize, ToSchema)]
+struct Showcase {
+    id: uuid::Uuid,
+    /// RFC 3339, UTC.
+    created_at: String,
+    /// ISO 8601.
+    date: String,
+    /// Exact decimals, as JSON numbers with their digits.
+    price: f64,
+    balance: f64,
+    /// A set: sorted, no duplicates.
+    tags: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(example = "ok")]
+    status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    #[schema(example = "ready")]
+    status: String,
+    /// `sqlite` or `postgres`. The details may be for admins only.
+    #[schema(required = false)]
+    store: String,
+    #[schema(required = false)]
+    redis: bool,
+    #[schema(required = false)]
+    uptime_seconds: u64,
 }
 
 #[utoipa::path(get, path = "/api/users", tag = "directory",
     params(
         ("search" = Option<String>, Query, description = "Case-insensitive match anywhere in name or email"),
-        ("limit" = Option<i64>, Query, description = "Page size, default 50, at most 500"),
-        ("cursor" = Option<String>, Query, description = "From the previous page's `Link: rel=\"next\"`"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 50; above 500 counts as 500"),
+        ("cursor" = Option<String>, Query, description = "Opaque: from the previous page's `Link: rel=\"next\"` (any other is a 400)"),
     ),
     responses(
-        (status = 200, description = "A page of users; the next page in `Link: <...>; rel=\"next\"`, the total in `X-Total-Count` (unfiltered lists)", body = [User]),
-        (status = 400, description = "A bad parameter", body = ErrorEnvelope),
-        (status = 401, description = "Not logged in", body = ErrorEnvelope),
+        (status = 200, description = "A page of users; the next page in `Link: <...>; rel=\"next\"`, the total in `X-Total-Count` (unfiltered lists), the directory's log position in `Switchboard-Position`", body = [User]),
+        (status = 400, description = "A bad limit or cursor", body = ErrorEnvelope),
     ))]
 fn list_users() {}
 
 #[utoipa::path(post, path = "/api/users", tag = "directory", request_body = NewUserBody,
     responses(
-        (status = 201, description = "Created; `Location` names it", body = User),
+        (status = 201, description = "Created; `Location` names it", body = User,
+            headers(("Location" = String, description = "/api/users/{id}"))),
         (status = 403, description = "Admins only", body = ErrorEnvelope),
         (status = 409, description = "The email is taken", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields, or a password the policy refuses", body = ErrorEnvelope),
     ))]
 fn create_user() {}
 
@@ -147,9 +413,10 @@ fn get_user() {}
     request_body = UserChangesBody,
     responses(
         (status = 200, description = "Updated (partial, as PATCH)", body = User),
-        (status = 403, description = "Only yourself, unless admin", body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
-        (status = 422, body = ErrorEnvelope),
+        (status = 403, description = "Only yourself, unless admin; roles and passwords: admins only", body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "The email is taken, or this would demote the last admin", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields", body = ErrorEnvelope),
     ))]
 fn put_user() {}
 
@@ -157,14 +424,16 @@ fn put_user() {}
     request_body = UserChangesBody,
     responses(
         (status = 200, description = "Updated", body = User),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
-        (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope),
+        (status = 403, description = "Only yourself, unless admin; roles and passwords: admins only", body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "The email is taken, or this would demote the last admin", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields", body = ErrorEnvelope),
     ))]
 fn patch_user() {}
 
 #[utoipa::path(delete, path = "/api/users/{id}", tag = "directory", params(("id" = i64, Path)),
     responses(
-        (status = 200, body = Message),
+        (status = 200, body = Confirmation),
         (status = 403, description = "Admins only", body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "The last admin", body = ErrorEnvelope),
@@ -177,15 +446,24 @@ fn profile() {}
 
 #[utoipa::path(get, path = "/api/autocomplete", tag = "directory",
     params(
-        ("q" = String, Query, description = "At least 2 characters, else `[]`"),
-        ("limit" = Option<i64>, Query, description = "Default 5, at most 20"),
+        ("q" = Option<String>, Query, description = "At least 2 characters, else `[]`"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Default 5; above 20 counts as 20"),
     ),
-    responses((status = 200, description = "Distinct names starting with `q`", body = [String])))]
+    responses(
+        (status = 200, description = "Distinct names starting with `q`", body = [String]),
+        (status = 400, description = "A bad limit", body = ErrorEnvelope),
+    ))]
 fn autocomplete() {}
 
 #[utoipa::path(get, path = "/api/search", tag = "directory",
-    params(("q" = String, Query), ("limit" = Option<i64>, Query, description = "Default 20, at most 100")),
-    responses((status = 200, description = "Best matches first", body = [User])))]
+    params(
+        ("q" = Option<String>, Query, description = "Matched anywhere in name or email; none or blank: `[]`"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Default 20; above 100 counts as 100"),
+    ),
+    responses(
+        (status = 200, description = "Best matches first", body = [User]),
+        (status = 400, description = "A bad limit", body = ErrorEnvelope),
+    ))]
 fn search() {}
 
 #[utoipa::path(post, path = "/api/batch", tag = "directory", request_body = BatchBody,
@@ -195,117 +473,235 @@ fn search() {}
     ))]
 fn batch() {}
 
-/// `POST /api/send`
-#[derive(Serialize, ToSchema)]
-struct SendBody {
-    #[schema(example = "hello")]
-    text: String,
-    /// Default `general`.
-    room: Option<String>,
-    /// Makes a retry idempotent: the same client_id from the same user to the same
-    /// room stores one message.
-    client_id: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/send", tag = "realtime", request_body = SendBody,
     responses(
         (status = 201, description = "Stored and sent to every subscriber of the room", body = ChatMessage),
         (status = 200, description = "This client_id was sent before: the first copy", body = ChatMessage),
+        (status = 400, description = "A bad room name or client_id", body = ErrorEnvelope),
         (status = 403, description = "A read-only room (`directory`)", body = ErrorEnvelope),
-        (status = 422, description = "Empty, too long, or control characters", body = ErrorEnvelope),
+        (status = 422, description = "No text, too long, or control characters", body = ErrorEnvelope),
+        (status = 429, description = "Too many messages; see `Retry-After`", body = ErrorEnvelope),
     ))]
 fn send() {}
 
 #[utoipa::path(get, path = "/api/rooms", tag = "realtime",
-    responses((status = 200, description = "`[{name, last_id, present}]`, by name")))]
+    responses((status = 200, description = "Rooms with messages, by name", body = [RoomInfo])))]
 fn rooms() {}
 
 #[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "realtime",
     params(
-        ("room" = String, Path),
+        ("room" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
         ("since" = Option<i64>, Query, description = "Messages after this id, oldest first"),
         ("before" = Option<i64>, Query, description = "Without `since`: the newest messages before this id"),
-        ("limit" = Option<i64>, Query, description = "Default 50, at most 500"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Default 50; above 500 counts as 500"),
     ),
     responses(
         (status = 200, description = "Oldest first; `Switchboard-Position` is the id to subscribe from", body = [ChatMessage]),
-        (status = 400, description = "A bad room name or position", body = ErrorEnvelope),
+        (status = 400, description = "A bad room name, position or limit", body = ErrorEnvelope),
     ))]
 fn room_messages() {}
 
 #[utoipa::path(get, path = "/api/rooms/{room}/presence", tag = "realtime",
-    params(("room" = String, Path)),
-    responses((status = 200, description = "Exact count, the first members by name", body = PresenceSnapshot)))]
+    params(("room" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")),
+    responses(
+        (status = 200, description = "Exact count, the first members by name", body = PresenceSnapshot),
+        (status = 400, description = "A bad room name", body = ErrorEnvelope),
+    ))]
 fn room_presence() {}
 
 #[utoipa::path(get, path = "/api/notifications", tag = "realtime",
     params(
-        ("since" = Option<i64>, Query), ("before" = Option<i64>, Query), ("limit" = Option<i64>, Query),
+        ("since" = Option<i64>, Query), ("before" = Option<i64>, Query),
+        ("limit" = Option<i64>, Query, minimum = 1),
     ),
-    responses((status = 200, description = "The caller's notifications (mentions, account changes)", body = [ChatMessage])))]
+    responses(
+        (status = 200, description = "The caller's notifications (mentions, account changes)", body = [ChatMessage]),
+        (status = 400, description = "A bad position or limit", body = ErrorEnvelope),
+    ))]
 fn notifications() {}
 
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody, security(()),
     responses(
         (status = 200, description = "Logged in: `sb_session` and `csrftoken` cookies set", body = User),
         (status = 401, description = "Wrong email or password (which, is not said)", body = ErrorEnvelope),
+        (status = 422, description = "No email or no password", body = ErrorEnvelope),
         (status = 429, description = "Too many attempts; see `Retry-After`", body = ErrorEnvelope),
     ))]
 fn login() {}
 
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()),
-    responses((status = 200, body = Message)))]
+    responses((status = 200, description = "The session (if any) ended", body = Confirmation)))]
 fn logout() {}
 
-#[utoipa::path(get, path = "/api/auth/me", tag = "auth",
-    responses((status = 200, body = User), (status = 401, body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", responses((status = 200, body = User)))]
 fn me() {}
 
 #[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordChangeBody,
     responses(
-        (status = 200, description = "Changed; every other session ended", body = Message),
-        (status = 422, body = ErrorEnvelope),
+        (status = 200, description = "Changed; every other session ended", body = Confirmation),
+        (status = 422, description = "The current password is wrong, or the new one is refused", body = ErrorEnvelope),
     ))]
 fn change_password() {}
 
 #[utoipa::path(get, path = "/api/tokens", tag = "auth",
     params(("user_id" = Option<i64>, Query, description = "Admins: one user's tokens")),
-    responses((status = 200, body = [ApiToken])))]
+    responses(
+        (status = 200, body = [ApiToken]),
+        (status = 400, description = "A bad user_id", body = ErrorEnvelope),
+    ))]
 fn list_tokens() {}
 
 #[utoipa::path(post, path = "/api/tokens", tag = "auth", request_body = NewTokenBody,
-    responses((status = 201, body = CreatedToken), (status = 403, body = ErrorEnvelope),
-              (status = 422, body = ErrorEnvelope)))]
+    responses(
+        (status = 201, description = "The token, shown this once", body = CreatedToken),
+        (status = 403, description = "A token for someone else: admins only", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields, or no such user", body = ErrorEnvelope),
+    ))]
 fn create_token() {}
 
 #[utoipa::path(delete, path = "/api/tokens/{id}", tag = "auth", params(("id" = i64, Path)),
-    responses((status = 200, body = Message), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Confirmation), (status = 404, body = ErrorEnvelope)))]
 fn revoke_token() {}
 
 #[utoipa::path(get, path = "/api/hello", tag = "examples",
-    responses((status = 200, description = "A greeting", body = Object)))]
+    params(("name" = Option<String>, Query, description = "Who to greet; default World")),
+    responses((status = 200, description = "A greeting", body = Hello)))]
 fn hello() {}
 
 #[utoipa::path(get, path = "/api/data", tag = "examples",
-    responses((status = 200, description = "UUID, datetime, date, exact decimal and set in JSON", body = Object)))]
+    responses((status = 200, description = "UUID, datetime, date, exact decimal and set in JSON", body = Showcase)))]
 fn data() {}
 
 #[utoipa::path(get, path = "/api/error", tag = "examples",
-    params(("status" = Option<u16>, Query, description = "Any status the API uses")),
-    responses((status = 400, body = ErrorEnvelope)))]
+    params(("status" = Option<u16>, Query, description = "One of 400, 401, 403, 404, 409, 422, 429, 500, 503 (default 400); another is a 400")),
+    responses(
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope), (status = 500, body = ErrorEnvelope),
+        (status = 503, body = ErrorEnvelope),
+    ))]
 fn error() {}
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
-    responses((status = 200, body = Object)))]
+    responses((status = 200, description = "The process answers", body = Health)))]
 fn healthz() {}
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
-    responses((status = 200, body = Object), (status = 503, body = ErrorEnvelope)))]
+    responses(
+        (status = 200, description = "The store (and Redis, when configured) answer", body = Readiness),
+        (status = 503, description = "Not ready", body = ErrorEnvelope),
+    ))]
 fn readyz() {}
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text (admins)", content_type = "text/plain")))]
+    responses(
+        (status = 200, description = "Prometheus text", content_type = "text/plain", body = String),
+        (status = 403, description = "Admins only", body = ErrorEnvelope),
+    ))]
 fn metrics() {}
+
+/// The probes sit outside authentication, rate limits and the request timeout.
+const PROBES: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Adds to every operation the errors the layers in front of its handler can answer
+/// (see `crate::http`), unless the operation already describes that status:
+///
+/// - 401: a missing, malformed, unknown or revoked credential (on public operations
+///   too: a bad `Authorization` header is refused wherever it is sent);
+/// - 403: an unsafe method with a session cookie but no same-origin evidence (CSRF);
+/// - 400: a malformed JSON body, or a query parameter of the wrong type;
+/// - 404: a path parameter that does not parse names nothing;
+/// - 413 and 415: a body too large, or not `application/json`;
+/// - 429: a rate limit (`Retry-After`);
+/// - 503: the store is unreachable, or the request timed out.
+struct MiddlewareErrors;
+
+impl MiddlewareErrors {
+    fn statuses(path: &str, method: &str, operation: &Operation) -> Vec<(u16, &'static str)> {
+        if PROBES.contains(&path) {
+            return if path == "/readyz" {
+                vec![(503, "Not ready")]
+            } else {
+                Vec::new()
+            };
+        }
+        let parameters = operation.parameters.as_deref().unwrap_or_default();
+        let has = |location: utoipa::openapi::path::ParameterIn| {
+            parameters.iter().any(|p| match p {
+                RefOr::T(p) => p.parameter_in == location,
+                RefOr::Ref(_) => false,
+            })
+        };
+        let mut statuses = vec![
+            (
+                401,
+                "Not logged in, or a bad, expired or revoked credential",
+            ),
+            (429, "Rate limited; `Retry-After` says when to try again"),
+            (
+                503,
+                "The store is unreachable, or the request took too long",
+            ),
+        ];
+        if !matches!(method, "get" | "head" | "options") {
+            statuses.push((
+                403,
+                "Refused: a cookie-authenticated write without same-origin evidence or a valid `X-CSRFToken` (CSRF)",
+            ));
+        }
+        if operation.request_body.is_some() {
+            statuses.push((400, "Malformed JSON, or a body of the wrong shape"));
+            statuses.push((413, "The body is larger than `--max-body-bytes`"));
+            statuses.push((415, "`Content-Type` is not `application/json`"));
+        }
+        if has(utoipa::openapi::path::ParameterIn::Query) {
+            statuses.push((400, "A query parameter of the wrong type"));
+        }
+        if has(utoipa::openapi::path::ParameterIn::Path) {
+            statuses.push((404, "Nothing has this id"));
+        }
+        statuses
+    }
+}
+
+/// The operations of a path item, with their lower-case method names.
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", item.get.as_mut()),
+        ("put", item.put.as_mut()),
+        ("post", item.post.as_mut()),
+        ("delete", item.delete.as_mut()),
+        ("patch", item.patch.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.map(|o| (method, o)))
+}
+
+impl Modify for MiddlewareErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for (method, operation) in operations_mut(item) {
+                for (status, description) in Self::statuses(path, method, operation) {
+                    let response = ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            utoipa::openapi::content::Content::new(Some(Ref::from_schema_name(
+                                "ErrorEnvelope",
+                            ))),
+                        )
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert(RefOr::T(response));
+                }
+            }
+        }
+    }
+}
 
 struct Security;
 
@@ -347,11 +743,11 @@ impl Modify for Security {
     ),
     components(schemas(
         User, Role, Profile, ProfileUser, Settings, Stats, ApiToken, ErrorEnvelope,
-        NewUserBody, UserChangesBody, Message, LoginBody, PasswordChangeBody, NewTokenBody,
+        NewUserBody, UserChangesBody, Confirmation, LoginBody, PasswordChangeBody, NewTokenBody,
         CreatedToken, BatchItem, BatchBody, BatchOutcome, ChatMessage, Author, SendBody,
-        PresenceSnapshot
+        PresenceSnapshot, RoomInfo, Hello, Showcase, Health, Readiness
     )),
-    modifiers(&Security),
+    modifiers(&Security, &MiddlewareErrors),
     security(("session" = []), ("token" = [])),
     tags(
         (name = "directory", description = "Users: list, search, create, edit, delete"),
@@ -367,4 +763,171 @@ pub struct ApiDoc;
 /// `GET /api/openapi.json` (logged in, like the rest of the API).
 pub async fn document(_: Identity) -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::ToSchema;
+    use utoipa::openapi::schema::Schema;
+
+    use super::*;
+    use crate::error::FieldErrors;
+    use crate::hub::message::{check_room, clean_text};
+
+    fn pattern_of(schema: Schema) -> regex::Regex {
+        let Schema::Object(object) = schema else {
+            panic!("not an object schema")
+        };
+        regex::Regex::new(&object.pattern.expect("a pattern")).expect("a valid regex")
+    }
+
+    /// Strings on both sides of each rule: lengths around the limits, white space
+    /// and control characters inside and around, invisible and bidi characters.
+    fn samples(max: usize) -> Vec<String> {
+        let mut all: Vec<String> = [
+            "Dana",
+            "  Dana  ",
+            "",
+            " ",
+            "\t\n",
+            "a\u{0}b",
+            "\u{0}",
+            "\tAb\n",
+            "a\nb",
+            "a\tb",
+            "\u{85}ab\u{85}",
+            "a\u{85}b",
+            "\u{1c}ab",
+            "ab\u{7f}",
+            "a\u{9f}",
+            "\u{a0}x\u{a0}",
+            "\u{3000}名前\u{3000}",
+            "a\u{200b}b",
+            "\u{202e}abc",
+            "a\u{2028}b",
+            "\u{2028}ab",
+            "👩\u{200d}👩\u{200d}👧",
+            "a\u{200d}",
+            "Zoë",
+            "\u{feff}x",
+            "a\u{ad}b",
+            "🏴\u{e0067}\u{e0062}\u{e007f}",
+        ]
+        .map(String::from)
+        .to_vec();
+        for n in [max - 1, max, max + 1] {
+            all.push("é".repeat(n));
+            all.push(format!("  {}  ", "x".repeat(n)));
+            all.push(format!("a{}b", " ".repeat(n.saturating_sub(2))));
+        }
+        all
+    }
+
+    /// Joiners and flag tags are allowed by context (between two visible characters,
+    /// after a black flag), which a pattern does not attempt: it may refuse such a
+    /// name the server takes.
+    fn context_dependent(sample: &str) -> bool {
+        sample
+            .chars()
+            .any(|c| matches!(c, '\u{200c}' | '\u{200d}' | '\u{e0020}'..='\u{e007f}'))
+    }
+
+    #[test]
+    fn the_name_pattern_accepts_what_check_name_accepts() {
+        for schema in [name_schema(), token_name_schema()] {
+            let pattern = pattern_of(schema);
+            for sample in samples(crate::directory::model::NAME_MAX_CHARS) {
+                let accepted =
+                    crate::directory::model::check_name(&sample, &mut FieldErrors::new()).is_some();
+                let matched = pattern.is_match(&sample);
+                assert!(
+                    accepted || !matched,
+                    "{sample:?}: the document promises a name the server refuses"
+                );
+                assert!(
+                    matched || !accepted || context_dependent(&sample),
+                    "{sample:?}: the document refuses a name the server takes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_text_pattern_accepts_exactly_what_clean_text_accepts() {
+        let pattern = pattern_of(text_schema());
+        for sample in samples(4_000) {
+            assert_eq!(
+                pattern.is_match(&sample),
+                clean_text(&sample, 4_000).is_ok(),
+                "{sample:?}: the document and the server disagree"
+            );
+        }
+    }
+
+    #[test]
+    fn the_room_pattern_accepts_exactly_what_check_room_accepts() {
+        let pattern = pattern_of(room_schema());
+        let mut rooms: Vec<String> = [
+            "general", "a", "A-1_b.c", "-x", ".a", "a b", "é", "user:1", "",
+        ]
+        .map(String::from)
+        .to_vec();
+        rooms.extend(["x".repeat(64), "x".repeat(65)]);
+        for room in rooms {
+            assert_eq!(
+                pattern.is_match(&room),
+                check_room(&room).is_ok(),
+                "{room:?}"
+            );
+        }
+    }
+
+    /// Two types of one name would share one entry of `components.schemas` (one
+    /// silently replacing the other): each type's schema must be the one its name
+    /// stands for in the document.
+    #[test]
+    fn every_schema_name_stands_for_one_type() {
+        fn check<T: ToSchema>(schemas: &BTreeMap<String, RefOr<Schema>>) {
+            let name = T::name();
+            let registered = schemas
+                .get(name.as_ref())
+                .unwrap_or_else(|| panic!("{name} is not in the document"));
+            assert_eq!(
+                serde_json::to_value(registered).unwrap(),
+                serde_json::to_value(T::schema()).unwrap(),
+                "{name} in the document is another type's schema"
+            );
+        }
+        let doc = ApiDoc::openapi();
+        let schemas = &doc.components.as_ref().unwrap().schemas;
+        check::<User>(schemas);
+        check::<Role>(schemas);
+        check::<Profile>(schemas);
+        check::<ProfileUser>(schemas);
+        check::<Settings>(schemas);
+        check::<Stats>(schemas);
+        check::<ApiToken>(schemas);
+        check::<ErrorEnvelope>(schemas);
+        check::<NewUserBody>(schemas);
+        check::<UserChangesBody>(schemas);
+        check::<Confirmation>(schemas);
+        check::<LoginBody>(schemas);
+        check::<PasswordChangeBody>(schemas);
+        check::<NewTokenBody>(schemas);
+        check::<CreatedToken>(schemas);
+        check::<BatchItem>(schemas);
+        check::<BatchBody>(schemas);
+        check::<BatchOutcome>(schemas);
+        check::<ChatMessage>(schemas);
+        check::<Author>(schemas);
+        check::<SendBody>(schemas);
+        check::<PresenceSnapshot>(schemas);
+        check::<RoomInfo>(schemas);
+        check::<Hello>(schemas);
+        check::<Showcase>(schemas);
+        check::<Health>(schemas);
+        check::<Readiness>(schemas);
+        // Every schema the document has was checked above.
+        assert_eq!(schemas.len(), 27, "{:?}", schemas.keys());
+    }
 }

@@ -206,7 +206,7 @@ struct CreatedToken {
     record: ApiToken,
 }
 
-const TOKEN_NAME_MAX_CHARS: usize = 100;
+pub(crate) const TOKEN_NAME_MAX_CHARS: usize = 100;
 const TOKEN_MAX_DAYS: i64 = 3650;
 
 /// `POST /api/tokens {"name", "expires_in_days"?, "user_id"?}` -> 201 with the token,
@@ -223,6 +223,9 @@ async fn create_token(
             "name".into(),
             format!("must be 1 to {TOKEN_NAME_MAX_CHARS} characters"),
         );
+    } else if name.chars().any(char::is_control) {
+        // PostgreSQL cannot store a NUL in text, and no name needs a control character.
+        errors.insert("name".into(), "must not contain control characters".into());
     }
     // Shown in token lists as a name is: the same character rule.
     if let Some(problem) = errors

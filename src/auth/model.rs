@@ -46,8 +46,12 @@ pub struct ApiToken {
     /// The token's first characters, to tell tokens apart.
     pub prefix: String,
     pub created_at: i64,
+    // Always present, null when unset.
+    #[schema(required = true)]
     pub expires_at: Option<i64>,
+    #[schema(required = true)]
     pub last_used_at: Option<i64>,
+    #[schema(required = true)]
     pub revoked_at: Option<i64>,
 }
 

@@ -109,7 +109,12 @@ pub async fn list_page(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<ListPage, ApiError> {
-    let after_id = cursor.map(decode_cursor).transpose()?.unwrap_or(0);
+    // A blank cursor (`?cursor=`) is the first page, as a blank search is no search.
+    let after_id = cursor
+        .filter(|c| !c.trim().is_empty())
+        .map(decode_cursor)
+        .transpose()?
+        .unwrap_or(0);
     let search = search_key(search, "search")?;
     // One extra row says whether a next page exists, so the last page has no link.
     let mut users = state

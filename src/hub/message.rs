@@ -34,6 +34,8 @@ impl Author {
 /// `{room, id, user: {id, name}, text, ts, timestamp, client_id?, event?}`.
 /// `timestamp` (Unix seconds) is what the seed's long-poll clients read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+// Named apart from the `{message}` confirmations in the OpenAPI document.
+#[schema(as = ChatMessage)]
 pub struct Message {
     pub room: String,
     /// Gapless within the room: 1, 2, 3...
@@ -44,11 +46,13 @@ pub struct Message {
     pub ts: String,
     /// Unix seconds with milliseconds (*compat* with the seed's long polling).
     pub timestamp: f64,
+    /// Absent rather than null when the sender gave none.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     pub client_id: Option<String>,
     /// A structured event (`{"type": "user_created", "user": {...}}`, a mention...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     pub event: Option<Value>,
 }
 

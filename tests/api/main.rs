@@ -11,6 +11,7 @@ mod cli;
 mod clients;
 mod edge;
 mod errors;
+mod fuzz_findings;
 mod openapi;
 mod ops;
 mod realtime;
