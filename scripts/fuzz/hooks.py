@@ -12,8 +12,6 @@
    valid only as the server handed it out in a `Link` header, so none is invented;
    and a password must pass a strength estimate (and not be built from the account's
    name or email), so such cases get a long random one.
-
-3. Known bugs being fixed elsewhere (remove each line once its fix has landed).
 """
 
 import os
@@ -32,23 +30,10 @@ PROTECTED = {
     ("DELETE", "/api/tokens/{id}"): TOKEN_ID,
 }
 
-# Known 500s another change fixes (bad input: a control character in a search needle
-# becomes a 400); until it lands they are not sent.
-# (method, path template, query parameter): a NUL byte in a search needle
-# (FTS5 "unterminated string" on SQLite).
-KNOWN_BUGS = {
-    ("GET", "/api/search", "q"),
-    ("GET", "/api/users", "search"),
-}
-
 
 def _is_positive(case):
     meta = getattr(case, "meta", None)
     return meta is not None and meta.generation.mode.is_positive
-
-
-def _has_nul(value):
-    return isinstance(value, str) and "\x00" in value
 
 
 @schemathesis.hook
@@ -58,10 +43,6 @@ def filter_case(ctx, case):
     protected = PROTECTED.get((method, path))
     if protected is not None and str((case.path_parameters or {}).get("id")).strip() == protected:
         return False
-    query = case.query or {}
-    for bug_method, bug_path, parameter in KNOWN_BUGS:
-        if (method, path) == (bug_method, bug_path) and _has_nul(query.get(parameter)):
-            return False
     return True
 
 
