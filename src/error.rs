@@ -216,6 +216,10 @@ impl From<StoreError> for ApiError {
                     fields,
                 }
             }
+            StoreError::LastAdmin => Self::Conflict {
+                message: "This is the only admin; make another admin first".into(),
+                fields: Default::default(),
+            },
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");
                 Self::Unavailable
