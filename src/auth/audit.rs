@@ -8,7 +8,7 @@
 //!   `credentials_ended`, see [`super::credentials_ended`]);
 //! - `client_ip` and `request_id`;
 //! - the account when known: `user_id`, or for a login the `email` it named (that
-//!   text is the client's, so it is written with `Debug` escaping and cut short).
+//!   text is the client's: cut short, control characters replaced).
 //!
 //! Never a password, token, cookie or CSRF token: none of these functions takes one.
 
@@ -62,15 +62,22 @@ impl FromRequestParts<AppState> for Origin {
 /// Longest part of a client-given email that is logged.
 const EMAIL_LOG_CHARS: usize = 254;
 
+/// A client-given email as logged: cut short, control characters replaced (a newline
+/// could otherwise forge a line of the pretty log).
 fn claimed(email: &str) -> String {
-    email.trim().chars().take(EMAIL_LOG_CHARS).collect()
+    email
+        .trim()
+        .chars()
+        .take(EMAIL_LOG_CHARS)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 pub fn login_succeeded(origin: &Origin, user_id: i64, email: &str) {
     tracing::info!(
         event = "login_succeeded",
         user_id,
-        email = ?claimed(email),
+        email = %claimed(email),
         client_ip = %origin.client_ip,
         request_id = origin.request_id(),
         "login succeeded"
@@ -82,7 +89,7 @@ pub fn login_succeeded(origin: &Origin, user_id: i64, email: &str) {
 pub fn login_failed(origin: &Origin, email: &str) {
     tracing::warn!(
         event = "login_failed",
-        email = ?claimed(email),
+        email = %claimed(email),
         client_ip = %origin.client_ip,
         request_id = origin.request_id(),
         "login failed"
@@ -104,7 +111,7 @@ pub fn password_check_failed(origin: &Origin, user_id: i64) {
 pub fn login_throttled(origin: &Origin, email: &str, retry_after: Duration) {
     tracing::warn!(
         event = "login_throttled",
-        email = ?claimed(email),
+        email = %claimed(email),
         client_ip = %origin.client_ip,
         request_id = origin.request_id(),
         retry_after_secs = retry_after.as_secs_f64().ceil() as u64,
@@ -156,4 +163,16 @@ pub fn forbidden(origin: &Origin, user_id: Option<i64>, method: &str, path: &str
         code,
         "permission refused"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_given_emails_cannot_forge_log_lines() {
+        assert_eq!(
+            super::claimed(" a@b.c\n2026-01-01 INFO fake\r"),
+            "a@b.c\u{FFFD}2026-01-01 INFO fake"
+        );
+        assert_eq!(super::claimed(&"x".repeat(1000)).len(), 254);
+    }
 }

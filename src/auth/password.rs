@@ -341,7 +341,10 @@ mod tests {
         };
         assert_eq!(policy.check("AliceSmith2026!", bob), Ok(()));
         // Her words beside enough of something else are fine.
-        assert_eq!(policy.check("alice likes tangerine otter violin", ALICE), Ok(()));
+        assert_eq!(
+            policy.check("alice likes tangerine otter violin", ALICE),
+            Ok(())
+        );
     }
 
     #[test]

@@ -284,7 +284,7 @@ pub async fn update_user(
         state.hub.publish(event).await;
     }
     if let Some(ended) = &update.ended {
-        crate::auth::credentials_ended(state, ended, "password reset by an admin").await;
+        crate::auth::credentials_ended(state, ended, "password set by an admin").await;
     }
     if identity.id() != id {
         tell_about_admin_change(state, &actor, &update.user, new_password.is_some()).await;

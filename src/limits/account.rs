@@ -76,12 +76,10 @@ impl AccountThrottle {
         if !self.enabled {
             return;
         }
-        if reservation.shared {
-            if let Some(shared) = &self.shared {
-                match shared.refund(&reservation.key, self.interval).await {
-                    Ok(()) => return,
-                    Err(error) => warn_redis_down(&error),
-                }
+        if let (true, Some(shared)) = (reservation.shared, &self.shared) {
+            match shared.refund(&reservation.key, self.interval).await {
+                Ok(()) => return,
+                Err(error) => warn_redis_down(&error),
             }
         }
         self.refund_here(&reservation.key, Instant::now());

@@ -10,7 +10,7 @@ use switchboard::store::Backend;
 use switchboard::{App, Config};
 
 use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, MEMBER_PASSWORD, TestApp, TestDb, assert_envelope,
+    ADMIN_EMAIL, ADMIN_PASSWORD, MEMBER_PASSWORD, TestApp, TestDb, assert_envelope, browser,
     json_with_status, login, spawn_app, spawn_app_with,
 };
 
@@ -37,20 +37,25 @@ async fn weak_passwords_are_refused_with_the_reason_on_the_field(backend: Backen
         assert_envelope(&body, "validation_failed");
         body["fields"]["password"].as_str().unwrap().to_owned()
     };
-    let user = |password: &str| {
-        json!({"name": "Carla Diaz", "email": "carla.diaz@example.com", "password": password})
-    };
+    let user = |password: &str| json!({"name": "Carla Diaz", "email": "carla.diaz@example.com", "password": password});
     assert!(refused(user("password")).await.contains("at least 12"));
     assert!(refused(user("12345678")).await.contains("at least 12"));
     assert!(refused(user("passwordpassword")).await.contains("guess"));
     let common = refused(user("qwertyuiop123")).await;
-    assert!(common.contains("common") || common.contains("guess"), "{common}");
+    assert!(
+        common.contains("common") || common.contains("guess"),
+        "{common}"
+    );
     assert!(
         refused(user("carla.diaz@example.com"))
             .await
             .contains("name or email")
     );
-    assert!(refused(user("CarlaDiaz2026")).await.contains("name or email"));
+    assert!(
+        refused(user("CarlaDiaz2026"))
+            .await
+            .contains("name or email")
+    );
     json_with_status(app.post_json("/api/users", &user(STRONG)).await, 201).await;
 
     // An admin's reset of someone's password: the same policy, judged against that
@@ -70,8 +75,15 @@ async fn weak_passwords_are_refused_with_the_reason_on_the_field(backend: Backen
         assert!(problem.contains(reason), "{problem}");
     }
     let unchanged = json_with_status(app.get(&path).await, 200).await;
-    assert_eq!(unchanged["name"], "Dana Ellis", "nothing of a refused change is written");
-    json_with_status(app.patch_json(&path, &json!({"password": STRONG})).await, 200).await;
+    assert_eq!(
+        unchanged["name"], "Dana Ellis",
+        "nothing of a refused change is written"
+    );
+    json_with_status(
+        app.patch_json(&path, &json!({"password": STRONG})).await,
+        200,
+    )
+    .await;
 
     // Changing one's own password.
     let (_, client) = app.member("Erin Fox", "erin.fox@example.com").await;
@@ -148,7 +160,10 @@ async fn new_admin(app: &TestApp, by: &reqwest::Client, n: usize) -> (i64, reqwe
     let body = json!({"name": format!("Admin {n}"), "email": email, "role": "admin",
                       "password": STRONG});
     let user = json_with_status(post(by, app.url("/api/users"), &body).await, 201).await;
-    (user["id"].as_i64().unwrap(), login(app.address, &email, STRONG).await)
+    (
+        user["id"].as_i64().unwrap(),
+        login(app.address, &email, STRONG).await,
+    )
 }
 
 /// Two admins demote each other at the same moment, many times over: one of them
@@ -200,11 +215,8 @@ async fn mutual_deletions_always_leave_an_admin(backend: Backend) {
         let delete = |by: &reqwest::Client, target: i64| {
             by.delete(app.url(&format!("/api/users/{target}"))).send()
         };
-        let (first, second) = join(
-            delete(&pair[0].1, pair[1].0),
-            delete(&pair[1].1, pair[0].0),
-        )
-        .await;
+        let (first, second) =
+            join(delete(&pair[0].1, pair[1].0), delete(&pair[1].1, pair[0].0)).await;
         let statuses = [first.unwrap().status(), second.unwrap().status()];
         assert_eq!(admins(&app).await, 1, "round {round}: {statuses:?}");
         let survivor = if role_of(&app, pair[0].0).await.is_some() {
@@ -342,7 +354,11 @@ async fn password_guesses_are_limited_per_account(backend: Backend) {
         assert_eq!(response.status(), 401, "guess {i}");
     }
     let response = try_login(&app, "203.0.113.7", "jo@example.com", "wrong guess").await;
-    assert_eq!(response.status(), 429, "a fresh address gets no fresh guesses");
+    assert_eq!(
+        response.status(),
+        429,
+        "a fresh address gets no fresh guesses"
+    );
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -393,7 +409,10 @@ async fn guessing_the_current_password_is_limited_like_a_login(backend: Backend)
     let (_, client) = app.member("Max Nagel", "max@example.com").await;
     let guess = |n: usize| {
         let body = json!({"current_password": format!("guess {n}"), "new_password": STRONG});
-        let request = client.post(app.url("/api/auth/password")).json(&body).send();
+        let request = client
+            .post(app.url("/api/auth/password"))
+            .json(&body)
+            .send();
         async move { request.await.unwrap() }
     };
     for n in 0..3 {
@@ -497,12 +516,214 @@ async fn instances_share_the_per_account_budget() {
         .query_async(&mut connection)
         .await
         .unwrap();
-    let buckets: Vec<&String> = keys.iter().filter(|k| k.contains("login-account:")).collect();
+    let buckets: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.contains("login-account:"))
+        .collect();
     assert_eq!(buckets.len(), 1, "the guessed account's bucket: {keys:?}");
-    assert!(!buckets[0].contains("admin@"), "emails are hashed in key names");
+    assert!(
+        !buckets[0].contains("admin@"),
+        "emails are hashed in key names"
+    );
     let _: () = redis::cmd("DEL")
         .arg(&keys)
         .query_async(&mut connection)
         .await
         .unwrap();
+}
+
+// ---- the security log ----------------------------------------------------------------
+
+/// The binary with `--log-format json`: logins that succeed and fail, a CSRF refusal,
+/// a permission refusal, a rate limit and a password change are each one JSON line
+/// with the account, the client's address and the request id, and no secret is in the
+/// log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_events_are_logged_as_json_without_secrets() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .current_dir(dir.path())
+        .args(["--log-format", "json", "--bind", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .env_remove("SWITCHBOARD_DATABASE_URL")
+        .env("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("SWITCHBOARD_RATE_LOGIN_PER_MINUTE", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    let reader = {
+        let lines = lines.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let line = line.unwrap();
+                if line.contains("\"listening\"") {
+                    let value: Value = serde_json::from_str(&line).unwrap();
+                    let _ = address_tx.send(value["address"].as_str().unwrap().to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    let stderr = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let address: SocketAddr = address_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the server says where it listens")
+        .parse()
+        .unwrap();
+    let url = |path: &str| format!("http://{address}{path}");
+
+    // 1 of 4 logins from this address: the admin, whose cookies we keep to look for.
+    let admin = browser(address);
+    let response = post(
+        &admin,
+        url("/api/auth/login"),
+        &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| {
+            let c = c.to_str().unwrap();
+            c[c.find('=').unwrap() + 1..c.find(';').unwrap()].to_owned()
+        })
+        .collect();
+    let admin_id = response.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    // A member and an API token (the token's text must never be logged).
+    let member_password = "quiet meadow lantern 77";
+    let body = json!({"name": "Nia Ohm", "email": "nia@example.com", "password": member_password});
+    let member = json_with_status(post(&admin, url("/api/users"), &body).await, 201).await;
+    let token = create_token(&admin, address, "ci").await;
+    // 2: the member logs in; 3: a wrong password.
+    let nia = login(address, "nia@example.com", member_password).await;
+    let guess = "hunter2 is my guess";
+    let response = post(
+        &browser(address),
+        url("/api/auth/login"),
+        &json!({"email": "nia@example.com", "password": guess}),
+    )
+    .await;
+    assert_eq!(response.status(), 401);
+    // A member may not delete users: 403.
+    let response = nia
+        .delete(url(&format!("/api/users/{admin_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    // A cookie-authenticated write from another site: 403 (CSRF).
+    let response = admin
+        .post(url("/api/users"))
+        .header("origin", "https://evil.example")
+        .json(&json!({"name": "X", "email": "x@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    // The member changes their password (4 of 4), and a fifth attempt is refused.
+    let new_password = "amber canyon whistle 8";
+    let response = post(
+        &nia,
+        url("/api/auth/password"),
+        &json!({"current_password": member_password, "new_password": new_password}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let response = post(
+        &browser(address),
+        url("/api/auth/login"),
+        &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+    )
+    .await;
+    assert_eq!(response.status(), 429);
+    // The token still works for the admin (and is not logged).
+    let me = reqwest::Client::new()
+        .get(url("/api/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    let stderr = stderr_reader.join().unwrap();
+    let lines = lines.lock().unwrap().clone();
+
+    let mut events: Vec<Value> = Vec::new();
+    for line in &lines {
+        let value: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        if value["event"].is_string() {
+            events.push(value);
+        }
+    }
+    let find = |name: &str| -> Value {
+        events
+            .iter()
+            .find(|e| e["event"] == name)
+            .unwrap_or_else(|| panic!("no {name} event in:\n{}", lines.join("\n")))
+            .clone()
+    };
+    for name in [
+        "login_succeeded",
+        "login_failed",
+        "forbidden",
+        "csrf_refused",
+        "rate_limited",
+        "credentials_ended",
+    ] {
+        let event = find(name);
+        if name != "credentials_ended" {
+            assert_eq!(event["client_ip"], "127.0.0.1", "{event}");
+            let id = event["request_id"].as_str().unwrap_or_default();
+            assert!(id.len() >= 32, "{name} has a request id: {event}");
+        }
+    }
+    assert_eq!(find("login_succeeded")["user_id"], admin_id);
+    assert_eq!(find("login_failed")["email"], "nia@example.com");
+    assert_eq!(find("forbidden")["user_id"], member["id"]);
+    assert_eq!(find("csrf_refused")["user_id"], admin_id);
+    assert_eq!(find("rate_limited")["class"], "login");
+    assert_eq!(find("credentials_ended")["user_id"], member["id"]);
+
+    let log = lines.join("\n");
+    let mut secrets = vec![
+        ADMIN_PASSWORD,
+        member_password,
+        guess,
+        new_password,
+        token.as_str(),
+    ];
+    secrets.extend(cookies.iter().map(String::as_str));
+    for secret in secrets {
+        assert!(!log.contains(secret), "{secret:?} is in the log");
+    }
+    assert!(stderr.iter().all(|l| !l.contains("panicked")), "{stderr:?}");
 }
