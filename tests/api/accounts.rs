@@ -727,3 +727,66 @@ async fn security_events_are_logged_as_json_without_secrets() {
     }
     assert!(stderr.iter().all(|l| !l.contains("panicked")), "{stderr:?}");
 }
+
+/// `switchboard user add|passwd --password-stdin` apply the same policy, and say why.
+#[test]
+fn the_cli_refuses_weak_passwords_with_the_reason() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .current_dir(dir.path())
+            .args(args)
+            .args([
+                "--database-url",
+                "sqlite://./cli.db",
+                "--log-format",
+                "json",
+            ])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let output = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let add = [
+        "user",
+        "add",
+        "--email",
+        "olga.petrova@example.com",
+        "--name",
+        "Olga Petrova",
+        "--password-stdin",
+    ];
+    for (weak, reason) in [
+        ("12345678", "at least 12"),
+        ("olga.petrova@example.com", "name or email"),
+        ("OlgaPetrova1990", "name or email"),
+        ("qwertyuiopasdf", "common"),
+    ] {
+        let (ok, text) = run(&add, weak);
+        assert!(!ok, "{weak:?} was accepted: {text}");
+        assert!(text.contains(reason), "{weak:?}: {text}");
+    }
+    let (ok, text) = run(&add, STRONG);
+    assert!(ok, "{text}");
+    let passwd = [
+        "user",
+        "passwd",
+        "--email",
+        "olga.petrova@example.com",
+        "--password-stdin",
+    ];
+    let (ok, text) = run(&passwd, "password");
+    assert!(!ok && text.contains("at least 12"), "{text}");
+    let (ok, text) = run(&passwd, "violet glacier mango 7");
+    assert!(ok && text.contains("0 API tokens revoked"), "{text}");
+}
