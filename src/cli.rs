@@ -12,12 +12,17 @@ use crate::auth::{password, token};
 use crate::config::{TokenAction, UserAction};
 use crate::directory::model::{self, NewUser, Role, match_key};
 use crate::error::FieldErrors;
-use crate::store::Store;
+use crate::store::{NewPassword, Store};
 
-/// The password to set: the first line of stdin, or a generated one (printed).
-fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+/// The password to set for `account`: the first line of stdin (which must pass the
+/// password policy), or a generated one (printed).
+fn obtain_password(
+    from_stdin: bool,
+    policy: &password::Policy,
+    account: password::Account<'_>,
+) -> anyhow::Result<(String, bool)> {
     if !from_stdin {
-        return Ok((password::random_password(), true));
+        return Ok((policy.generate(account), true));
     }
     let mut line = String::new();
     std::io::stdin()
@@ -25,12 +30,8 @@ fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
         .read_line(&mut line)
         .context("reading the password from stdin")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password::check_policy(&password, "password").is_err() {
-        bail!(
-            "the password must be {} to {} characters",
-            password::MIN_CHARS,
-            password::MAX_CHARS
-        );
+    if let Err(problem) = policy.check(&password, account) {
+        bail!("the password {problem} (see README, \"Security\")");
     }
     Ok((password, false))
 }
@@ -54,7 +55,11 @@ pub fn backup(database_url: &str, dest: &std::path::Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub async fn user(store: &dyn Store, action: UserAction) -> anyhow::Result<()> {
+pub async fn user(
+    store: &dyn Store,
+    action: UserAction,
+    policy: &password::Policy,
+) -> anyhow::Result<()> {
     match action {
         UserAction::Add {
             email,
@@ -68,7 +73,11 @@ pub async fn user(store: &dyn Store, action: UserAction) -> anyhow::Result<()> {
             let (Some(name), Some(email)) = (name, email) else {
                 bail!("invalid account: {errors:?}");
             };
-            let (secret, generated) = obtain_password(password_stdin)?;
+            let account = password::Account {
+                name: &name,
+                email: &email,
+            };
+            let (secret, generated) = obtain_password(password_stdin, policy, account)?;
             let (user, _) = store
                 .insert_user(
                     &NewUser {
@@ -99,13 +108,24 @@ pub async fn user(store: &dyn Store, action: UserAction) -> anyhow::Result<()> {
                 .find_login(&match_key(email.trim()))
                 .await?
                 .with_context(|| format!("no account has the email {email}"))?;
-            let (secret, generated) = obtain_password(password_stdin)?;
-            store
-                .set_password(record.user.id, &password::hash(secret.clone()).await?)
-                .await?;
+            let account = password::Account {
+                name: &record.user.name,
+                email: &record.user.email,
+            };
+            let (secret, generated) = obtain_password(password_stdin, policy, account)?;
+            let new = NewPassword {
+                hash: password::hash(secret.clone()).await?,
+                keep_token: None,
+            };
+            let ended = store
+                .set_password(record.user.id, &new)
+                .await?
+                .with_context(|| format!("no account has the email {email}"))?;
             println!(
-                "password changed for {}; their sessions have ended",
-                record.user.email
+                "password changed for {}; {} sessions ended, {} API tokens revoked",
+                record.user.email,
+                ended.sessions.len(),
+                ended.tokens.len()
             );
             if generated {
                 println!("password: {secret}");

@@ -199,6 +199,19 @@ pub struct Config {
     )]
     pub admin_password: Option<String>,
 
+    /// Shortest password accepted (8-128; see README, "Security").
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PASSWORD_MIN_CHARS",
+        default_value_t = crate::auth::password::DEFAULT_MIN_CHARS,
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::value_parser!(u16).range(8..=128),
+            usize::from
+        ),
+        global = true
+    )]
+    pub password_min_chars: usize,
+
     /// Minutes a session may be unused before it expires.
     #[arg(long, env = "SWITCHBOARD_SESSION_IDLE_MINUTES", default_value_t = 7 * 24 * 60, global = true)]
     pub session_idle_minutes: u64,
@@ -241,6 +254,17 @@ pub struct Config {
         global = true
     )]
     pub rate_login_per_minute: u32,
+
+    /// Failed password checks allowed per minute for one account, from any address
+    /// (a burst of this many, then one every 60/n seconds; a right password costs
+    /// nothing).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RATE_LOGIN_ACCOUNT_PER_MINUTE",
+        default_value_t = 5,
+        global = true
+    )]
+    pub rate_login_account_per_minute: u32,
 
     /// Search and autocomplete requests per second per account (bursts of twice this
     /// pass, so live search while typing never trips it).
@@ -489,6 +513,7 @@ impl fmt::Debug for Config {
                 "admin_password",
                 &self.admin_password.as_ref().map(|_| "***"),
             )
+            .field("password_min_chars", &self.password_min_chars)
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("session_max_hours", &self.session_max_hours)
             .field("allowed_origins", &self.allowed_origins)

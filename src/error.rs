@@ -246,6 +246,10 @@ impl From<StoreError> for ApiError {
                 "invalid_text",
                 "Text must not contain NUL characters (U+0000)",
             ),
+            StoreError::LastAdmin => Self::Conflict {
+                message: "This is the only admin; make another admin first".into(),
+                fields: Default::default(),
+            },
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");
                 Self::Unavailable

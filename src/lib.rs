@@ -101,6 +101,7 @@ impl App {
             session_idle_secs: (config.session_idle_minutes * 60) as i64,
             session_max_secs: (config.session_max_hours * 3600) as i64,
             allowed_origins: config.allowed_origins.clone(),
+            password_policy: auth::password::Policy::new(config.password_min_chars),
         };
         let shutdown = CancellationToken::new();
         let redis = match &config.redis_url {

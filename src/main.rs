@@ -21,7 +21,8 @@ async fn main() -> anyhow::Result<()> {
         Command::User { action } => {
             let store = store::connect(&cli.config.database_url, 1).await?;
             store.migrate().await?;
-            let result = cli::user(store.as_ref(), action).await;
+            let policy = switchboard::auth::password::Policy::new(cli.config.password_min_chars);
+            let result = cli::user(store.as_ref(), action, &policy).await;
             store.close().await;
             result
         }

@@ -247,6 +247,17 @@ struct PasswordChangeBody {
     new_password: String,
 }
 
+/// `POST /api/auth/password`'s answer: what the change ended.
+#[derive(Serialize, ToSchema)]
+struct PasswordChanged {
+    #[schema(example = "Password changed")]
+    message: String,
+    /// The account's other sessions, now ended.
+    sessions_ended: u64,
+    /// The account's API tokens, now revoked (all but the one making the request).
+    tokens_revoked: u64,
+}
+
 #[derive(Serialize, ToSchema)]
 struct NewTokenBody {
     #[schema(schema_with = token_name_schema)]
@@ -538,8 +549,9 @@ fn me() {}
 
 #[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordChangeBody,
     responses(
-        (status = 200, description = "Changed; every other session ended", body = Confirmation),
-        (status = 422, description = "The current password is wrong, or the new one is refused", body = ErrorEnvelope),
+        (status = 200, description = "Changed; every other session ended, the account's API tokens revoked", body = PasswordChanged),
+        (status = 422, description = "Wrong current password, or the new one fails the password policy (`fields` says why)", body = ErrorEnvelope),
+        (status = 429, description = "Too many password checks from this address or for this account", body = ErrorEnvelope),
     ))]
 fn change_password() {}
 
@@ -743,7 +755,8 @@ impl Modify for Security {
     ),
     components(schemas(
         User, Role, Profile, ProfileUser, Settings, Stats, ApiToken, ErrorEnvelope,
-        NewUserBody, UserChangesBody, Confirmation, LoginBody, PasswordChangeBody, NewTokenBody,
+        NewUserBody, UserChangesBody, Confirmation, LoginBody, PasswordChangeBody, PasswordChanged,
+        NewTokenBody,
         CreatedToken, BatchItem, BatchBody, BatchOutcome, ChatMessage, Author, SendBody,
         PresenceSnapshot, RoomInfo, Hello, Showcase, Health, Readiness
     )),

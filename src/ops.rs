@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -32,30 +32,95 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready to serve: the store answers, and Redis too when configured (without it this
-/// instance would limit, and later fan out, on its own). 503 in the envelope otherwise.
-async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.store.ping().await?;
-    if let Some(redis) = &state.redis {
-        let mut connection = redis.clone();
-        let pong: redis::RedisResult<String> =
-            redis::cmd("PING").query_async(&mut connection).await;
-        if let Err(error) = pong {
-            tracing::warn!(%error, "readiness: Redis is unreachable");
-            return Err(ApiError::Unavailable);
-        }
+/// What [`readyz`] found about each dependency.
+struct Readiness {
+    store: bool,
+    /// `None` without `--redis-url`.
+    redis: Option<bool>,
+}
+
+impl Readiness {
+    fn ready(&self) -> bool {
+        self.store && self.redis != Some(false)
     }
-    Ok(Json(json!({
-        "status": "ready",
+}
+
+/// Asks the store, and Redis when configured, and records the answers as the
+/// `switchboard_dependency_up{dependency}` gauges that `/metrics` shows.
+async fn check_dependencies(state: &AppState) -> Readiness {
+    let store = match state.store.ping().await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "readiness: the store is unreachable");
+            false
+        }
+    };
+    let redis = match &state.redis {
+        Some(redis) => {
+            let mut connection = redis.clone();
+            let pong: redis::RedisResult<String> =
+                redis::cmd("PING").query_async(&mut connection).await;
+            if let Err(error) = &pong {
+                tracing::warn!(%error, "readiness: Redis is unreachable");
+            }
+            Some(pong.is_ok())
+        }
+        None => None,
+    };
+    let gauge = |dependency: &'static str, up: bool| {
+        ::metrics::gauge!("switchboard_dependency_up", "dependency" => dependency).set(if up {
+            1.0
+        } else {
+            0.0
+        });
+    };
+    gauge("store", store);
+    if let Some(up) = redis {
+        gauge("redis", up);
+    }
+    Readiness { store, redis }
+}
+
+/// Ready to serve: the store answers, and Redis too when configured (without it this
+/// instance would limit, and later fan out, on its own). Anonymous callers (load
+/// balancers) learn only that: 200 `{"status":"ready"}` or a 503 in the envelope.
+/// An admin's request (session or token) also gets which dependency is down, the
+/// backend and the uptime; `/metrics` has the same as gauges.
+async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let readiness = check_dependencies(&state).await;
+    let admin = crate::auth::middleware::identify(&state, &headers)
+        .await
+        .is_some_and(|identity| identity.is_admin());
+    if !admin {
+        return if readiness.ready() {
+            Json(json!({"status": "ready"})).into_response()
+        } else {
+            ApiError::Unavailable.into_response()
+        };
+    }
+    let up = |ok: bool| if ok { "up" } else { "down" };
+    let body = json!({
+        "status": if readiness.ready() { "ready" } else { "not ready" },
         "store": format!("{:?}", state.store.backend()).to_lowercase(),
         "redis": state.redis.is_some(),
+        "dependencies": {
+            "store": up(readiness.store),
+            "redis": readiness.redis.map(up),
+        },
         "uptime_seconds": state.started.elapsed().as_secs(),
-    })))
+    });
+    let status = if readiness.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Admins only (an API token for the scraper: `Authorization: Bearer ...`): route
 /// names and traffic are not for everyone.
-async fn prometheus(_: Admin) -> Response {
+async fn prometheus(State(state): State<AppState>, _: Admin) -> Response {
+    check_dependencies(&state).await;
     let handle = metrics::handle();
     handle.run_upkeep();
     let mut response = handle.render().into_response();

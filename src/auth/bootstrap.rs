@@ -1,6 +1,7 @@
 //! The first admin: on a start with no admin account, one is created so somebody can
-//! log in at all. Its password is `SWITCHBOARD_ADMIN_PASSWORD` when given, otherwise
-//! random and printed once to the console (stderr), never logged.
+//! log in at all. Its password is `SWITCHBOARD_ADMIN_PASSWORD` when given (it must
+//! pass the password policy, or the server does not start), otherwise random and
+//! printed once to the console (stderr), never logged.
 
 use super::password;
 use crate::Config;
@@ -12,12 +13,26 @@ pub async fn ensure_admin(store: &dyn Store, config: &Config) -> anyhow::Result<
     if store.count_admins().await? > 0 {
         return Ok(());
     }
+    const NAME: &str = "Admin";
+    let policy = password::Policy::new(config.password_min_chars);
+    let account = password::Account {
+        name: NAME,
+        email: &config.admin_email,
+    };
     let (secret, generated) = match &config.admin_password {
-        Some(given) if !given.is_empty() => (given.clone(), false),
-        _ => (password::random_password(), true),
+        Some(given) if !given.is_empty() => {
+            if let Err(problem) = policy.check(given, account) {
+                anyhow::bail!(
+                    "SWITCHBOARD_ADMIN_PASSWORD {problem} (see README, \"Security\"); \
+                     or leave it unset to have a random one generated"
+                );
+            }
+            (given.clone(), false)
+        }
+        _ => (policy.generate(account), true),
     };
     let admin = NewUser {
-        name: "Admin".into(),
+        name: NAME.into(),
         email: config.admin_email.clone(),
         role: Role::Admin,
         password_hash: Some(password::hash(secret.clone()).await?),

@@ -12,11 +12,12 @@ use serde_json::{Map, Value};
 use super::middleware::append_cookie;
 use super::model::{ApiToken, NewToken, unix_now};
 use super::session::SESSION_COOKIE;
-use super::{Identity, csrf, password, session, sha256_hex, token};
+use super::{Credential, Identity, audit, csrf, password, session, sha256_hex, token};
 use crate::AppState;
 use crate::directory::model::{User, match_key};
 use crate::error::{ApiError, FieldErrors};
 use crate::http::extract::{Json, Path, Query};
+use crate::store::NewPassword;
 
 /// Routes anyone may call.
 pub fn public_router() -> Router<AppState> {
@@ -36,18 +37,29 @@ pub fn router() -> Router<AppState> {
 
 /// The user whose email and password these are, or `None`. Takes the same argon2 time
 /// whether or not the account exists, so a timing difference does not reveal it.
+/// Spends the account's budget of failed checks ([`crate::limits::account`]): a 429
+/// without checking anything once it is used up; a right password costs nothing.
 pub(crate) async fn check_login(
     state: &AppState,
+    origin: &audit::Origin,
     email: &str,
     password: &str,
 ) -> Result<Option<User>, ApiError> {
     // No account's email holds a control character (and PostgreSQL cannot even
     // compare one that is NUL): no lookup, the same answer as an unknown email.
     let email = email.trim();
+    let email_key = match_key(email);
+    let reservation = match state.limits.accounts.reserve(&email_key).await {
+        Ok(reservation) => reservation,
+        Err(retry_after) => {
+            audit::login_throttled(origin, email, retry_after);
+            return Err(ApiError::TooManyRequests { retry_after });
+        }
+    };
     let record = if email.chars().any(char::is_control) {
         None
     } else {
-        state.store.find_login(&match_key(email)).await?
+        state.store.find_login(&email_key).await?
     };
     let hash = record
         .as_ref()
@@ -56,10 +68,13 @@ pub(crate) async fn check_login(
     let matches = password::verify(password.to_owned(), hash)
         .await
         .map_err(ApiError::internal)?;
-    Ok(match record {
-        Some(record) if matches && record.password_hash.is_some() => Some(record.user),
-        _ => None,
-    })
+    match record {
+        Some(record) if matches && record.password_hash.is_some() => {
+            state.limits.accounts.refund(reservation).await;
+            Ok(Some(record.user))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Starts a session for `user_id` on `response`: the session the request came with (if
@@ -122,6 +137,7 @@ fn string_field<'a>(
 /// `POST /api/auth/login {"email", "password"}` -> 200 + the user, session cookie set.
 async fn login(
     State(state): State<AppState>,
+    origin: audit::Origin,
     jar: CookieJar,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
@@ -131,10 +147,11 @@ async fn login(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let user = check_login(&state, email, password)
-        .await?
-        .ok_or(ApiError::BadCredentials)?;
-    tracing::info!(user_id = user.id, "logged in");
+    let Some(user) = check_login(&state, &origin, email, password).await? else {
+        audit::login_failed(&origin, email);
+        return Err(ApiError::BadCredentials);
+    };
+    audit::login_succeeded(&origin, user.id, &user.email);
     let mut response = Json(user.clone()).into_response();
     begin_session(&state, &jar, user.id, &mut response).await?;
     Ok(response)
@@ -159,12 +176,25 @@ async fn me(identity: Identity) -> Json<User> {
     Json(identity.user)
 }
 
-/// `POST /api/auth/password {"current_password", "new_password"}`: every session of
-/// the account ends (a stolen cookie dies with the old password); this client gets a
-/// fresh one.
+/// What `POST /api/auth/password` answers.
+#[derive(Serialize)]
+struct PasswordChanged {
+    message: &'static str,
+    /// The account's other sessions, now ended.
+    sessions_ended: usize,
+    /// The account's API tokens, now revoked (all but the one making this request).
+    tokens_revoked: usize,
+}
+
+/// `POST /api/auth/password {"current_password", "new_password"}`: every other
+/// session of the account ends and its API tokens are revoked (a stolen cookie or a
+/// token minted with it dies with the old password); this client stays signed in (a
+/// session gets a fresh id; a token making the change is kept). Guessing the current
+/// password here costs the account's login budget, as a login does.
 async fn change_password(
     State(state): State<AppState>,
     identity: Identity,
+    origin: audit::Origin,
     jar: CookieJar,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
@@ -174,11 +204,19 @@ async fn change_password(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    password::check_policy(new, "new_password")?;
-    if check_login(&state, &identity.user.email, current)
+    let account = password::Account {
+        name: &identity.user.name,
+        email: &identity.user.email,
+    };
+    state
+        .auth
+        .password_policy
+        .check_field(new, account, "new_password")?;
+    if check_login(&state, &origin, &identity.user.email, current)
         .await?
         .is_none()
     {
+        audit::password_check_failed(&origin, identity.id());
         return Err(ApiError::validation(
             "current_password",
             "is not your current password",
@@ -187,12 +225,31 @@ async fn change_password(
     let hash = password::hash(new.to_owned())
         .await
         .map_err(ApiError::internal)?;
-    state.store.set_password(identity.id(), &hash).await?;
-    let mut response = Json(Message {
+    let keep_token = match identity.credential {
+        Credential::Token { id } => Some(id),
+        Credential::Session { .. } => None,
+    };
+    let ended = state
+        .store
+        .set_password(identity.id(), &NewPassword { hash, keep_token })
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    super::credentials_ended(&state, &ended, "password changed").await;
+    let own_session = match &identity.credential {
+        Credential::Session { id_hash } => Some(id_hash),
+        Credential::Token { .. } => None,
+    };
+    let mut response = Json(PasswordChanged {
         message: "Password changed",
+        sessions_ended: ended
+            .sessions
+            .iter()
+            .filter(|s| Some(*s) != own_session)
+            .count(),
+        tokens_revoked: ended.tokens.len(),
     })
     .into_response();
-    if matches!(identity.credential, super::Credential::Session { .. }) {
+    if own_session.is_some() {
         begin_session(&state, &jar, identity.id(), &mut response).await?;
     }
     Ok(response)

@@ -2,13 +2,13 @@
 //! route layers that demand an answer.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 
 use super::session::SESSION_COOKIE;
-use super::{Authenticated, Credential, Identity, csrf, session, sha256_hex, token};
+use super::{Authenticated, Credential, Identity, audit, csrf, session, sha256_hex, token};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -24,6 +24,7 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
 
 async fn run(state: AppState, mut request: Request, next: Next) -> Result<Response, ApiError> {
     let auth = &state.auth;
+    let origin = audit::Origin::of(request.extensions(), request.headers(), &state);
     let jar = CookieJar::from_headers(request.headers());
     let bearer = token::from_headers(request.headers()).transpose()?;
     let session_id = jar
@@ -45,6 +46,16 @@ async fn run(state: AppState, mut request: Request, next: Next) -> Result<Respon
             // An HTML form cannot send the header: it may carry the token in its body.
             let (Some(binding), true) = (&presented, csrf::may_carry_form_token(request.headers()))
             else {
+                let (method, uri) = (request.method().clone(), request.uri().clone());
+                log_csrf_refusal(
+                    &state,
+                    &origin,
+                    &method,
+                    &uri,
+                    session_id.as_deref(),
+                    &refused,
+                )
+                .await;
                 return Err(refused);
             };
             let (parts, body) = request.into_parts();
@@ -53,6 +64,16 @@ async fn run(state: AppState, mut request: Request, next: Next) -> Result<Respon
                 .map_err(|_| ApiError::PayloadTooLarge)?;
             let token = csrf::form_token(&bytes);
             if !csrf::check_form_token(&jar, token.as_deref(), binding, auth) {
+                let (method, uri) = (&parts.method, &parts.uri);
+                log_csrf_refusal(
+                    &state,
+                    &origin,
+                    method,
+                    uri,
+                    session_id.as_deref(),
+                    &refused,
+                )
+                .await;
                 return Err(refused);
             }
             request = Request::from_parts(parts, axum::body::Body::from(bytes));
@@ -80,11 +101,22 @@ async fn run(state: AppState, mut request: Request, next: Next) -> Result<Respon
     // Issued now, not after the response, so pages can put it in their forms.
     let csrf_token = current.unwrap_or_else(|| csrf::issue(&auth.csrf_key, &binding));
 
+    let user_id = identity.as_ref().map(Identity::id);
+    // Kept for the log of a refusal (both clones are reference counts, not copies).
+    let method = request.method().clone();
+    let uri = request.uri().clone();
     request.extensions_mut().insert(Authenticated(identity));
     request
         .extensions_mut()
         .insert(csrf::CsrfToken(csrf_token.clone()));
     let mut response = next.run(request).await;
+    if response.status() == StatusCode::FORBIDDEN {
+        let code = response
+            .extensions()
+            .get::<crate::error::Envelope>()
+            .map_or("forbidden", |e| e.code);
+        audit::forbidden(&origin, user_id, method.as_str(), uri.path(), code);
+    }
 
     // Handlers that log in or out set these cookies themselves; leave theirs alone.
     let already_set = |name: &str| {
@@ -105,6 +137,50 @@ async fn run(state: AppState, mut request: Request, next: Next) -> Result<Respon
         append_cookie(&mut response, cookie);
     }
     Ok(response)
+}
+
+/// The caller a request's bearer token or session cookie names, for the routes
+/// outside [`authenticate`] (the probes); `None` when there is none, it is not valid,
+/// or the store cannot say.
+pub async fn identify(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Identity> {
+    if let Some(bearer) = token::from_headers(headers) {
+        return token::resolve(state.store.as_ref(), &bearer.ok()?)
+            .await
+            .ok();
+    }
+    let jar = CookieJar::from_headers(headers);
+    let id = jar.get(SESSION_COOKIE).filter(|c| !c.value().is_empty())?;
+    session::resolve(state.store.as_ref(), &state.auth, id.value())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Logs a CSRF refusal, with the account of the session cookie the request carried
+/// (looked up only now: refusals are rare, requests are not).
+async fn log_csrf_refusal(
+    state: &AppState,
+    origin: &audit::Origin,
+    method: &Method,
+    uri: &Uri,
+    session_id: Option<&str>,
+    refused: &ApiError,
+) {
+    let user_id = match session_id {
+        Some(id) => session::resolve(state.store.as_ref(), &state.auth, id)
+            .await
+            .ok()
+            .flatten()
+            .map(|identity| identity.id()),
+        None => None,
+    };
+    audit::csrf_refused(
+        origin,
+        user_id,
+        method.as_str(),
+        uri.path(),
+        &refused.to_string(),
+    );
 }
 
 pub fn append_cookie(response: &mut Response, cookie: Cookie<'static>) {

@@ -6,6 +6,7 @@
 //! [`Identity`] extractor. Handlers, pages and the realtime transports all ask the same
 //! extractor, so there is one answer to "who is this" on every route and transport.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod csrf;
 pub mod handlers;
@@ -115,6 +116,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     }
 }
 
+/// Called once the store has ended credentials (a password change or reset deleted
+/// the account's sessions and revoked its tokens, see
+/// [`crate::store::AuthStore::set_password`]): the one place that hears about it.
+/// Logs it; this is also where realtime connections opened with those credentials
+/// are to be closed, since each of them checked its credential only when it opened.
+pub async fn credentials_ended(
+    _state: &crate::AppState,
+    ended: &crate::store::EndedCredentials,
+    why: &'static str,
+) {
+    tracing::info!(
+        event = "credentials_ended",
+        user_id = ended.user_id,
+        sessions_ended = ended.sessions.len(),
+        tokens_revoked = ended.tokens.len(),
+        reason = why,
+        "sessions ended and API tokens revoked"
+    );
+}
+
 /// `bytes` random bytes from the OS-seeded CSPRNG, base64url without padding.
 pub fn random_token(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
@@ -147,4 +168,6 @@ pub struct AuthState {
     pub session_max_secs: i64,
     /// Origins besides our own allowed to write with cookies and open WebSockets.
     pub allowed_origins: Vec<String>,
+    /// What a new password must be.
+    pub password_policy: password::Policy,
 }

@@ -11,8 +11,8 @@ use axum::routing::{get, post};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
-use super::Identity;
 use super::handlers::{begin_session, check_login, end_session};
+use super::{Identity, audit};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::http::extract::Query;
@@ -76,25 +76,44 @@ struct LoginForm {
 
 async fn submit(
     State(state): State<AppState>,
+    origin: audit::Origin,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     let next = safe_next(form.next.as_deref());
-    match check_login(&state, &form.email, &form.password).await? {
-        Some(user) => {
-            tracing::info!(user_id = user.id, "logged in");
+    let page = |error| LoginPage {
+        next: &next,
+        email: &form.email,
+        error: Some(error),
+    };
+    match check_login(&state, &origin, &form.email, &form.password).await {
+        Ok(Some(user)) => {
+            audit::login_succeeded(&origin, user.id, &user.email);
             let mut response = Redirect::to(&next).into_response();
             begin_session(&state, &jar, user.id, &mut response).await?;
             Ok(response)
         }
-        None => render(
-            &LoginPage {
-                next: &next,
-                email: &form.email,
-                error: Some("Invalid email or password."),
-            },
-            StatusCode::UNAUTHORIZED,
-        ),
+        Ok(None) => {
+            audit::login_failed(&origin, &form.email);
+            render(
+                &page("Invalid email or password."),
+                StatusCode::UNAUTHORIZED,
+            )
+        }
+        Err(ApiError::TooManyRequests { retry_after }) => {
+            let mut response = render(
+                &page(
+                    "Too many failed attempts for this account. Wait a few seconds and try again.",
+                ),
+                StatusCode::TOO_MANY_REQUESTS,
+            )?;
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+            Ok(response)
+        }
+        Err(other) => Err(other),
     }
 }
 

@@ -13,12 +13,11 @@ use serde_json::{Map, Value};
 use super::model::{self, Profile, User, match_key};
 use super::search::rank_users;
 use crate::AppState;
-use crate::auth::{Admin, Identity, password};
-use crate::directory::model::Role;
+use crate::auth::{Admin, Credential, Identity, password};
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::hub::message::{Author, DIRECTORY_ROOM};
-use crate::store::UserPage;
+use crate::store::{NewPassword, UserPage};
 
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 500;
@@ -222,7 +221,14 @@ pub async fn create_user(
 ) -> Result<User, ApiError> {
     let (mut new_user, given_password) = model::new_user_from_json(body)?;
     if let Some(clear) = given_password {
-        password::check_policy(&clear, "password")?;
+        let account = password::Account {
+            name: &new_user.name,
+            email: &new_user.email,
+        };
+        state
+            .auth
+            .password_policy
+            .check_field(&clear, account, "password")?;
         new_user.password_hash = Some(password::hash(clear).await.map_err(ApiError::internal)?);
     }
     let (user, event) = state
@@ -231,18 +237,6 @@ pub async fn create_user(
         .await?;
     state.hub.publish(event).await;
     Ok(user)
-}
-
-/// 409 when `target` is the only admin: removing or demoting them would leave nobody
-/// able to manage the server.
-async fn keep_one_admin(state: &AppState, target: &User) -> Result<(), ApiError> {
-    if target.role == Role::Admin && state.store.count_admins().await? <= 1 {
-        return Err(ApiError::Conflict {
-            message: "This is the only admin; make another admin first".into(),
-            fields: Default::default(),
-        });
-    }
-    Ok(())
 }
 
 /// `PUT` and `PATCH /api/users/{id}`: both partial (the seed's PUT updates only the
@@ -270,41 +264,55 @@ pub async fn update_user(
     if changes.role.is_some() || given_password.is_some() {
         identity.require_admin()?;
     }
-    let new_hash = match given_password {
-        Some(clear) => {
-            password::check_policy(&clear, "password")?;
-            Some(password::hash(clear).await.map_err(ApiError::internal)?)
-        }
-        None => None,
-    };
     let current = state
         .store
         .get_user(id)
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
-    if changes.role == Some(Role::Member) {
-        keep_one_admin(state, &current).await?;
+    let new_password = match given_password {
+        Some(clear) => {
+            // Judged against the name and email the account will have.
+            let account = password::Account {
+                name: changes.name.as_deref().unwrap_or(&current.name),
+                email: changes.email.as_deref().unwrap_or(&current.email),
+            };
+            state
+                .auth
+                .password_policy
+                .check_field(&clear, account, "password")?;
+            let hash = password::hash(clear).await.map_err(ApiError::internal)?;
+            Some(NewPassword {
+                hash,
+                // An admin resetting their own password with a token keeps that token.
+                keep_token: match identity.credential {
+                    Credential::Token { id: token } if identity.id() == id => Some(token),
+                    _ => None,
+                },
+            })
+        }
+        None => None,
+    };
+    if changes.is_empty() && new_password.is_none() {
+        return Ok(current);
     }
     let actor = Author::of(&identity.user);
-    let user = if changes.is_empty() {
-        current
-    } else {
-        let (user, event) = state
-            .store
-            .update_user(id, &changes, &actor)
-            .await?
-            .ok_or_else(|| ApiError::not_found("User"))?;
+    // One transaction: the changes, the password, the end of the old credentials,
+    // and the last-admin rule.
+    let update = state
+        .store
+        .update_user(id, &changes, new_password.as_ref(), &actor)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User"))?;
+    if let Some(event) = update.event {
         state.hub.publish(event).await;
-        user
-    };
-    if let Some(hash) = &new_hash {
-        // Also ends every session of that user.
-        state.store.set_password(id, hash).await?;
     }
-    if identity.id() != id && (!changes.is_empty() || new_hash.is_some()) {
-        tell_about_admin_change(state, &actor, &user, new_hash.is_some()).await;
+    if let Some(ended) = &update.ended {
+        crate::auth::credentials_ended(state, ended, "password set by an admin").await;
     }
-    Ok(user)
+    if identity.id() != id {
+        tell_about_admin_change(state, &actor, &update.user, new_password.is_some()).await;
+    }
+    Ok(update.user)
 }
 
 /// A notification to a user whose account an admin changed. Logged, not returned,
@@ -341,12 +349,7 @@ pub async fn remove(
 
 /// Deletes a user, never the last admin (the caller has checked that an admin asks).
 pub async fn delete_user(state: &AppState, identity: &Identity, id: i64) -> Result<(), ApiError> {
-    let target = state
-        .store
-        .get_user(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("User"))?;
-    keep_one_admin(state, &target).await?;
+    // The store refuses to delete the last admin, inside the delete's transaction.
     let event = state
         .store
         .delete_user(id, &Author::of(&identity.user))

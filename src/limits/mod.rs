@@ -9,6 +9,7 @@
 //! in-process limiter instead (limited per instance rather than not at all, and the
 //! API stays up), and `/readyz` reports Redis as down.
 
+pub mod account;
 pub mod client_ip;
 pub mod redis_gcra;
 
@@ -35,7 +36,9 @@ use redis_gcra::{RedisGcra, Verdict};
 /// Which budget a request spends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// Logging in: strict, per client address, against password guessing.
+    /// Password checks (logging in, changing one's password): strict, per client
+    /// address, against password guessing. Each account has a budget of its own on
+    /// top ([`account`]), spent by the handlers that check a password.
     Login,
     /// Search and autocomplete: generous bursts for search-as-you-type.
     Search,
@@ -102,6 +105,8 @@ pub struct RateLimits {
     write: Budget,
     general: Budget,
     shared: Option<RedisGcra>,
+    /// Failed password checks per account, from any address.
+    pub accounts: account::AccountThrottle,
 }
 
 fn per_second(n: u32, burst_factor: u32) -> Quota {
@@ -127,6 +132,11 @@ impl RateLimits {
             search: Budget::new(per_second(config.rate_search_per_second, 2)),
             write: Budget::new(per_second(config.rate_write_per_second, 2)),
             general: Budget::new(per_second(config.rate_general_per_second, 2)),
+            accounts: account::AccountThrottle::new(
+                config.rate_limits,
+                config.rate_login_account_per_minute,
+                shared.clone(),
+            ),
             shared,
         }
     }
@@ -188,6 +198,7 @@ impl RateLimits {
             budget.limiter.retain_recent();
             budget.limiter.shrink_to_fit();
         }
+        self.accounts.forget_idle_keys();
     }
 
     /// Runs [`Self::forget_idle_keys`] every minute until `shutdown`.
@@ -210,7 +221,10 @@ impl RateLimits {
 pub fn classify(method: &Method, path: &str) -> Option<Class> {
     match path {
         "/healthz" | "/readyz" => None,
-        "/api/auth/login" | "/login" if method == Method::POST => Some(Class::Login),
+        // Changing one's password checks the current one: a guess like a login.
+        "/api/auth/login" | "/login" | "/api/auth/password" if method == Method::POST => {
+            Some(Class::Login)
+        }
         "/api/search" | "/api/autocomplete" => Some(Class::Search),
         _ if crate::auth::csrf::is_unsafe(method) => Some(Class::Write),
         _ => Some(Class::General),
@@ -260,7 +274,13 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         );
         response
     } else {
-        tracing::info!(?class, ?key, wait = ?verdict.retry_after, "rate limited");
+        crate::auth::audit::rate_limited(
+            &crate::auth::audit::Origin::of(request.extensions(), request.headers(), &state),
+            user,
+            class.name(),
+            request.uri().path(),
+            verdict.retry_after,
+        );
         let mut response = ApiError::TooManyRequests {
             retry_after: verdict.retry_after,
         }
@@ -270,7 +290,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
-fn warn_redis_down(error: &redis::RedisError) {
+pub(crate) fn warn_redis_down(error: &redis::RedisError) {
     static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
     let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
     if last.is_none_or(|t| t.elapsed() >= REDIS_WARN_EVERY) {

@@ -30,6 +30,23 @@ local remaining = math.floor((interval * burst - (new_tat - now)) / interval)
 return {1, remaining, 0, new_tat - now}
 ";
 
+/// Gives one request back to `KEYS[1]` (`ARGV[1]` milliseconds per request): for
+/// budgets that only count failures (see [`super::account`]).
+const REFUND: &str = r"
+local interval = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+tat = tat - interval
+if tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], tat, 'PX', tat - now)
+end
+return 1
+";
+
 /// What the script decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
@@ -44,6 +61,7 @@ pub struct Verdict {
 pub struct RedisGcra {
     connection: ConnectionManager,
     script: Script,
+    refund: Script,
     prefix: String,
 }
 
@@ -52,6 +70,7 @@ impl RedisGcra {
         Self {
             connection,
             script: Script::new(GCRA),
+            refund: Script::new(REFUND),
             prefix: format!("{prefix}ratelimit:"),
         }
     }
@@ -79,5 +98,17 @@ impl RedisGcra {
             retry_after: millis(retry_after),
             reset: millis(reset),
         })
+    }
+
+    /// Gives one request of `bucket`'s budget back (see [`REFUND`]).
+    pub async fn refund(&self, bucket: &str, interval: Duration) -> redis::RedisResult<()> {
+        let mut connection = self.connection.clone();
+        let _: i64 = self
+            .refund
+            .key(format!("{}{bucket}", self.prefix))
+            .arg(interval.as_millis().max(1) as u64)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(())
     }
 }

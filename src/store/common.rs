@@ -47,7 +47,8 @@ pub(crate) use token_lookup;
 
 /// `impl AuthStore for $store`: accounts, sessions, API tokens, shared secrets. The
 /// two lookups every request makes (`find_session`, `find_token`) are the backend's
-/// own, given as `$lookups`: SQLite runs them inline (`sqlite::inline`).
+/// own, given as `$lookups`: SQLite runs them inline (`sqlite::inline`). So is
+/// `set_password`, which shares its transaction code with the backend's `update_user`.
 macro_rules! impl_auth_store {
     ($store:ty, { $($lookups:tt)* }) => {
         #[async_trait::async_trait]
@@ -63,22 +64,6 @@ macro_rules! impl_auth_store {
                 .bind(email_key)
                 .fetch_optional(self.reader())
                 .await?)
-            }
-
-            async fn set_password(&self, user_id: i64, password_hash: &str) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.begin_write().await?;
-                let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                    .bind(user_id)
-                    .bind(password_hash)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(updated > 0)
             }
 
             async fn count_admins(&self) -> $crate::store::StoreResult<i64> {

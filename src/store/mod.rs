@@ -35,6 +35,11 @@ pub enum StoreError {
     /// reached the store with one is the client's mistake, not a server error.
     #[error("text contains a NUL character")]
     NulInText,
+    /// The write would leave no admin (demoting or deleting the last one). Decided
+    /// inside the write's transaction, so two admins demoting each other at the same
+    /// moment cannot both succeed.
+    #[error("this is the only admin")]
+    LastAdmin,
     /// The database cannot be reached (or its pool is exhausted/closed): a 503.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -126,6 +131,38 @@ pub struct UserPage {
     pub limit: i64,
 }
 
+/// What a password change ended: every session of the account and its live API
+/// tokens (all but the one that made the change, if a token did). The auth code logs
+/// it, answers with the counts, and tells the realtime hub which connections were
+/// opened with credentials that no longer exist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndedCredentials {
+    pub user_id: i64,
+    /// The `id_hash` of each session deleted.
+    pub sessions: Vec<String>,
+    /// The id of each token revoked.
+    pub tokens: Vec<i64>,
+}
+
+/// A new password hash for a user, with the token that may live on (the one that
+/// made the change, whose caller just proved the current password).
+#[derive(Clone, Debug)]
+pub struct NewPassword {
+    /// An argon2 PHC string.
+    pub hash: String,
+    pub keep_token: Option<i64>,
+}
+
+/// What [`UserStore::update_user`] did.
+#[derive(Clone, Debug)]
+pub struct UserUpdate {
+    pub user: User,
+    /// The directory event, when a field others see changed (not for a password).
+    pub event: Option<Message>,
+    /// When a password was set: the credentials that ended with the old one.
+    pub ended: Option<EndedCredentials>,
+}
+
 /// Everything the server persists, as one object.
 pub trait Store: UserStore + AuthStore + MessageStore + Send + Sync + 'static {}
 impl<T: UserStore + AuthStore + MessageStore + Send + Sync + 'static> Store for T {}
@@ -153,14 +190,18 @@ pub trait UserStore: Lifecycle {
     // the same transaction (DESIGN.md, "the position contract"), and return it for
     // the hub to announce once committed. `actor` is who made the change.
     async fn insert_user(&self, user: &NewUser, actor: &Author) -> StoreResult<(User, Message)>;
-    /// `None` when no user has this id.
+    /// Applies `changes` and, when given, a new password (which ends the user's
+    /// credentials as [`AuthStore::set_password`] does), all in one transaction.
+    /// `None` when no user has this id; [`StoreError::LastAdmin`] when it would demote
+    /// the last admin.
     async fn update_user(
         &self,
         id: i64,
         changes: &UserChanges,
+        password: Option<&NewPassword>,
         actor: &Author,
-    ) -> StoreResult<Option<(User, Message)>>;
-    /// `None` when no user had this id.
+    ) -> StoreResult<Option<UserUpdate>>;
+    /// `None` when no user had this id; [`StoreError::LastAdmin`] for the last admin.
     async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>>;
     /// Names whose folded form starts with `prefix_key`, in name order.
     async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>>;
@@ -178,9 +219,14 @@ pub trait UserStore: Lifecycle {
 pub trait AuthStore: Lifecycle {
     /// The user with this folded email and their password hash.
     async fn find_login(&self, email_key: &str) -> StoreResult<Option<LoginRecord>>;
-    /// Sets a password hash and ends every session of the user, in one transaction;
-    /// `false` when no user has this id.
-    async fn set_password(&self, user_id: i64, password_hash: &str) -> StoreResult<bool>;
+    /// Sets a password hash, deletes every session of the user and revokes their
+    /// live API tokens (but `keep_token`), in one transaction; `None` when no user has
+    /// this id.
+    async fn set_password(
+        &self,
+        user_id: i64,
+        password: &NewPassword,
+    ) -> StoreResult<Option<EndedCredentials>>;
     async fn count_admins(&self) -> StoreResult<i64>;
     /// Users who can log in (have a password), by id.
     async fn list_accounts(&self) -> StoreResult<Vec<User>>;

@@ -68,6 +68,17 @@ impl Lifecycle for PgStore {
 }
 
 crate::store::common::impl_auth_store!(PgStore, {
+    async fn set_password(
+        &self,
+        user_id: i64,
+        password: &super::NewPassword,
+    ) -> StoreResult<Option<super::EndedCredentials>> {
+        let mut tx = self.begin_write().await?;
+        let ended = users::set_password_in(&mut tx, user_id, password).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
     async fn find_session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
         Ok(sqlx::query_as(crate::store::common::session_lookup!())
             .bind(id_hash)

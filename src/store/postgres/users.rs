@@ -2,11 +2,17 @@
 
 use async_trait::async_trait;
 
+use sqlx::PgConnection;
+
 use super::PgStore;
+use crate::auth::model::unix_now;
 use crate::directory::events::{Change, change_event};
-use crate::directory::model::{NewUser, Settings, User, UserChanges, match_key};
+use crate::directory::model::{NewUser, Role, Settings, User, UserChanges, match_key};
 use crate::hub::message::{Author, Message};
-use crate::store::{StoreResult, UserPage, UserStore, prefix_upper_bound};
+use crate::store::{
+    EndedCredentials, NewPassword, StoreError, StoreResult, UserPage, UserStore, UserUpdate,
+    prefix_upper_bound,
+};
 use crate::timefmt;
 
 /// The columns of [`User`], in one place for every `SELECT` and `RETURNING`.
@@ -31,6 +37,59 @@ fn contains_pattern(needle: &str) -> String {
     }
     pattern.push('%');
     pattern
+}
+
+/// Whether user `id` is an admin and no other user is, asked inside a write
+/// transaction that then holds a lock on every admin row until it ends. Under READ
+/// COMMITTED two transactions demoting each other would otherwise each still see the
+/// other as an admin and both commit; with the locks (taken in id order, so no
+/// deadlock) the second waits for the first, re-reads the rows it changed, and sees
+/// the truth.
+async fn is_last_admin(tx: &mut PgConnection, id: i64) -> Result<bool, sqlx::Error> {
+    let admins: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await?;
+    Ok(admins == [id])
+}
+
+/// Sets user `id`'s password hash, deletes their sessions and revokes their live
+/// tokens but `keep_token`, inside the caller's transaction. `None` when no user has
+/// this id.
+pub(super) async fn set_password_in(
+    tx: &mut PgConnection,
+    id: i64,
+    password: &NewPassword,
+) -> Result<Option<EndedCredentials>, sqlx::Error> {
+    let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(&password.hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if updated == 0 {
+        return Ok(None);
+    }
+    let sessions = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id_hash")
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let tokens = sqlx::query_scalar(
+        "UPDATE api_tokens SET revoked_at = $2
+         WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $3
+           AND (expires_at IS NULL OR expires_at > $2)
+         RETURNING id",
+    )
+    .bind(id)
+    .bind(unix_now())
+    .bind(password.keep_token)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(Some(EndedCredentials {
+        user_id: id,
+        sessions,
+        tokens,
+    }))
 }
 
 #[async_trait]
@@ -119,34 +178,64 @@ impl UserStore for PgStore {
         &self,
         id: i64,
         changes: &UserChanges,
+        password: Option<&NewPassword>,
         actor: &Author,
-    ) -> StoreResult<Option<(User, Message)>> {
+    ) -> StoreResult<Option<UserUpdate>> {
         let mut tx = self.begin_write().await?;
-        let updated: Option<User> = sqlx::query_as(concat!(
-            "UPDATE users SET name = coalesce($2, name), name_key = coalesce($3, name_key),",
-            " email = coalesce($4, email), email_key = coalesce($5, email_key),",
-            " role = coalesce($6, role), updated_at = $7 WHERE id = $1 RETURNING ",
-            user_columns!()
-        ))
-        .bind(id)
-        .bind(&changes.name)
-        .bind(changes.name.as_deref().map(match_key))
-        .bind(&changes.email)
-        .bind(changes.email.as_deref().map(match_key))
-        .bind(changes.role.map(|r| r.as_str()))
-        .bind(timefmt::now())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(user) = updated else {
+        if changes.role == Some(Role::Member) && is_last_admin(&mut tx, id).await? {
+            return Err(StoreError::LastAdmin);
+        }
+        let user: Option<User> = if changes.is_empty() {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        } else {
+            sqlx::query_as(concat!(
+                "UPDATE users SET name = coalesce($2, name), name_key = coalesce($3, name_key),",
+                " email = coalesce($4, email), email_key = coalesce($5, email_key),",
+                " role = coalesce($6, role), updated_at = $7 WHERE id = $1 RETURNING ",
+                user_columns!()
+            ))
+            .bind(id)
+            .bind(&changes.name)
+            .bind(changes.name.as_deref().map(match_key))
+            .bind(&changes.email)
+            .bind(changes.email.as_deref().map(match_key))
+            .bind(changes.role.map(|r| r.as_str()))
+            .bind(timefmt::now())
+            .fetch_optional(&mut *tx)
+            .await?
+        };
+        let Some(user) = user else {
             return Ok(None);
         };
-        let event = Self::append_in(&mut tx, &change_event(Change::Updated, &user, actor)).await?;
+        let event = if changes.is_empty() {
+            None
+        } else {
+            Some(
+                Self::append_in(&mut tx, &change_event(Change::Updated, &user, actor))
+                    .await?
+                    .message,
+            )
+        };
+        let ended = match password {
+            Some(password) => set_password_in(&mut tx, id, password).await?,
+            None => None,
+        };
         tx.commit().await?;
-        Ok(Some((user, event.message)))
+        Ok(Some(UserUpdate { user, event, ended }))
     }
 
     async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>> {
         let mut tx = self.begin_write().await?;
+        if is_last_admin(&mut tx, id).await? {
+            return Err(StoreError::LastAdmin);
+        }
         let deleted: Option<User> = sqlx::query_as(concat!(
             "DELETE FROM users WHERE id = $1 RETURNING ",
             user_columns!()

@@ -161,6 +161,19 @@ impl Lifecycle for SqliteStore {
 }
 
 crate::store::common::impl_auth_store!(SqliteStore, {
+    async fn set_password(
+        &self,
+        user_id: i64,
+        password: &super::NewPassword,
+    ) -> StoreResult<Option<super::EndedCredentials>> {
+        let password = password.clone();
+        self.writer
+            .write(move |tx| {
+                users::set_password_in(tx, user_id, &password).map(writer::Outcome::Keep)
+            })
+            .await
+    }
+
     async fn find_session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
         self.inline.read(|conn| {
             conn.prepare_cached(crate::store::common::session_lookup!())?

@@ -12,10 +12,14 @@ use super::messages::append_in;
 use super::rows::{store_error, timestamp_text, user_at};
 use super::search_index::Lookup;
 use super::writer::Outcome;
+use crate::auth::model::unix_now;
 use crate::directory::events::{Change, change_event};
-use crate::directory::model::{NewUser, Settings, User, UserChanges, match_key};
+use crate::directory::model::{NewUser, Role, Settings, User, UserChanges, match_key};
 use crate::hub::message::{Author, Message};
-use crate::store::{StoreResult, UserPage, UserStore, prefix_upper_bound};
+use crate::store::{
+    EndedCredentials, NewPassword, StoreError, StoreResult, UserPage, UserStore, UserUpdate,
+    prefix_upper_bound,
+};
 use crate::timefmt;
 
 /// The columns of [`User`], in one place for every `SELECT` and `RETURNING`.
@@ -61,6 +65,57 @@ const INSTR_PAGE: &str = concat!(
     " FROM users WHERE (instr(name_key, $1) > 0 OR instr(email_key, $1) > 0)",
     " AND id > $2 ORDER BY id LIMIT $3"
 );
+
+/// Whether user `id` is an admin and no other user is. Asked inside the write's
+/// transaction on the writer thread, which runs one write at a time, so nothing can
+/// change the answer before the write commits.
+fn is_last_admin(tx: &rusqlite::Connection, id: i64) -> rusqlite::Result<bool> {
+    let last: Option<bool> = tx
+        .prepare_cached(
+            "SELECT role = 'admin' AND NOT EXISTS
+                 (SELECT 1 FROM users WHERE role = 'admin' AND id <> ?1)
+             FROM users WHERE id = ?1",
+        )?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
+    Ok(last.unwrap_or(false))
+}
+
+/// Sets user `id`'s password hash, deletes their sessions and revokes their live
+/// tokens but `keep_token`, inside the caller's transaction. `None` when no user has
+/// this id.
+pub(super) fn set_password_in(
+    tx: &rusqlite::Connection,
+    id: i64,
+    password: &NewPassword,
+) -> rusqlite::Result<Option<EndedCredentials>> {
+    let updated = tx
+        .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+        .execute(params![id, password.hash])?;
+    if updated == 0 {
+        return Ok(None);
+    }
+    let sessions = tx
+        .prepare_cached("DELETE FROM sessions WHERE user_id = ?1 RETURNING id_hash")?
+        .query_map([id], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let tokens = tx
+        .prepare_cached(
+            "UPDATE api_tokens SET revoked_at = ?2
+             WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?3
+               AND (expires_at IS NULL OR expires_at > ?2)
+             RETURNING id",
+        )?
+        .query_map(params![id, unix_now(), password.keep_token], |row| {
+            row.get(0)
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(EndedCredentials {
+        user_id: id,
+        sessions,
+        tokens,
+    }))
+}
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -170,14 +225,26 @@ impl UserStore for SqliteStore {
         &self,
         id: i64,
         changes: &UserChanges,
+        password: Option<&NewPassword>,
         actor: &Author,
-    ) -> StoreResult<Option<(User, Message)>> {
-        let (changes, actor) = (changes.clone(), actor.clone());
+    ) -> StoreResult<Option<UserUpdate>> {
+        let (changes, password, actor) = (changes.clone(), password.cloned(), actor.clone());
         let now = timestamp_text(timefmt::now()).map_err(store_error)?;
         self.writer
             .write(move |tx| {
-                let updated = tx
-                    .prepare_cached(concat!(
+                if changes.role == Some(Role::Member) && is_last_admin(tx, id)? {
+                    return Ok(Outcome::Discard(Err(StoreError::LastAdmin)));
+                }
+                let user = if changes.is_empty() {
+                    tx.prepare_cached(concat!(
+                        "SELECT ",
+                        user_columns!(),
+                        " FROM users WHERE id = ?1"
+                    ))?
+                    .query_row([id], |row| user_at(row, 0))
+                    .optional()?
+                } else {
+                    tx.prepare_cached(concat!(
                         "UPDATE users SET name = coalesce(?2, name), name_key = coalesce(?3, name_key),",
                         " email = coalesce(?4, email), email_key = coalesce(?5, email_key),",
                         " role = coalesce(?6, role), updated_at = ?7 WHERE id = ?1 RETURNING ",
@@ -195,20 +262,32 @@ impl UserStore for SqliteStore {
                         ],
                         |row| user_at(row, 0),
                     )
-                    .optional()?;
-                let Some(user) = updated else {
-                    return Ok(Outcome::Keep(None));
+                    .optional()?
                 };
-                let event = append_in(tx, &change_event(Change::Updated, &user, &actor))?;
-                Ok(Outcome::Keep(Some((user, event.message))))
+                let Some(user) = user else {
+                    return Ok(Outcome::Keep(Ok(None)));
+                };
+                let event = if changes.is_empty() {
+                    None
+                } else {
+                    Some(append_in(tx, &change_event(Change::Updated, &user, &actor))?.message)
+                };
+                let ended = match &password {
+                    Some(password) => set_password_in(tx, id, password)?,
+                    None => None,
+                };
+                Ok(Outcome::Keep(Ok(Some(UserUpdate { user, event, ended }))))
             })
-            .await
+            .await?
     }
 
     async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>> {
         let actor = actor.clone();
         self.writer
             .write(move |tx| {
+                if is_last_admin(tx, id)? {
+                    return Ok(Outcome::Discard(Err(StoreError::LastAdmin)));
+                }
                 let deleted = tx
                     .prepare_cached(concat!(
                         "DELETE FROM users WHERE id = ?1 RETURNING ",
@@ -217,12 +296,12 @@ impl UserStore for SqliteStore {
                     .query_row([id], |row| user_at(row, 0))
                     .optional()?;
                 let Some(user) = deleted else {
-                    return Ok(Outcome::Keep(None));
+                    return Ok(Outcome::Keep(Ok(None)));
                 };
                 let event = append_in(tx, &change_event(Change::Deleted, &user, &actor))?;
-                Ok(Outcome::Keep(Some(event.message)))
+                Ok(Outcome::Keep(Ok(Some(event.message))))
             })
-            .await
+            .await?
     }
 
     async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>> {
