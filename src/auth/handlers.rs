@@ -17,6 +17,7 @@ use crate::AppState;
 use crate::directory::model::{User, match_key};
 use crate::error::{ApiError, FieldErrors};
 use crate::http::extract::{Json, Path, Query};
+use crate::hub::{EndReason, Ending, Revoked};
 
 /// Routes anyone may call.
 pub fn public_router() -> Router<AppState> {
@@ -65,7 +66,7 @@ pub(crate) async fn begin_session(
     response: &mut Response,
 ) -> Result<(), ApiError> {
     if let Some(old) = jar.get(SESSION_COOKIE).filter(|c| !c.value().is_empty()) {
-        state.store.delete_session(&sha256_hex(old.value())).await?;
+        delete_session(state, sha256_hex(old.value())).await?;
     }
     let id = session::start(state.store.as_ref(), &state.auth, user_id).await?;
     let binding = sha256_hex(&id);
@@ -84,10 +85,7 @@ pub(crate) async fn end_session(
     response: &mut Response,
 ) -> Result<(), ApiError> {
     if let Some(current) = jar.get(SESSION_COOKIE).filter(|c| !c.value().is_empty()) {
-        state
-            .store
-            .delete_session(&sha256_hex(current.value()))
-            .await?;
+        delete_session(state, sha256_hex(current.value())).await?;
     }
     append_cookie(response, session::removal(&state.auth));
     append_cookie(
@@ -95,6 +93,31 @@ pub(crate) async fn end_session(
         csrf::cookie(csrf::issue(&state.auth.csrf_key, ""), &state.auth),
     );
     Ok(())
+}
+
+/// Deletes a session, and ends the realtime connections opened with it.
+async fn delete_session(state: &AppState, id_hash: String) -> Result<(), ApiError> {
+    state.store.delete_session(&id_hash).await?;
+    state
+        .hub
+        .end_credential(Ending {
+            revoked: Revoked::Session { id_hash },
+            reason: EndReason::SessionEnded,
+        })
+        .await;
+    Ok(())
+}
+
+/// Ends the realtime connections an account opened with its sessions, but `keep`'s,
+/// after a password change ended those sessions in the store.
+pub(crate) async fn end_other_sessions(state: &AppState, user_id: i64, keep: Option<String>) {
+    state
+        .hub
+        .end_credential(Ending {
+            revoked: Revoked::OtherSessions { user_id, keep },
+            reason: EndReason::PasswordChanged,
+        })
+        .await;
 }
 
 /// A required string field of a JSON body.
@@ -181,6 +204,9 @@ async fn change_password(
         .await
         .map_err(ApiError::internal)?;
     state.store.set_password(identity.id(), &hash).await?;
+    // The store ended every session of the account, this one too (this client gets
+    // a fresh one below), so none is kept.
+    end_other_sessions(&state, identity.id(), None).await;
     let mut response = Json(Message {
         message: "Password changed",
     })
@@ -308,6 +334,13 @@ async fn revoke_token(
         return Err(ApiError::not_found("Token"));
     }
     state.store.revoke_token(id, unix_now()).await?;
+    state
+        .hub
+        .end_credential(Ending {
+            revoked: Revoked::Token { id },
+            reason: EndReason::TokenRevoked,
+        })
+        .await;
     Ok(Json(Message {
         message: "Token revoked",
     }))

@@ -18,6 +18,7 @@ use crate::directory::model::Role;
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::hub::message::{Author, DIRECTORY_ROOM};
+use crate::hub::{EndReason, Ending, Revoked};
 use crate::store::UserPage;
 
 pub const DEFAULT_PAGE: i64 = 50;
@@ -262,6 +263,7 @@ pub async fn update_user(
     if changes.role == Some(Role::Member) {
         keep_one_admin(state, &current).await?;
     }
+    let old_role = current.role.clone();
     let actor = Author::of(&identity.user);
     let user = if changes.is_empty() {
         current
@@ -274,9 +276,21 @@ pub async fn update_user(
         state.hub.publish(event).await;
         user
     };
+    if user.role != old_role {
+        // Realtime connections were authorized with the old role: they end, and
+        // reconnect with the new one.
+        state
+            .hub
+            .end_credential(Ending {
+                revoked: Revoked::User { user_id: id },
+                reason: EndReason::RoleChanged,
+            })
+            .await;
+    }
     if let Some(hash) = &new_hash {
         // Also ends every session of that user.
         state.store.set_password(id, hash).await?;
+        crate::auth::handlers::end_other_sessions(state, id, None).await;
     }
     if identity.id() != id && (!changes.is_empty() || new_hash.is_some()) {
         tell_about_admin_change(state, &actor, &user, new_hash.is_some()).await;
@@ -329,6 +343,13 @@ pub async fn delete_user(state: &AppState, identity: &Identity, id: i64) -> Resu
         .delete_user(id, &Author::of(&identity.user))
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
+    state
+        .hub
+        .end_credential(Ending {
+            revoked: Revoked::User { user_id: id },
+            reason: EndReason::AccountDeleted,
+        })
+        .await;
     state.hub.publish(event).await;
     Ok(())
 }

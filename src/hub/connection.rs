@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{self, Appended, Author};
-use super::{Delivered, Delivery, Hub, PAGE, PresenceChange, PresenceSnapshot, Replay, Subscriber};
+use super::{
+    Delivered, Delivery, Hub, PAGE, PresenceChange, PresenceSnapshot, Replay, Subscriber, Tie,
+};
 use crate::error::ApiError;
 
 /// Presence members listed when joining (the count is always exact).
@@ -26,6 +28,8 @@ pub struct Connection {
     hub: Arc<Hub>,
     pub id: u64,
     pub author: Author,
+    /// The credential it was opened with, and whether that has ended.
+    tie: Arc<Tie>,
     ip: IpAddr,
     queue: mpsc::Sender<Delivery>,
     overflow: CancellationToken,
@@ -68,6 +72,7 @@ impl Connection {
         hub: Arc<Hub>,
         id: u64,
         author: Author,
+        tie: Arc<Tie>,
         ip: IpAddr,
         queue: mpsc::Sender<Delivery>,
     ) -> Self {
@@ -76,6 +81,7 @@ impl Connection {
             hub,
             id,
             author,
+            tie,
             ip,
             queue,
             overflow: CancellationToken::new(),
@@ -88,6 +94,26 @@ impl Connection {
     /// `slow_consumer`; the client resumes from its positions.
     pub fn overflow(&self) -> &CancellationToken {
         &self.overflow
+    }
+
+    /// Cancelled when the credential this connection was opened with ended (see
+    /// [`super::ending`]): tell the client [`Connection::end_reason`] and close.
+    pub fn ended(&self) -> &CancellationToken {
+        self.tie.ended()
+    }
+
+    /// Why the connection's credential ended, once it has.
+    pub fn end_reason(&self) -> Option<super::EndReason> {
+        self.tie.reason()
+    }
+
+    /// Refuses work on behalf of an ended credential: a frame that raced the ending
+    /// must not act as its user.
+    fn check_credential(&self) -> Result<(), ApiError> {
+        match self.end_reason() {
+            Some(reason) => Err(reason.error()),
+            None => Ok(()),
+        }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -103,6 +129,7 @@ impl Connection {
     /// `since` is `None`. Clients may join public rooms and their own notification
     /// room.
     pub async fn join(&mut self, room: &str, since: Option<i64>) -> Result<Joined, ApiError> {
+        self.check_credential()?;
         if room != message::notification_room(self.author.id) {
             message::check_room(room)?;
         }
@@ -224,6 +251,7 @@ impl Connection {
         client_id: Option<&str>,
         event: Option<serde_json::Value>,
     ) -> Result<Appended, ApiError> {
+        self.check_credential()?;
         self.budget.take()?;
         self.hub
             .send(&self.author, room, text, client_id, event)
@@ -236,7 +264,7 @@ impl Drop for Connection {
         for room in self.positions.keys() {
             self.hub.unsubscribe(room, self.id, &self.author);
         }
-        self.hub.disconnected(self.author.id, self.ip);
+        self.hub.disconnected(self.id, self.author.id, self.ip);
     }
 }
 

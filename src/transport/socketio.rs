@@ -26,7 +26,11 @@
 //! connection as a slow consumer (`error {code: "slow_consumer"}`, then a server
 //! disconnect: reconnect and resume from your last id); and at shutdown
 //! (`error {code: "server_restarting"}`, then every transport is closed, so
-//! socket.io-client reconnects by itself).
+//! socket.io-client reconnects by itself). When the credential the socket was
+//! opened with ends (logout, password change, revoked token, deleted account, role
+//! change) it gets `error {code: "session_ended" | "password_changed" |
+//! "token_revoked" | "account_deleted" | "role_changed", error}` and a server
+//! disconnect, after which socket.io-client does not reconnect by itself.
 //!
 //! The Flask-style notices (`user_joined`, `user_left`, "You joined room") go through
 //! socketioxide's in-memory adapter, so they reach the sockets of this instance only;
@@ -64,7 +68,7 @@ use crate::AppState;
 use crate::auth::{Authenticated, Identity};
 use crate::error::ApiError;
 use crate::hub::message::{Author, GENERAL_ROOM, Message};
-use crate::hub::{Accepted, Connection, Delivered, Delivery, Joined};
+use crate::hub::{Accepted, Connection, Delivered, Delivery, EndReason, Joined};
 
 /// Where the engine.io endpoint lives (socket.io-client's default `path`).
 pub const PATH: &str = "/socket.io";
@@ -216,7 +220,10 @@ async fn admit(
         &parts.headers,
         &state.config.trusted_proxies,
     );
-    let (connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let credential = identity.credential.clone();
+    let (connection, queue) = state
+        .hub
+        .connect(Author::of(&identity.user), credential, ip)?;
     let (commands, receiver) = mpsc::channel(state.hub.settings().queue.max(MIN_COMMANDS));
     let gone = CancellationToken::new();
     socket.extensions.insert(Commands(commands));
@@ -439,6 +446,8 @@ enum End {
     /// The server is shutting down: tell the client; the transport closes with the
     /// server (see [`router`]).
     Shutdown,
+    /// The socket's credential ended: tell the client why, then disconnect.
+    Credential,
 }
 
 /// One socket's hub side, owned by its task.
@@ -467,6 +476,7 @@ impl Session {
             socket: socket.clone(),
             shutdown: shutdown.clone(),
             overflow: overflow.clone(),
+            ended: self.connection.ended().clone(),
             gone: self.gone.clone(),
         };
         // The join and each command run boxed: they are rare next to deliveries,
@@ -484,6 +494,7 @@ impl Session {
         };
         let nickname = self.nickname.take();
         let hub = self.connection.hub().clone();
+        let end_reason = self.connection.end_reason();
         // Leave the hub's rooms before counting who is still there.
         drop(self);
         match end {
@@ -494,6 +505,12 @@ impl Session {
             End::Shutdown => {
                 let reason = "server_restarting";
                 let _ = socket.emit("error", &json!({ "code": reason, "error": reason }));
+            }
+            End::Credential => {
+                let reason = end_reason.unwrap_or(EndReason::SessionEnded);
+                let error = json!({ "code": reason.code(), "error": reason.message() });
+                let _ = socket.emit("error", &error);
+                let _ = socket.disconnect();
             }
             End::Gone => {}
         }
@@ -516,11 +533,13 @@ impl Session {
         let shutdown = out.shutdown.clone().cancelled_owned();
         let overflow = out.overflow.clone().cancelled_owned();
         let gone = self.gone.clone().cancelled_owned();
-        tokio::pin!(shutdown, overflow, gone);
+        let ended = out.ended.clone().cancelled_owned();
+        tokio::pin!(shutdown, overflow, gone, ended);
         loop {
             let step = tokio::select! {
                 _ = &mut shutdown => Err(End::Shutdown),
                 _ = &mut overflow => Err(End::Disconnect("slow_consumer")),
+                _ = &mut ended => Err(End::Credential),
                 _ = &mut gone => Err(End::Gone),
                 command = self.commands.recv() => match command {
                     Some(command) => Box::pin(self.command(command, out, io, notices)).await,
@@ -715,6 +734,8 @@ struct Out {
     socket: SocketRef,
     shutdown: CancellationToken,
     overflow: CancellationToken,
+    /// Cancelled when the socket's credential ended.
+    ended: CancellationToken,
     gone: CancellationToken,
 }
 
@@ -735,6 +756,7 @@ impl Out {
                     tokio::select! {
                         _ = self.shutdown.cancelled() => return Err(End::Shutdown),
                         _ = self.overflow.cancelled() => return Err(End::Disconnect("slow_consumer")),
+                        _ = self.ended.cancelled() => return Err(End::Credential),
                         _ = self.gone.cancelled() => return Err(End::Gone),
                         _ = tokio::time::sleep(EMIT_RETRY) => {}
                     }

@@ -12,6 +12,11 @@
 //! position that cannot be replayed as `reset`. Streams end at shutdown and when the
 //! client cannot keep up (`slow_consumer`); either way the browser reconnects and
 //! resumes from its last id.
+//!
+//! When the credential the stream was opened with ends (logout, password change,
+//! revoked token, deleted account, role change), the stream sends
+//! `event: error` with `{code, error}` (the code says why) and ends; the browser's
+//! reconnect with that credential then gets 401, which stops `EventSource`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -69,7 +74,10 @@ pub async fn room_events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let since = parse_position(resume_from(&headers, query.since.as_deref()))?;
-    let (mut connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (mut connection, queue) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let joined = connection.join(&room, since).await?;
     Ok(respond(
         &state,
@@ -103,7 +111,10 @@ pub async fn rooms_events(
         ));
     }
     let positions = parse_positions(resume_from(&headers, query.since.as_deref()))?;
-    let (mut connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (mut connection, queue) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let mut joined = Vec::new();
     for room in rooms {
         let since = positions.iter().find(|(r, _)| r == room).map(|(_, id)| *id);
@@ -121,7 +132,10 @@ pub async fn notifications_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let since = parse_position(resume_from(&headers, query.since.as_deref()))?;
-    let (mut connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (mut connection, queue) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let joined = connection
         .join(&notification_room(identity.id()), since)
         .await?;
@@ -212,6 +226,7 @@ fn respond(
     pending.push_back(Event::default().retry(RETRY).comment("connected"));
     let mut follower = Follower {
         overflow: connection.overflow().clone(),
+        credential_ended: connection.ended().clone(),
         connection,
         queue,
         shutdown: state.shutdown.clone(),
@@ -249,6 +264,8 @@ struct Follower {
     queue: mpsc::Receiver<Delivery>,
     shutdown: CancellationToken,
     overflow: CancellationToken,
+    /// Cancelled when the connection's credential ended.
+    credential_ended: CancellationToken,
     pending: VecDeque<Event>,
     ids: Ids,
     /// room -> the position the events queued so far take the client to (for
@@ -305,6 +322,13 @@ impl Follower {
                 _ = self.overflow.cancelled() => {
                     self.ended = true;
                     self.pending.push_back(Event::default().comment("slow_consumer"));
+                }
+                _ = self.credential_ended.cancelled() => {
+                    self.ended = true;
+                    if let Some(reason) = self.connection.end_reason() {
+                        let error = json!({ "code": reason.code(), "error": reason.message() });
+                        self.pending.push_back(Event::default().event("error").data(error.to_string()));
+                    }
                 }
                 delivery = self.queue.recv() => match delivery {
                     None => self.ended = true,

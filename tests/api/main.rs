@@ -8,6 +8,7 @@ mod caching;
 mod classic;
 mod cli;
 mod clients;
+mod credentials;
 mod errors;
 mod openapi;
 mod ops;
