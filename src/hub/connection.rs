@@ -35,6 +35,9 @@ pub struct Connection {
     overflow: CancellationToken,
     /// room -> the last id this client has been given.
     positions: HashMap<String, i64>,
+    /// Rooms followed without being counted present yet (see
+    /// [`Connection::join_unseen`]).
+    unseen: Vec<String>,
     budget: SendBudget,
 }
 
@@ -86,6 +89,7 @@ impl Connection {
             queue,
             overflow: CancellationToken::new(),
             positions: HashMap::new(),
+            unseen: Vec::new(),
             budget,
         }
     }
@@ -130,9 +134,7 @@ impl Connection {
     /// room.
     pub async fn join(&mut self, room: &str, since: Option<i64>) -> Result<Joined, ApiError> {
         self.check_credential()?;
-        if room != message::notification_room(self.author.id) {
-            message::check_room(room)?;
-        }
+        message::check_room_for(room, self.author.id)?;
         if self.positions.contains_key(room) {
             self.leave(room);
         }
@@ -144,6 +146,7 @@ impl Connection {
                 queue: self.queue.clone(),
                 overflow: self.overflow.clone(),
             },
+            self.is_present(room),
         );
         match self.start_position(room, since).await {
             Ok((position, replay, reset)) => {
@@ -158,7 +161,9 @@ impl Connection {
                 })
             }
             Err(error) => {
-                self.hub.unsubscribe(room, self.id, &self.author);
+                self.hub
+                    .unsubscribe(room, self.id, &self.author, self.is_present(room));
+                self.unseen.retain(|r| r != room);
                 Err(error)
             }
         }
@@ -186,11 +191,45 @@ impl Connection {
         }
     }
 
+    /// Follows `room` like [`Connection::join`], without counting this connection
+    /// present there until [`Connection::appear`]: Socket.IO's `general` follows
+    /// the chat from connect, and its user is present from their `join` (as in the
+    /// Flask-SocketIO chat, whose user count rises at each `join`).
+    pub async fn join_unseen(
+        &mut self,
+        room: &str,
+        since: Option<i64>,
+    ) -> Result<Joined, ApiError> {
+        self.leave(room);
+        self.unseen.push(room.to_owned());
+        self.join(room, since).await
+    }
+
+    /// Counts this connection present in `room`, which it joined unseen; `false`
+    /// when it was already present there, or does not follow it.
+    pub fn appear(&mut self, room: &str) -> bool {
+        let Some(at) = self.unseen.iter().position(|r| r == room) else {
+            return false;
+        };
+        self.unseen.swap_remove(at);
+        if !self.positions.contains_key(room) {
+            return false;
+        }
+        self.hub.appear(room, self.id, &self.author);
+        true
+    }
+
+    fn is_present(&self, room: &str) -> bool {
+        !self.unseen.iter().any(|r| r == room)
+    }
+
     /// Stops following `room`.
     pub fn leave(&mut self, room: &str) {
         if self.positions.remove(room).is_some() {
-            self.hub.unsubscribe(room, self.id, &self.author);
+            self.hub
+                .unsubscribe(room, self.id, &self.author, self.is_present(room));
         }
+        self.unseen.retain(|r| r != room);
     }
 
     /// Turns one queued delivery into what the client should receive now.
@@ -262,7 +301,8 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         for room in self.positions.keys() {
-            self.hub.unsubscribe(room, self.id, &self.author);
+            self.hub
+                .unsubscribe(room, self.id, &self.author, self.is_present(room));
         }
         self.hub.disconnected(self.id, self.author.id, self.ip);
     }

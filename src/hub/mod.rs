@@ -396,22 +396,35 @@ impl Hub {
         })
     }
 
-    /// Registers a local subscriber in `room` and its user's presence; returns the
-    /// presence change to announce when the user was not in the room yet.
-    fn subscribe(&self, room: &str, connection: u64, author: &Author, subscriber: Subscriber) {
+    /// Registers a local subscriber in `room` and, when `present`, its user's
+    /// presence (announced to the others when the user was not in the room yet).
+    fn subscribe(
+        &self,
+        room: &str,
+        connection: u64,
+        author: &Author,
+        subscriber: Subscriber,
+        present: bool,
+    ) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let local = rooms.entry(room.to_owned()).or_default();
         local.subscribers.insert(connection, subscriber);
-        if let Some(change) = local.presence.arrive(room, author) {
-            broadcast(
-                local,
-                Delivery::Presence(Arc::new(change)),
-                Some(connection),
-            );
+        if present {
+            arrive(local, room, connection, author);
         }
     }
 
-    fn unsubscribe(&self, room: &str, connection: u64, author: &Author) {
+    /// A subscriber of `room` that joined unseen becomes present.
+    fn appear(&self, room: &str, connection: u64, author: &Author) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        if let Some(local) = rooms.get_mut(room)
+            && local.subscribers.contains_key(&connection)
+        {
+            arrive(local, room, connection, author);
+        }
+    }
+
+    fn unsubscribe(&self, room: &str, connection: u64, author: &Author, present: bool) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let Some(local) = rooms.get_mut(room) else {
             return;
@@ -419,7 +432,7 @@ impl Hub {
         if local.subscribers.remove(&connection).is_none() {
             return;
         }
-        if let Some(change) = local.presence.depart(room, author) {
+        if present && let Some(change) = local.presence.depart(room, author) {
             broadcast(local, Delivery::Presence(Arc::new(change)), None);
         }
         if local.subscribers.is_empty() {
@@ -508,6 +521,18 @@ pub enum Replay {
     },
     /// The position cannot be replayed exactly; the reason is for the client.
     Reset(&'static str),
+}
+
+/// `author`'s connection `connection` is present in `room`: announced to the
+/// room's other subscribers when the user was not present yet.
+fn arrive(local: &mut LocalRoom, room: &str, connection: u64, author: &Author) {
+    if let Some(change) = local.presence.arrive(room, author) {
+        broadcast(
+            local,
+            Delivery::Presence(Arc::new(change)),
+            Some(connection),
+        );
+    }
 }
 
 /// Offers `delivery` to every subscriber of `local` (but `except`), without

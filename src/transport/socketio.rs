@@ -67,7 +67,7 @@ use super::check_upgrade_origin;
 use crate::AppState;
 use crate::auth::{Authenticated, Identity};
 use crate::error::ApiError;
-use crate::hub::message::{Author, GENERAL_ROOM, Message};
+use crate::hub::message::{self, Author, GENERAL_ROOM, Message};
 use crate::hub::{Accepted, Connection, Delivered, Delivery, EndReason, Joined};
 
 /// Where the engine.io endpoint lives (socket.io-client's default `path`).
@@ -105,6 +105,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .ws_read_buffer_size(WS_READ_BUFFER)
         .max_buffer_size(SOCKET_BUFFER)
         .max_payload(payload_limit(state))
+        // The same limit on the WebSocket transport: a larger frame or message is
+        // refused as its header arrives (the transport closes), never read whole.
+        .ws_max_message_size(payload_limit(state) as usize)
+        .ws_max_frame_size(payload_limit(state) as usize)
         .with_state(state.clone())
         .with_state(notices.clone())
         .build_svc();
@@ -158,7 +162,8 @@ pub fn in_session(uri: &axum::http::Uri) -> bool {
             .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("sid=")))
 }
 
-/// The largest polling payload worth reading: a few maximal messages.
+/// The largest payload worth reading (a polling request's body, a WebSocket
+/// message): a few maximal messages. The handshake advertises it as `maxPayload`.
 fn payload_limit(state: &AppState) -> u64 {
     (state.hub.settings().max_message_chars as u64 * 4 + 1024) * 4
 }
@@ -237,6 +242,7 @@ async fn admit(
             gone,
             since: auth.since,
             nickname: None,
+            notices: NoticeBudget::new(state.hub.settings().send_per_second),
         })))));
     // Here, not in the connect handler: socketioxide sends the CONNECT ack before it
     // spawns that handler, so events a client emits on `connect` could beat it.
@@ -460,6 +466,8 @@ struct Session {
     since: Option<i64>,
     /// The display name given at `join`.
     nickname: Option<String>,
+    /// What `join_room` / `leave_room` may still cost (their notices reach a room).
+    notices: NoticeBudget,
 }
 
 impl Session {
@@ -482,7 +490,8 @@ impl Session {
         // The join and each command run boxed: they are rare next to deliveries,
         // and their futures are large (store calls). Inline, this task's state would
         // be as large as the largest of them for the socket's whole life, idle or not.
-        let end = match Box::pin(self.connection.join(GENERAL_ROOM, self.since)).await {
+        // Following `general` from connect, present in it from `join`.
+        let end = match Box::pin(self.connection.join_unseen(GENERAL_ROOM, self.since)).await {
             Ok(joined) => match Box::pin(out.joined(joined)).await {
                 Ok(()) => self.serve(&mut out, &io, &notices).await,
                 Err(end) => end,
@@ -576,6 +585,7 @@ impl Session {
                         .await;
                 }
                 self.nickname = Some(username.clone());
+                self.connection.appear(GENERAL_ROOM);
                 let user_count = self.connection.hub().presence_count(GENERAL_ROOM);
                 notices.push(Notice {
                     event: "user_joined",
@@ -614,11 +624,22 @@ impl Session {
                 let Some(RoomData { room, since }) = parse(data, out).await? else {
                     return Ok(());
                 };
+                let public = match self.room_notices(&room) {
+                    Ok(public) => public,
+                    Err(error) => {
+                        let _ = ack.send(&json!({ "error": error.to_string() }));
+                        return out.error(&error).await;
+                    }
+                };
+                let already = self.connection.positions().contains_key(&room);
                 match self.connection.join(&room, since).await {
                     Ok(joined) => {
                         out.socket.join(room.clone());
-                        let notice = json!({ "message": format!("You joined room: {room}") });
-                        let _ = io.to(room.clone()).emit("message", &notice).await;
+                        // A room hears of a member once, not at every repeated join.
+                        if public && !already {
+                            let notice = json!({ "message": format!("You joined room: {room}") });
+                            let _ = io.to(room.clone()).emit("message", &notice).await;
+                        }
                         let _ = ack.send(&json!({
                             "room": room,
                             "position": joined.position,
@@ -636,15 +657,43 @@ impl Session {
                 let Some(RoomData { room, .. }) = parse(data, out).await? else {
                     return Ok(());
                 };
+                // Leaving a room this socket is not in does nothing and tells nobody.
+                if !self.connection.positions().contains_key(&room) {
+                    if let Err(error) = message::check_room_for(&room, self.connection.author.id) {
+                        let _ = ack.send(&json!({ "error": error.to_string() }));
+                        return out.error(&error).await;
+                    }
+                    let _ = ack.send(&json!({ "room": room }));
+                    return Ok(());
+                }
+                let public = match self.room_notices(&room) {
+                    Ok(public) => public,
+                    Err(error) => {
+                        let _ = ack.send(&json!({ "error": error.to_string() }));
+                        return out.error(&error).await;
+                    }
+                };
                 // Flask-SocketIO leaves first, then tells the room.
                 self.connection.leave(&room);
                 out.socket.leave(room.clone());
-                let notice = json!({ "message": format!("You left room: {room}") });
-                let _ = io.to(room.clone()).emit("message", &notice).await;
+                if public {
+                    let notice = json!({ "message": format!("You left room: {room}") });
+                    let _ = io.to(room.clone()).emit("message", &notice).await;
+                }
                 let _ = ack.send(&json!({ "room": room }));
                 Ok(())
             }
         }
+    }
+
+    /// Checks a `join_room` / `leave_room`: the room must be one the caller may
+    /// name (a public room, or its own notifications), and the socket's notice
+    /// budget must allow it. `Ok(true)` for a public room, whose members hear of it;
+    /// the private notification room gets no notices.
+    fn room_notices(&mut self, room: &str) -> Result<bool, ApiError> {
+        let public = message::check_room_for(room, self.connection.author.id)?;
+        self.notices.take()?;
+        Ok(public)
     }
 
     /// Handles `first` and up to [`DRAIN`] deliveries queued behind it, without going
@@ -673,6 +722,42 @@ impl Session {
             Ok(Accepted::Presence(_) | Accepted::Nothing) => Ok(()),
             Ok(Accepted::Reset { room, reason }) => out.reset(&room, reason).await,
             Err(error) => out.error(&error).await,
+        }
+    }
+}
+
+/// How many `join_room` / `leave_room` a socket may make: as many per second as it
+/// may send messages, in bursts of twice that (a token bucket), since each one's
+/// notice reaches a whole room. Past it, an `error {code: "rate_limited"}` and
+/// nothing is done.
+struct NoticeBudget {
+    per_second: f32,
+    tokens: f32,
+    updated: tokio::time::Instant,
+}
+
+impl NoticeBudget {
+    fn new(per_second: u32) -> Self {
+        let per_second = per_second.max(1) as f32;
+        Self {
+            per_second,
+            tokens: per_second * 2.0,
+            updated: tokio::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> Result<(), ApiError> {
+        let now = tokio::time::Instant::now();
+        let elapsed = now.duration_since(self.updated).as_secs_f32();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.per_second * 2.0);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(ApiError::TooManyRequests {
+                retry_after: Duration::from_secs_f32((1.0 - self.tokens) / self.per_second),
+            })
         }
     }
 }

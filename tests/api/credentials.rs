@@ -15,38 +15,11 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
 
 use crate::clients::*;
-use crate::helpers::{MEMBER_PASSWORD, TestApp, install_crypto, json_with_status, spawn_app_with};
+use crate::helpers::{MEMBER_PASSWORD, TestApp, json_with_status, spawn_app_with};
 use crate::on_both_backends;
 
 /// An ending must reach its connections within this.
 const PROMPTLY: Duration = Duration::from_secs(3);
-
-/// How a client proves who it is.
-#[derive(Clone)]
-enum Auth {
-    /// A browser's session cookie (`sb_session=..; csrftoken=..`).
-    Cookie(String),
-    /// An API token.
-    Bearer(String),
-}
-
-impl Auth {
-    fn headers(&self, app: &TestApp) -> Vec<(&'static str, String)> {
-        match self {
-            Auth::Cookie(cookie) => vec![("cookie", cookie.clone()), ("origin", app.url(""))],
-            Auth::Bearer(token) => vec![("authorization", format!("Bearer {token}"))],
-        }
-    }
-
-    fn get(&self, app: &TestApp, path: &str) -> reqwest::RequestBuilder {
-        install_crypto();
-        let mut request = reqwest::Client::new().get(app.url(path));
-        for (name, value) in self.headers(app) {
-            request = request.header(name, value);
-        }
-        request
-    }
-}
 
 /// One connection on each transport, all opened with one credential.
 struct Open {
@@ -108,88 +81,6 @@ async fn open_stream(app: &TestApp, auth: &Auth, path: &str) -> Sse {
             .eventsource()
             .map(|event| event.expect("a well-formed event")),
     )
-}
-
-// ---- Socket.IO (Engine.IO 4 framing over a WebSocket) ---------------------------
-
-async fn try_sio(app: &TestApp, auth: &Auth) -> Result<Ws, String> {
-    let mut ws = try_ws(
-        app,
-        "/socket.io/?EIO=4&transport=websocket",
-        &auth.headers(app),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let open = sio_packet(&mut ws)
-        .await
-        .expect("the Engine.IO open packet");
-    assert!(open.starts_with('0'), "{open}");
-    let connect = match auth {
-        Auth::Bearer(token) => format!("40{}", json!({ "token": token })),
-        Auth::Cookie(_) => "40".to_owned(),
-    };
-    ws.send(Frame::text(connect)).await.unwrap();
-    loop {
-        let packet = sio_packet(&mut ws).await.expect("a CONNECT answer");
-        if packet.starts_with("40") {
-            return Ok(ws);
-        }
-        if packet.starts_with("44") {
-            return Err(packet);
-        }
-    }
-}
-
-async fn open_sio(app: &TestApp, auth: &Auth) -> Ws {
-    let mut sio = try_sio(app, auth).await.expect("Socket.IO connects");
-    let (event, data) = sio_event(&mut sio).await.expect("the welcome");
-    assert_eq!(
-        (event.as_str(), &data["data"]),
-        ("message", &json!("Connected to server"))
-    );
-    sio
-}
-
-/// The next Engine.IO packet's text (pings answered), or `None` once closed.
-async fn sio_packet(ws: &mut Ws) -> Option<String> {
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a Socket.IO packet in time");
-        match frame {
-            Some(Ok(Frame::Text(text))) if text.as_str() == "2" => {
-                let _ = ws.send(Frame::text("3")).await;
-            }
-            Some(Ok(Frame::Text(text))) => return Some(text.to_string()),
-            Some(Ok(Frame::Close(_))) | None | Some(Err(_)) => return None,
-            Some(Ok(_)) => {}
-        }
-    }
-}
-
-/// The next event (`42[name, data]`), or `None` once disconnected.
-async fn sio_event(ws: &mut Ws) -> Option<(String, Value)> {
-    loop {
-        let packet = sio_packet(ws).await?;
-        if packet == "41" {
-            return None;
-        }
-        if let Some(body) = packet.strip_prefix("42") {
-            let mut parts: Vec<Value> = serde_json::from_str(body).unwrap();
-            let data = if parts.len() > 1 {
-                parts.remove(1)
-            } else {
-                Value::Null
-            };
-            return Some((parts[0].as_str().unwrap().to_owned(), data));
-        }
-    }
-}
-
-async fn sio_emit(ws: &mut Ws, event: &str, data: Value) {
-    let _ = ws
-        .send(Frame::text(format!("42{}", json!([event, data]))))
-        .await;
 }
 
 // ---- what an ending looks like on each transport -------------------------------

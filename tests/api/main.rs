@@ -15,5 +15,6 @@ mod ops;
 mod realtime;
 mod scale;
 mod scale_out;
+mod socketio;
 mod users;
 mod web;
