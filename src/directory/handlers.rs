@@ -263,7 +263,7 @@ pub async fn update_user(
     if changes.role == Some(Role::Member) {
         keep_one_admin(state, &current).await?;
     }
-    let old_role = current.role.clone();
+    let old_role = current.role;
     let actor = Author::of(&identity.user);
     let user = if changes.is_empty() {
         current
