@@ -149,26 +149,49 @@ pub async fn notifications_stream(
 }
 
 /// `GET /stream`: `{count, timestamp, ...stats}` once a second, until shutdown.
-pub async fn stats_stream(State(state): State<AppState>, _: Identity) -> Response {
+pub async fn stats_stream(
+    State(state): State<AppState>,
+    identity: Identity,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, ApiError> {
+    // A hub connection in no room: it counts toward the connection caps, and the
+    // stream ends with the credential it was opened with.
+    let (connection, _) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let shutdown = state.shutdown.clone();
+    let tick = tokio::time::interval(Duration::from_secs(1));
     let events = futures_util::stream::unfold(
-        (state, 0u64, tokio::time::interval(Duration::from_secs(1))),
-        move |(state, count, mut tick)| {
+        (state, 0u64, tick, Some(connection)),
+        move |(state, count, mut tick, connection)| {
             let shutdown = shutdown.clone();
             async move {
+                let connection = connection?;
                 tokio::select! {
                     _ = shutdown.cancelled() => None,
+                    _ = connection.ended().cancelled() => {
+                        let event = credential_ended(&connection)?;
+                        Some((Ok::<_, Infallible>(event), (state, count, tick, None)))
+                    }
                     _ = tick.tick() => {
                         let event = Event::default().data(stats(&state, count).to_string());
-                        Some((Ok::<_, Infallible>(event), (state, count + 1, tick)))
+                        Some((Ok(event), (state, count + 1, tick, Some(connection))))
                     }
                 }
             }
         },
     );
-    Sse::new(events)
+    Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response()
+        .into_response())
+}
+
+/// `event: error` saying why the connection's credential ended.
+fn credential_ended(connection: &Connection) -> Option<Event> {
+    let reason = connection.end_reason()?;
+    let error = json!({ "code": reason.code(), "error": reason.message() });
+    Some(Event::default().event("error").data(error.to_string()))
 }
 
 fn stats(state: &AppState, count: u64) -> serde_json::Value {
@@ -325,10 +348,7 @@ impl Follower {
                 }
                 _ = self.credential_ended.cancelled() => {
                     self.ended = true;
-                    if let Some(reason) = self.connection.end_reason() {
-                        let error = json!({ "code": reason.code(), "error": reason.message() });
-                        self.pending.push_back(Event::default().event("error").data(error.to_string()));
-                    }
+                    self.pending.extend(credential_ended(&self.connection));
                 }
                 delivery = self.queue.recv() => match delivery {
                     None => self.ended = true,

@@ -26,6 +26,7 @@ struct Open {
     ws: Ws,
     room_sse: Sse,
     rooms_sse: Sse,
+    stats_sse: Sse,
     poll: JoinHandle<reqwest::Response>,
     sio: Ws,
 }
@@ -44,14 +45,15 @@ async fn open_all(app: &TestApp, auth: &Auth) -> Open {
     next_of(&mut ws, "presence").await;
     let room_sse = open_stream(app, auth, "/api/rooms/general/events").await;
     let rooms_sse = open_stream(app, auth, "/api/events?rooms=general,lobby").await;
+    let stats_sse = open_stream(app, auth, "/stream").await;
     let poll = {
         let request = auth.get(app, "/api/poll?room=general&last_id=0&timeout=30");
         tokio::spawn(async move { request.send().await.unwrap() })
     };
     let sio = open_sio(app, auth).await;
-    // Wait until all five are in the hub (the poll too).
+    // Wait until all six are in the hub (the poll too).
     tokio::time::timeout(WAIT, async {
-        while app.state.hub.stats.connections.load(Ordering::Relaxed) < before + 5 {
+        while app.state.hub.stats.connections.load(Ordering::Relaxed) < before + 6 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -61,6 +63,7 @@ async fn open_all(app: &TestApp, auth: &Auth) -> Open {
         ws,
         room_sse,
         rooms_sse,
+        stats_sse,
         poll,
         sio,
     }
@@ -108,6 +111,7 @@ async fn assert_all_end(open: Open, reason: &str, credential_gone: bool) {
         mut ws,
         room_sse,
         rooms_sse,
+        stats_sse,
         poll,
         mut sio,
     } = open;
@@ -129,7 +133,11 @@ async fn assert_all_end(open: Open, reason: &str, credential_gone: bool) {
         (code, reason)
     );
 
-    for (path, mut sse) in [("room", room_sse), ("rooms", rooms_sse)] {
+    for (path, mut sse) in [
+        ("room", room_sse),
+        ("rooms", rooms_sse),
+        ("stats", stats_sse),
+    ] {
         let error = tokio::time::timeout(PROMPTLY, async {
             while let Some(event) = sse.next().await {
                 if event.event == "error" {
@@ -195,6 +203,7 @@ async fn assert_reconnect(app: &TestApp, auth: &Auth, allowed: bool) {
     for path in [
         "/api/rooms/general/events",
         "/api/events?rooms=general",
+        "/stream",
         "/api/poll?timeout=0",
     ] {
         let status = auth.get(app, path).send().await.unwrap().status();
