@@ -275,7 +275,7 @@ test('a request answered 401 sends the user to the login page, with the way back
 
 test('members edit only themselves, in a dialog without a role', async () => {
   const { context: adminContext } = await adminPage();
-  await api(adminContext, server.url, 'POST', '/api/users', { name: 'Meg Member', email: 'meg@example.com', password: 'meg password 123' });
+  await api(adminContext, server.url, 'POST', '/api/users', { name: 'Meg Member', email: 'meg@example.com', password: 'meg quartz lantern 7315' });
   await adminContext.close();
 
   const { context, page } = await newPage(browser, server.url);

@@ -16,7 +16,7 @@ import { chromium } from 'playwright-core';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SCREENSHOTS = path.join(ROOT, 'e2e', 'screenshots');
 export const ADMIN_EMAIL = 'admin@example.com';
-export const ADMIN_PASSWORD = 'e2e admin password 42';
+export const ADMIN_PASSWORD = 'e2e admin quartz lantern 42';
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 export function binaryPath() {

@@ -377,3 +377,62 @@ test('a nickname with bidi controls, invisible characters or over 64 characters 
   await waitFor(socket, 'user_joined', (d) => d.username === family);
   socket.close();
 });
+
+test('two people on two accounts: the user count rises at each join and falls at each disconnect', async () => {
+  // As in the Flask-SocketIO chat, a user counts from their `join`, not from connect:
+  // its page shows "Users: 1", then "Users: 2" as the second person joins.
+  const own = await startServer();
+  try {
+    const logInAs = async (email, password) => {
+      const response = await fetch(`${own.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ email, password }),
+      });
+      assert.equal(response.status, 200, await response.text());
+      const pairs = response.headers.getSetCookie().map((c) => c.split(';')[0]);
+      const csrf = pairs.find((p) => p.startsWith('csrftoken=')).slice('csrftoken='.length);
+      return { cookie: pairs.join('; '), csrf };
+    };
+    const admin = await logInAs(ADMIN_EMAIL, ADMIN_PASSWORD);
+    const person = async (name) => {
+      const email = `${name.toLowerCase()}@example.com`;
+      const password = `${name} quartz lantern 7315`;
+      const created = await fetch(`${own.url}/api/users`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Cookie: admin.cookie, 'X-CSRFToken': admin.csrf },
+        body: JSON.stringify({ name, email, password }),
+      });
+      assert.equal(created.status, 201, await created.text());
+      const { cookie, csrf } = await logInAs(email, password);
+      const socket = io(own.url, {
+        transports: ['websocket'],
+        autoConnect: false,
+        reconnection: false,
+        forceNew: true,
+        extraHeaders: { Cookie: cookie, 'X-CSRFToken': csrf },
+      });
+      socket.received = [];
+      socket.onAny((event, data) => socket.received.push({ event, data }));
+      return socket;
+    };
+    const [ann, ben, watcher] = [await person('Ann'), await person('Ben'), await person('Cy')];
+    // Everyone is connected before anyone joins; the watcher never joins.
+    for (const socket of [ann, ben, watcher]) await connect(socket);
+
+    ann.emit('join', { username: 'Ann' });
+    assert.equal((await waitFor(watcher, 'user_joined', (d) => d.username === 'Ann')).user_count, 1);
+    ben.emit('join', { username: 'Ben' });
+    assert.equal((await waitFor(watcher, 'user_joined', (d) => d.username === 'Ben')).user_count, 2);
+    assert.equal((await waitFor(ann, 'user_joined', (d) => d.username === 'Ben')).user_count, 2);
+
+    ben.close();
+    assert.equal((await waitFor(watcher, 'user_left', (d) => d.username === 'Ben')).user_count, 1);
+    assert.equal((await waitFor(ann, 'user_left', (d) => d.username === 'Ben')).user_count, 1);
+    ann.close();
+    assert.equal((await waitFor(watcher, 'user_left', (d) => d.username === 'Ann')).user_count, 0);
+    watcher.close();
+  } finally {
+    await own.stop();
+  }
+});

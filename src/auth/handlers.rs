@@ -18,6 +18,7 @@ use crate::directory::model::{User, match_key};
 use crate::error::{ApiError, FieldErrors};
 use crate::http::extract::{Json, Path, Query};
 use crate::store::NewPassword;
+use crate::hub::{EndReason, Ending, Revoked};
 
 /// Routes anyone may call.
 pub fn public_router() -> Router<AppState> {
@@ -87,7 +88,7 @@ pub(crate) async fn begin_session(
     response: &mut Response,
 ) -> Result<(), ApiError> {
     if let Some(old) = jar.get(SESSION_COOKIE).filter(|c| !c.value().is_empty()) {
-        state.store.delete_session(&sha256_hex(old.value())).await?;
+        delete_session(state, sha256_hex(old.value())).await?;
     }
     let id = session::start(state.store.as_ref(), &state.auth, user_id).await?;
     let binding = sha256_hex(&id);
@@ -106,16 +107,26 @@ pub(crate) async fn end_session(
     response: &mut Response,
 ) -> Result<(), ApiError> {
     if let Some(current) = jar.get(SESSION_COOKIE).filter(|c| !c.value().is_empty()) {
-        state
-            .store
-            .delete_session(&sha256_hex(current.value()))
-            .await?;
+        delete_session(state, sha256_hex(current.value())).await?;
     }
     append_cookie(response, session::removal(&state.auth));
     append_cookie(
         response,
         csrf::cookie(csrf::issue(&state.auth.csrf_key, ""), &state.auth),
     );
+    Ok(())
+}
+
+/// Deletes a session, and ends the realtime connections opened with it.
+async fn delete_session(state: &AppState, id_hash: String) -> Result<(), ApiError> {
+    state.store.delete_session(&id_hash).await?;
+    state
+        .hub
+        .end_credential(Ending {
+            revoked: Revoked::Session { id_hash },
+            reason: EndReason::SessionEnded,
+        })
+        .await;
     Ok(())
 }
 
@@ -383,6 +394,13 @@ async fn revoke_token(
         return Err(ApiError::not_found("Token"));
     }
     state.store.revoke_token(id, unix_now()).await?;
+    state
+        .hub
+        .end_credential(Ending {
+            revoked: Revoked::Token { id },
+            reason: EndReason::TokenRevoked,
+        })
+        .await;
     Ok(Json(Message {
         message: "Token revoked",
     }))

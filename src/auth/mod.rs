@@ -119,13 +119,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
 /// Called once the store has ended credentials (a password change or reset deleted
 /// the account's sessions and revoked its tokens, see
 /// [`crate::store::AuthStore::set_password`]): the one place that hears about it.
-/// Logs it; this is also where realtime connections opened with those credentials
-/// are to be closed, since each of them checked its credential only when it opened.
+/// Logs it, and ends the realtime connections opened with those credentials, since
+/// each of them checked its credential only when it opened.
 pub async fn credentials_ended(
-    _state: &crate::AppState,
+    state: &crate::AppState,
     ended: &crate::store::EndedCredentials,
     why: &'static str,
 ) {
+    use crate::hub::{EndReason, Ending, Revoked};
+    // The realtime connections opened with them end too, on every instance: exactly
+    // the sessions and tokens the store ended, so a token that was kept keeps its own.
+    let sessions = ended.sessions.iter().map(|id_hash| Revoked::Session {
+        id_hash: id_hash.clone(),
+    });
+    let tokens = ended.tokens.iter().map(|&id| Revoked::Token { id });
+    for revoked in sessions.chain(tokens) {
+        state
+            .hub
+            .end_credential(Ending {
+                revoked,
+                reason: EndReason::PasswordChanged,
+            })
+            .await;
+    }
     tracing::info!(
         event = "credentials_ended",
         user_id = ended.user_id,

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::hub::message::{Author, DIRECTORY_ROOM};
 use crate::store::{NewPassword, UserPage};
+use crate::hub::{EndReason, Ending, Revoked};
 
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 500;
@@ -295,6 +296,7 @@ pub async fn update_user(
     if changes.is_empty() && new_password.is_none() {
         return Ok(current);
     }
+    let old_role = current.role;
     let actor = Author::of(&identity.user);
     // One transaction: the changes, the password, the end of the old credentials,
     // and the last-admin rule.
@@ -305,6 +307,17 @@ pub async fn update_user(
         .ok_or_else(|| ApiError::not_found("User"))?;
     if let Some(event) = update.event {
         state.hub.publish(event).await;
+    }
+    if update.user.role != old_role {
+        // Realtime connections were authorized with the old role: they end, and
+        // reconnect with the new one.
+        state
+            .hub
+            .end_credential(Ending {
+                revoked: Revoked::User { user_id: id },
+                reason: EndReason::RoleChanged,
+            })
+            .await;
     }
     if let Some(ended) = &update.ended {
         crate::auth::credentials_ended(state, ended, "password set by an admin").await;
@@ -355,6 +368,13 @@ pub async fn delete_user(state: &AppState, identity: &Identity, id: i64) -> Resu
         .delete_user(id, &Author::of(&identity.user))
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
+    state
+        .hub
+        .end_credential(Ending {
+            revoked: Revoked::User { user_id: id },
+            reason: EndReason::AccountDeleted,
+        })
+        .await;
     state.hub.publish(event).await;
     Ok(())
 }

@@ -5,14 +5,15 @@
 //! [`InProcessBroker`] (a tokio broadcast channel) serves one instance;
 //! [`super::redis_broker::RedisBroker`] (Redis pub/sub) several: it publishes each
 //! message to the other instances and hands what it receives to `subscribe`'s
-//! channel.
+//! channel. It also carries [`Ending`]s: "connections opened with this credential
+//! end", so a logout on one instance closes the sockets held by another.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::Delivered;
+use super::{Delivered, Ending};
 
 /// What the pump receives.
 #[derive(Clone, Debug)]
@@ -25,12 +26,17 @@ pub enum Announcement {
     /// Announcements may have been lost (the broker reconnected): catch every
     /// local room up from the store.
     CatchUp,
+    /// A credential ended: end the local connections opened with it.
+    Ended(Ending),
 }
 
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {
     /// Announces a committed message to every instance, this one included.
     async fn publish(&self, message: Arc<Delivered>);
+    /// Announces to every instance, this one included, that the connections
+    /// `ending` covers must end.
+    async fn end(&self, ending: Ending);
     /// The announcements this instance receives.
     fn subscribe(&self) -> broadcast::Receiver<Announcement>;
 }
@@ -62,6 +68,10 @@ impl Broker for InProcessBroker {
     async fn publish(&self, message: Arc<Delivered>) {
         // No receiver (the pump has stopped at shutdown) is not an error.
         let _ = self.sender.send(Announcement::Message(message));
+    }
+
+    async fn end(&self, ending: Ending) {
+        let _ = self.sender.send(Announcement::Ended(ending));
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Announcement> {

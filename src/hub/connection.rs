@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{self, Appended, Author};
-use super::{Delivered, Delivery, Hub, PAGE, PresenceChange, PresenceSnapshot, Replay, Subscriber};
+use super::{
+    Delivered, Delivery, Hub, PAGE, PresenceChange, PresenceSnapshot, Replay, Subscriber, Tie,
+};
 use crate::error::ApiError;
 
 /// Presence members listed when joining (the count is always exact).
@@ -26,11 +28,16 @@ pub struct Connection {
     hub: Arc<Hub>,
     pub id: u64,
     pub author: Author,
+    /// The credential it was opened with, and whether that has ended.
+    tie: Arc<Tie>,
     ip: IpAddr,
     queue: mpsc::Sender<Delivery>,
     overflow: CancellationToken,
     /// room -> the last id this client has been given.
     positions: HashMap<String, i64>,
+    /// Rooms followed without being counted present yet (see
+    /// [`Connection::join_unseen`]).
+    unseen: Vec<String>,
     budget: SendBudget,
 }
 
@@ -68,6 +75,7 @@ impl Connection {
         hub: Arc<Hub>,
         id: u64,
         author: Author,
+        tie: Arc<Tie>,
         ip: IpAddr,
         queue: mpsc::Sender<Delivery>,
     ) -> Self {
@@ -76,10 +84,12 @@ impl Connection {
             hub,
             id,
             author,
+            tie,
             ip,
             queue,
             overflow: CancellationToken::new(),
             positions: HashMap::new(),
+            unseen: Vec::new(),
             budget,
         }
     }
@@ -88,6 +98,26 @@ impl Connection {
     /// `slow_consumer`; the client resumes from its positions.
     pub fn overflow(&self) -> &CancellationToken {
         &self.overflow
+    }
+
+    /// Cancelled when the credential this connection was opened with ended (see
+    /// [`super::ending`]): tell the client [`Connection::end_reason`] and close.
+    pub fn ended(&self) -> &CancellationToken {
+        self.tie.ended()
+    }
+
+    /// Why the connection's credential ended, once it has.
+    pub fn end_reason(&self) -> Option<super::EndReason> {
+        self.tie.reason()
+    }
+
+    /// Refuses work on behalf of an ended credential: a frame that raced the ending
+    /// must not act as its user.
+    fn check_credential(&self) -> Result<(), ApiError> {
+        match self.end_reason() {
+            Some(reason) => Err(reason.error()),
+            None => Ok(()),
+        }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -103,9 +133,8 @@ impl Connection {
     /// `since` is `None`. Clients may join public rooms and their own notification
     /// room.
     pub async fn join(&mut self, room: &str, since: Option<i64>) -> Result<Joined, ApiError> {
-        if room != message::notification_room(self.author.id) {
-            message::check_room(room)?;
-        }
+        self.check_credential()?;
+        message::check_room_for(room, self.author.id)?;
         if self.positions.contains_key(room) {
             self.leave(room);
         }
@@ -117,6 +146,7 @@ impl Connection {
                 queue: self.queue.clone(),
                 overflow: self.overflow.clone(),
             },
+            self.is_present(room),
         );
         match self.start_position(room, since).await {
             Ok((position, replay, reset)) => {
@@ -131,7 +161,9 @@ impl Connection {
                 })
             }
             Err(error) => {
-                self.hub.unsubscribe(room, self.id, &self.author);
+                self.hub
+                    .unsubscribe(room, self.id, &self.author, self.is_present(room));
+                self.unseen.retain(|r| r != room);
                 Err(error)
             }
         }
@@ -159,11 +191,45 @@ impl Connection {
         }
     }
 
+    /// Follows `room` like [`Connection::join`], without counting this connection
+    /// present there until [`Connection::appear`]: Socket.IO's `general` follows
+    /// the chat from connect, and its user is present from their `join` (as in the
+    /// Flask-SocketIO chat, whose user count rises at each `join`).
+    pub async fn join_unseen(
+        &mut self,
+        room: &str,
+        since: Option<i64>,
+    ) -> Result<Joined, ApiError> {
+        self.leave(room);
+        self.unseen.push(room.to_owned());
+        self.join(room, since).await
+    }
+
+    /// Counts this connection present in `room`, which it joined unseen; `false`
+    /// when it was already present there, or does not follow it.
+    pub fn appear(&mut self, room: &str) -> bool {
+        let Some(at) = self.unseen.iter().position(|r| r == room) else {
+            return false;
+        };
+        self.unseen.swap_remove(at);
+        if !self.positions.contains_key(room) {
+            return false;
+        }
+        self.hub.appear(room, self.id, &self.author);
+        true
+    }
+
+    fn is_present(&self, room: &str) -> bool {
+        !self.unseen.iter().any(|r| r == room)
+    }
+
     /// Stops following `room`.
     pub fn leave(&mut self, room: &str) {
         if self.positions.remove(room).is_some() {
-            self.hub.unsubscribe(room, self.id, &self.author);
+            self.hub
+                .unsubscribe(room, self.id, &self.author, self.is_present(room));
         }
+        self.unseen.retain(|r| r != room);
     }
 
     /// Turns one queued delivery into what the client should receive now.
@@ -224,6 +290,7 @@ impl Connection {
         client_id: Option<&str>,
         event: Option<serde_json::Value>,
     ) -> Result<Appended, ApiError> {
+        self.check_credential()?;
         self.budget.take()?;
         self.hub
             .send(&self.author, room, text, client_id, event)
@@ -234,9 +301,10 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         for room in self.positions.keys() {
-            self.hub.unsubscribe(room, self.id, &self.author);
+            self.hub
+                .unsubscribe(room, self.id, &self.author, self.is_present(room));
         }
-        self.hub.disconnected(self.author.id, self.ip);
+        self.hub.disconnected(self.id, self.author.id, self.ip);
     }
 }
 

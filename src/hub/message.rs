@@ -103,6 +103,16 @@ pub fn notification_room(user_id: i64) -> String {
     format!("user:{user_id}")
 }
 
+/// Checks that `user_id` may name `room`: a public room (see [`check_room`]), or
+/// their own notification room. `Ok(true)` for a public room.
+pub fn check_room_for(room: &str, user_id: i64) -> Result<bool, ApiError> {
+    if room == notification_room(user_id) {
+        return Ok(false);
+    }
+    check_room(room)?;
+    Ok(true)
+}
+
 /// A room name clients may use: 1-64 of `A-Z a-z 0-9 _ - .`, starting with a letter
 /// or digit.
 pub fn check_room(room: &str) -> Result<(), ApiError> {

@@ -13,9 +13,15 @@
 //! A connection whose queue is full is not waited for: it is cancelled with the
 //! reason `slow_consumer`, and its client resumes from its last id when it
 //! reconnects. Memory therefore stays bounded however many clients stop reading.
+//!
+//! A connection also ends with its credential ([`ending`]): auth code calls
+//! [`Hub::end_credential`] after a logout, a password change, a revoked token, a
+//! deleted account or a role change, and every instance ends the connections opened
+//! with it.
 
 pub mod broker;
 pub mod connection;
+pub mod ending;
 pub mod message;
 pub mod presence;
 pub mod redis_broker;
@@ -29,11 +35,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Credential;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::store::Store;
 pub use broker::{Announcement, Broker, InProcessBroker};
 pub use connection::{Accepted, Connection, Joined};
+pub use ending::{EndReason, Ending, Revoked, Tie};
 use message::{Appended, Author, Message, NewMessage, Position};
 pub use presence::{PresenceChange, PresenceSnapshot};
 
@@ -141,6 +149,9 @@ pub struct Hub {
     settings: HubSettings,
     rooms: Mutex<HashMap<String, LocalRoom>>,
     counts: Mutex<ConnectionCounts>,
+    /// Every local connection's tie to its credential, by connection id, for
+    /// [`Hub::end_credential`].
+    ties: Mutex<HashMap<u64, Arc<Tie>>>,
     next_connection: AtomicU64,
     pub stats: HubStats,
     /// Cancelled at shutdown: every realtime task listens to it.
@@ -163,6 +174,7 @@ impl Hub {
             settings,
             rooms: Mutex::new(HashMap::new()),
             counts: Mutex::new(ConnectionCounts::default()),
+            ties: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
             stats: HubStats::default(),
             shutdown,
@@ -181,11 +193,13 @@ impl Hub {
         &self.store
     }
 
-    /// Opens a connection for `author` from `ip`, refused with a 429 when either
-    /// already holds the most connections allowed.
+    /// Opens a connection for `author`, authenticated by `credential`, from `ip`;
+    /// refused with a 429 when the account or the address already holds the most
+    /// connections allowed. The connection ends when its credential does.
     pub fn connect(
         self: &Arc<Self>,
         author: Author,
+        credential: Credential,
         ip: IpAddr,
     ) -> Result<(Connection, mpsc::Receiver<Delivery>), ApiError> {
         {
@@ -206,12 +220,39 @@ impl Hub {
         metrics::gauge!("realtime_connections").increment(1.0);
         let (queue, deliveries) = mpsc::channel(self.settings.queue);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        let connection = Connection::new(self.clone(), id, author, ip, queue);
+        let tie = Arc::new(Tie::new(author.id, credential));
+        self.ties.lock().expect("ties lock").insert(id, tie.clone());
+        let connection = Connection::new(self.clone(), id, author, tie, ip, queue);
         Ok((connection, deliveries))
     }
 
+    /// Ends the connections `ending` covers, on every instance: this one's at once
+    /// (so a send racing it on this instance is refused), the others' through the
+    /// broker. Call it after the credential is gone from the store, so a client that
+    /// reconnects is refused.
+    pub async fn end_credential(&self, ending: Ending) {
+        let ended = self.end_local(&ending);
+        if ended > 0 {
+            tracing::info!(
+                ended,
+                reason = ending.reason.code(),
+                "ended realtime connections"
+            );
+        }
+        self.broker.end(ending).await;
+    }
+
+    /// Ends this instance's connections that `ending` covers; returns how many.
+    fn end_local(&self, ending: &Ending) -> usize {
+        let ties = self.ties.lock().expect("ties lock");
+        ties.values()
+            .filter(|tie| tie.end_if_covered(ending))
+            .count()
+    }
+
     /// Called when a connection is dropped.
-    fn disconnected(&self, author_id: i64, ip: IpAddr) {
+    fn disconnected(&self, id: u64, author_id: i64, ip: IpAddr) {
+        self.ties.lock().expect("ties lock").remove(&id);
         let mut counts = self.counts.lock().expect("counts lock");
         if let Some(n) = counts.per_user.get_mut(&author_id) {
             *n -= 1;
@@ -355,22 +396,35 @@ impl Hub {
         })
     }
 
-    /// Registers a local subscriber in `room` and its user's presence; returns the
-    /// presence change to announce when the user was not in the room yet.
-    fn subscribe(&self, room: &str, connection: u64, author: &Author, subscriber: Subscriber) {
+    /// Registers a local subscriber in `room` and, when `present`, its user's
+    /// presence (announced to the others when the user was not in the room yet).
+    fn subscribe(
+        &self,
+        room: &str,
+        connection: u64,
+        author: &Author,
+        subscriber: Subscriber,
+        present: bool,
+    ) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let local = rooms.entry(room.to_owned()).or_default();
         local.subscribers.insert(connection, subscriber);
-        if let Some(change) = local.presence.arrive(room, author) {
-            broadcast(
-                local,
-                Delivery::Presence(Arc::new(change)),
-                Some(connection),
-            );
+        if present {
+            arrive(local, room, connection, author);
         }
     }
 
-    fn unsubscribe(&self, room: &str, connection: u64, author: &Author) {
+    /// A subscriber of `room` that joined unseen becomes present.
+    fn appear(&self, room: &str, connection: u64, author: &Author) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        if let Some(local) = rooms.get_mut(room)
+            && local.subscribers.contains_key(&connection)
+        {
+            arrive(local, room, connection, author);
+        }
+    }
+
+    fn unsubscribe(&self, room: &str, connection: u64, author: &Author, present: bool) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let Some(local) = rooms.get_mut(room) else {
             return;
@@ -378,7 +432,7 @@ impl Hub {
         if local.subscribers.remove(&connection).is_none() {
             return;
         }
-        if let Some(change) = local.presence.depart(room, author) {
+        if present && let Some(change) = local.presence.depart(room, author) {
             broadcast(local, Delivery::Presence(Arc::new(change)), None);
         }
         if local.subscribers.is_empty() {
@@ -469,6 +523,18 @@ pub enum Replay {
     Reset(&'static str),
 }
 
+/// `author`'s connection `connection` is present in `room`: announced to the
+/// room's other subscribers when the user was not present yet.
+fn arrive(local: &mut LocalRoom, room: &str, connection: u64, author: &Author) {
+    if let Some(change) = local.presence.arrive(room, author) {
+        broadcast(
+            local,
+            Delivery::Presence(Arc::new(change)),
+            Some(connection),
+        );
+    }
+}
+
 /// Offers `delivery` to every subscriber of `local` (but `except`), without
 /// waiting. A full queue cancels that connection as a slow consumer; it stays
 /// registered (later offers fail just as cheaply) until the connection is dropped and
@@ -515,6 +581,9 @@ async fn pump(hub: Arc<Hub>) {
             received = announcements.recv() => match received {
                 Ok(Announcement::Message(delivered)) => hub.fan_out(&delivered),
                 Ok(Announcement::CatchUp) => hub.catch_up_all().await,
+                Ok(Announcement::Ended(ending)) => {
+                    hub.end_local(&ending);
+                }
                 Ok(Announcement::Position { room, last_id }) => {
                     let after = {
                         let rooms = hub.rooms.lock().expect("rooms lock");

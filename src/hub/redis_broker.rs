@@ -7,6 +7,11 @@
 //! it. That is fine because the database is the log: after every reconnect the pump
 //! is told to catch every local room up from the store, and a connection that sees a
 //! gap reads it from the store anyway.
+//!
+//! Credential endings ([`Ending`]) travel on the same channel. They are not in the
+//! store, so one published while an instance's pub/sub connection was down does not
+//! reach that instance; Redis redelivers nothing, and the instance's connections
+//! opened with that credential stay open until they close (a reconnect is refused).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +22,9 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::Delivered;
 use super::broker::{Announcement, Broker};
 use super::message::Message;
+use super::{Delivered, Ending};
 
 pub struct RedisBroker {
     local: broadcast::Sender<Announcement>,
@@ -29,10 +34,14 @@ pub struct RedisBroker {
     origin: String,
 }
 
+/// What travels on the channel: a message, or a credential ending.
 #[derive(Deserialize)]
 struct Envelope {
     origin: String,
-    message: Message,
+    #[serde(default)]
+    message: Option<Message>,
+    #[serde(default)]
+    ended: Option<Ending>,
 }
 
 impl RedisBroker {
@@ -61,6 +70,16 @@ impl RedisBroker {
             origin,
         }
     }
+
+    /// Publishes `payload` on the hub channel, to the other instances.
+    async fn send(&self, payload: String) -> redis::RedisResult<()> {
+        let mut connection = self.publisher.clone();
+        redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(payload)
+            .query_async::<()>(&mut connection)
+            .await
+    }
 }
 
 #[async_trait]
@@ -71,16 +90,18 @@ impl Broker for RedisBroker {
             self.origin, message.json
         );
         let _ = self.local.send(Announcement::Message(message));
-        let mut connection = self.publisher.clone();
-        if let Err(error) = redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(payload)
-            .query_async::<()>(&mut connection)
-            .await
-        {
+        if let Err(error) = self.send(payload).await {
             // The others find it in the store with their next message of this room
             // (a gap), or when their pub/sub connection comes back (a catch-up).
             tracing::warn!(%error, "publishing a message to Redis failed");
+        }
+    }
+
+    async fn end(&self, ending: Ending) {
+        let payload = serde_json::json!({ "origin": self.origin, "ended": ending }).to_string();
+        let _ = self.local.send(Announcement::Ended(ending));
+        if let Err(error) = self.send(payload).await {
+            tracing::warn!(%error, "publishing a credential ending to Redis failed");
         }
     }
 
@@ -136,9 +157,19 @@ fn forward(received: &redis::Msg, origin: &str, local: &broadcast::Sender<Announ
     };
     match serde_json::from_str::<Envelope>(&payload) {
         Ok(envelope) if envelope.origin == origin => {}
-        Ok(envelope) => {
-            let _ = local.send(Announcement::Message(Delivered::new(envelope.message)));
+        Ok(Envelope {
+            message: Some(message),
+            ..
+        }) => {
+            let _ = local.send(Announcement::Message(Delivered::new(message)));
         }
+        Ok(Envelope {
+            ended: Some(ending),
+            ..
+        }) => {
+            let _ = local.send(Announcement::Ended(ending));
+        }
+        Ok(_) => tracing::warn!("an empty envelope on the Redis hub channel"),
         Err(error) => tracing::warn!(%error, "an unreadable message on the Redis hub channel"),
     }
 }

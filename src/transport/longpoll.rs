@@ -73,7 +73,10 @@ pub async fn poll(
     }
 
     // Subscribe, then look again: a message committed in between is in the replay.
-    let (mut connection, mut queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (mut connection, mut queue) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let joined = connection.join(room, Some(last_id)).await?;
     if joined.reset.is_some() {
         return Err(reset(joined.position));
@@ -94,6 +97,12 @@ pub async fn poll(
         tokio::select! {
             _ = &mut deadline => return Ok(answer(Vec::new())),
             _ = state.shutdown.cancelled() => return Ok(answer(Vec::new())),
+            _ = connection.ended().cancelled() => {
+                return match connection.end_reason() {
+                    Some(reason) if reason.credential_gone() => Err(reason.error()),
+                    _ => Ok(answer(Vec::new())),
+                };
+            }
             // A poll that overflowed is answered from the log instead.
             _ = connection.overflow().cancelled() => {
                 let messages = state.store.messages_after(room, last_id, MAX_BATCH).await?;

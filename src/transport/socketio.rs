@@ -26,7 +26,11 @@
 //! connection as a slow consumer (`error {code: "slow_consumer"}`, then a server
 //! disconnect: reconnect and resume from your last id); and at shutdown
 //! (`error {code: "server_restarting"}`, then every transport is closed, so
-//! socket.io-client reconnects by itself).
+//! socket.io-client reconnects by itself). When the credential the socket was
+//! opened with ends (logout, password change, revoked token, deleted account, role
+//! change) it gets `error {code: "session_ended" | "password_changed" |
+//! "token_revoked" | "account_deleted" | "role_changed", error}` and a server
+//! disconnect, after which socket.io-client does not reconnect by itself.
 //!
 //! The Flask-style notices (`user_joined`, `user_left`, "You joined room") go through
 //! socketioxide's in-memory adapter, so they reach the sockets of this instance only;
@@ -64,8 +68,8 @@ use crate::AppState;
 use crate::auth::{Authenticated, Identity};
 use crate::directory::model::name_characters_problem;
 use crate::error::ApiError;
-use crate::hub::message::{Author, GENERAL_ROOM, Message};
-use crate::hub::{Accepted, Connection, Delivered, Delivery, Joined};
+use crate::hub::message::{self, Author, GENERAL_ROOM, Message};
+use crate::hub::{Accepted, Connection, Delivered, Delivery, EndReason, Joined};
 
 /// Where the engine.io endpoint lives (socket.io-client's default `path`).
 pub const PATH: &str = "/socket.io";
@@ -104,6 +108,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .ws_read_buffer_size(WS_READ_BUFFER)
         .max_buffer_size(SOCKET_BUFFER)
         .max_payload(payload_limit(state))
+        // The same limit on the WebSocket transport: a larger frame or message is
+        // refused as its header arrives (the transport closes), never read whole.
+        .ws_max_message_size(payload_limit(state) as usize)
+        .ws_max_frame_size(payload_limit(state) as usize)
         .with_state(state.clone())
         .with_state(notices.clone())
         .build_svc();
@@ -157,7 +165,8 @@ pub fn in_session(uri: &axum::http::Uri) -> bool {
             .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("sid=")))
 }
 
-/// The largest polling payload worth reading: a few maximal messages.
+/// The largest payload worth reading (a polling request's body, a WebSocket
+/// message): a few maximal messages. The handshake advertises it as `maxPayload`.
 fn payload_limit(state: &AppState) -> u64 {
     (state.hub.settings().max_message_chars as u64 * 4 + 1024) * 4
 }
@@ -219,7 +228,10 @@ async fn admit(
         &parts.headers,
         &state.config.trusted_proxies,
     );
-    let (connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let credential = identity.credential.clone();
+    let (connection, queue) = state
+        .hub
+        .connect(Author::of(&identity.user), credential, ip)?;
     let (commands, receiver) = mpsc::channel(state.hub.settings().queue.max(MIN_COMMANDS));
     let gone = CancellationToken::new();
     socket.extensions.insert(Commands(commands));
@@ -233,6 +245,7 @@ async fn admit(
             gone,
             since: auth.since,
             nickname: None,
+            notices: NoticeBudget::new(state.hub.settings().send_per_second),
         })))));
     // Here, not in the connect handler: socketioxide sends the CONNECT ack before it
     // spawns that handler, so events a client emits on `connect` could beat it.
@@ -442,6 +455,8 @@ enum End {
     /// The server is shutting down: tell the client; the transport closes with the
     /// server (see [`router`]).
     Shutdown,
+    /// The socket's credential ended: tell the client why, then disconnect.
+    Credential,
 }
 
 /// One socket's hub side, owned by its task.
@@ -454,6 +469,8 @@ struct Session {
     since: Option<i64>,
     /// The display name given at `join`.
     nickname: Option<String>,
+    /// What `join_room` / `leave_room` may still cost (their notices reach a room).
+    notices: NoticeBudget,
 }
 
 impl Session {
@@ -470,12 +487,14 @@ impl Session {
             socket: socket.clone(),
             shutdown: shutdown.clone(),
             overflow: overflow.clone(),
+            ended: self.connection.ended().clone(),
             gone: self.gone.clone(),
         };
         // The join and each command run boxed: they are rare next to deliveries,
         // and their futures are large (store calls). Inline, this task's state would
         // be as large as the largest of them for the socket's whole life, idle or not.
-        let end = match Box::pin(self.connection.join(GENERAL_ROOM, self.since)).await {
+        // Following `general` from connect, present in it from `join`.
+        let end = match Box::pin(self.connection.join_unseen(GENERAL_ROOM, self.since)).await {
             Ok(joined) => match Box::pin(out.joined(joined)).await {
                 Ok(()) => self.serve(&mut out, &io, &notices).await,
                 Err(end) => end,
@@ -487,6 +506,7 @@ impl Session {
         };
         let nickname = self.nickname.take();
         let hub = self.connection.hub().clone();
+        let end_reason = self.connection.end_reason();
         // Leave the hub's rooms before counting who is still there.
         drop(self);
         match end {
@@ -497,6 +517,12 @@ impl Session {
             End::Shutdown => {
                 let reason = "server_restarting";
                 let _ = socket.emit("error", &json!({ "code": reason, "error": reason }));
+            }
+            End::Credential => {
+                let reason = end_reason.unwrap_or(EndReason::SessionEnded);
+                let error = json!({ "code": reason.code(), "error": reason.message() });
+                let _ = socket.emit("error", &error);
+                let _ = socket.disconnect();
             }
             End::Gone => {}
         }
@@ -519,11 +545,13 @@ impl Session {
         let shutdown = out.shutdown.clone().cancelled_owned();
         let overflow = out.overflow.clone().cancelled_owned();
         let gone = self.gone.clone().cancelled_owned();
-        tokio::pin!(shutdown, overflow, gone);
+        let ended = out.ended.clone().cancelled_owned();
+        tokio::pin!(shutdown, overflow, gone, ended);
         loop {
             let step = tokio::select! {
                 _ = &mut shutdown => Err(End::Shutdown),
                 _ = &mut overflow => Err(End::Disconnect("slow_consumer")),
+                _ = &mut ended => Err(End::Credential),
                 _ = &mut gone => Err(End::Gone),
                 command = self.commands.recv() => match command {
                     Some(command) => Box::pin(self.command(command, out, io, notices)).await,
@@ -565,6 +593,7 @@ impl Session {
                     return out.error(&ApiError::validation("username", &problem)).await;
                 }
                 self.nickname = Some(username.clone());
+                self.connection.appear(GENERAL_ROOM);
                 let user_count = self.connection.hub().presence_count(GENERAL_ROOM);
                 notices.push(Notice {
                     event: "user_joined",
@@ -603,11 +632,22 @@ impl Session {
                 let Some(RoomData { room, since }) = parse(data, out).await? else {
                     return Ok(());
                 };
+                let public = match self.room_notices(&room) {
+                    Ok(public) => public,
+                    Err(error) => {
+                        let _ = ack.send(&json!({ "error": error.to_string() }));
+                        return out.error(&error).await;
+                    }
+                };
+                let already = self.connection.positions().contains_key(&room);
                 match self.connection.join(&room, since).await {
                     Ok(joined) => {
                         out.socket.join(room.clone());
-                        let notice = json!({ "message": format!("You joined room: {room}") });
-                        let _ = io.to(room.clone()).emit("message", &notice).await;
+                        // A room hears of a member once, not at every repeated join.
+                        if public && !already {
+                            let notice = json!({ "message": format!("You joined room: {room}") });
+                            let _ = io.to(room.clone()).emit("message", &notice).await;
+                        }
                         let _ = ack.send(&json!({
                             "room": room,
                             "position": joined.position,
@@ -625,15 +665,43 @@ impl Session {
                 let Some(RoomData { room, .. }) = parse(data, out).await? else {
                     return Ok(());
                 };
+                // Leaving a room this socket is not in does nothing and tells nobody.
+                if !self.connection.positions().contains_key(&room) {
+                    if let Err(error) = message::check_room_for(&room, self.connection.author.id) {
+                        let _ = ack.send(&json!({ "error": error.to_string() }));
+                        return out.error(&error).await;
+                    }
+                    let _ = ack.send(&json!({ "room": room }));
+                    return Ok(());
+                }
+                let public = match self.room_notices(&room) {
+                    Ok(public) => public,
+                    Err(error) => {
+                        let _ = ack.send(&json!({ "error": error.to_string() }));
+                        return out.error(&error).await;
+                    }
+                };
                 // Flask-SocketIO leaves first, then tells the room.
                 self.connection.leave(&room);
                 out.socket.leave(room.clone());
-                let notice = json!({ "message": format!("You left room: {room}") });
-                let _ = io.to(room.clone()).emit("message", &notice).await;
+                if public {
+                    let notice = json!({ "message": format!("You left room: {room}") });
+                    let _ = io.to(room.clone()).emit("message", &notice).await;
+                }
                 let _ = ack.send(&json!({ "room": room }));
                 Ok(())
             }
         }
+    }
+
+    /// Checks a `join_room` / `leave_room`: the room must be one the caller may
+    /// name (a public room, or its own notifications), and the socket's notice
+    /// budget must allow it. `Ok(true)` for a public room, whose members hear of it;
+    /// the private notification room gets no notices.
+    fn room_notices(&mut self, room: &str) -> Result<bool, ApiError> {
+        let public = message::check_room_for(room, self.connection.author.id)?;
+        self.notices.take()?;
+        Ok(public)
     }
 
     /// Handles `first` and up to [`DRAIN`] deliveries queued behind it, without going
@@ -662,6 +730,42 @@ impl Session {
             Ok(Accepted::Presence(_) | Accepted::Nothing) => Ok(()),
             Ok(Accepted::Reset { room, reason }) => out.reset(&room, reason).await,
             Err(error) => out.error(&error).await,
+        }
+    }
+}
+
+/// How many `join_room` / `leave_room` a socket may make: as many per second as it
+/// may send messages, in bursts of twice that (a token bucket), since each one's
+/// notice reaches a whole room. Past it, an `error {code: "rate_limited"}` and
+/// nothing is done.
+struct NoticeBudget {
+    per_second: f32,
+    tokens: f32,
+    updated: tokio::time::Instant,
+}
+
+impl NoticeBudget {
+    fn new(per_second: u32) -> Self {
+        let per_second = per_second.max(1) as f32;
+        Self {
+            per_second,
+            tokens: per_second * 2.0,
+            updated: tokio::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> Result<(), ApiError> {
+        let now = tokio::time::Instant::now();
+        let elapsed = now.duration_since(self.updated).as_secs_f32();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.per_second * 2.0);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(ApiError::TooManyRequests {
+                retry_after: Duration::from_secs_f32((1.0 - self.tokens) / self.per_second),
+            })
         }
     }
 }
@@ -723,6 +827,8 @@ struct Out {
     socket: SocketRef,
     shutdown: CancellationToken,
     overflow: CancellationToken,
+    /// Cancelled when the socket's credential ended.
+    ended: CancellationToken,
     gone: CancellationToken,
 }
 
@@ -743,6 +849,7 @@ impl Out {
                     tokio::select! {
                         _ = self.shutdown.cancelled() => return Err(End::Shutdown),
                         _ = self.overflow.cancelled() => return Err(End::Disconnect("slow_consumer")),
+                        _ = self.ended.cancelled() => return Err(End::Credential),
                         _ = self.gone.cancelled() => return Err(End::Gone),
                         _ = tokio::time::sleep(EMIT_RETRY) => {}
                     }

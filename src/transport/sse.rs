@@ -12,6 +12,11 @@
 //! position that cannot be replayed as `reset`. Streams end at shutdown and when the
 //! client cannot keep up (`slow_consumer`); either way the browser reconnects and
 //! resumes from its last id.
+//!
+//! When the credential the stream was opened with ends (logout, password change,
+//! revoked token, deleted account, role change), the stream sends
+//! `event: error` with `{code, error}` (the code says why) and ends; the browser's
+//! reconnect with that credential then gets 401, which stops `EventSource`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -70,7 +75,10 @@ pub async fn room_events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let since = parse_position(resume_from(&headers, query.since.as_deref()))?;
-    let (mut connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (mut connection, queue) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let joined = connection.join(&room, since).await?;
     Ok(respond(
         &state,
@@ -104,7 +112,10 @@ pub async fn rooms_events(
         ));
     }
     let positions = parse_positions(resume_from(&headers, query.since.as_deref()))?;
-    let (mut connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (mut connection, queue) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let mut joined = Vec::new();
     for room in rooms {
         let since = positions.iter().find(|(r, _)| r == room).map(|(_, id)| *id);
@@ -122,7 +133,10 @@ pub async fn notifications_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let since = parse_position(resume_from(&headers, query.since.as_deref()))?;
-    let (mut connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (mut connection, queue) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let joined = connection
         .join(&notification_room(identity.id()), since)
         .await?;
@@ -136,26 +150,49 @@ pub async fn notifications_stream(
 }
 
 /// `GET /stream`: `{count, timestamp, ...stats}` once a second, until shutdown.
-pub async fn stats_stream(State(state): State<AppState>, _: Identity) -> Response {
+pub async fn stats_stream(
+    State(state): State<AppState>,
+    identity: Identity,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, ApiError> {
+    // A hub connection in no room: it counts toward the connection caps, and the
+    // stream ends with the credential it was opened with.
+    let (connection, _) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let shutdown = state.shutdown.clone();
+    let tick = tokio::time::interval(Duration::from_secs(1));
     let events = futures_util::stream::unfold(
-        (state, 0u64, tokio::time::interval(Duration::from_secs(1))),
-        move |(state, count, mut tick)| {
+        (state, 0u64, tick, Some(connection)),
+        move |(state, count, mut tick, connection)| {
             let shutdown = shutdown.clone();
             async move {
+                let connection = connection?;
                 tokio::select! {
                     _ = shutdown.cancelled() => None,
+                    _ = connection.ended().cancelled() => {
+                        let event = credential_ended(&connection)?;
+                        Some((Ok::<_, Infallible>(event), (state, count, tick, None)))
+                    }
                     _ = tick.tick() => {
                         let event = Event::default().data(stats(&state, count).to_string());
-                        Some((Ok::<_, Infallible>(event), (state, count + 1, tick)))
+                        Some((Ok(event), (state, count + 1, tick, Some(connection))))
                     }
                 }
             }
         },
     );
-    Sse::new(events)
+    Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response()
+        .into_response())
+}
+
+/// `event: error` saying why the connection's credential ended.
+fn credential_ended(connection: &Connection) -> Option<Event> {
+    let reason = connection.end_reason()?;
+    let error = json!({ "code": reason.code(), "error": reason.message() });
+    Some(Event::default().event("error").data(error.to_string()))
 }
 
 fn stats(state: &AppState, count: u64) -> serde_json::Value {
@@ -213,6 +250,7 @@ fn respond(
     pending.push_back(Event::default().retry(RETRY).comment("connected"));
     let mut follower = Follower {
         overflow: connection.overflow().clone(),
+        credential_ended: connection.ended().clone(),
         connection,
         queue,
         shutdown: state.shutdown.clone(),
@@ -250,6 +288,8 @@ struct Follower {
     queue: mpsc::Receiver<Delivery>,
     shutdown: CancellationToken,
     overflow: CancellationToken,
+    /// Cancelled when the connection's credential ended.
+    credential_ended: CancellationToken,
     pending: VecDeque<Event>,
     ids: Ids,
     /// room -> the position the events queued so far take the client to (for
@@ -306,6 +346,10 @@ impl Follower {
                 _ = self.overflow.cancelled() => {
                     self.ended = true;
                     self.pending.push_back(Event::default().comment("slow_consumer"));
+                }
+                _ = self.credential_ended.cancelled() => {
+                    self.ended = true;
+                    self.pending.extend(credential_ended(&self.connection));
                 }
                 delivery = self.queue.recv() => match delivery {
                     None => self.ended = true,

@@ -11,6 +11,12 @@
 //! Buffers are sized for many idle connections (tungstenite's default read buffer
 //! alone is 128 KiB). Frames above the configured size get an `error` and the
 //! connection goes on; the few that exceed the protocol cap close it with 1009.
+//!
+//! When the credential the connection was opened with ends (logout, password change,
+//! revoked token, deleted account), it closes with 4401 and the reason
+//! (`session_ended`, `password_changed`, `token_revoked`, `account_deleted`); a
+//! reconnect with that credential gets 401. A role change closes it with 4001
+//! `role_changed`: reconnect, with the new role.
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -28,7 +34,7 @@ use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::Path;
 use crate::hub::message::{Author, GENERAL_ROOM};
-use crate::hub::{Accepted, Connection, Delivery, Joined};
+use crate::hub::{Accepted, Connection, Delivery, EndReason, Joined};
 
 /// Per-connection buffers: small, because most connections are idle. tungstenite
 /// zero-fills its whole read buffer on the first read, so all of it is resident for
@@ -43,6 +49,8 @@ const MAX_FRAME: usize = 1024 * 1024;
 const CLOSE_RESTART: u16 = 1012; // server restarting: reconnect
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_SLOW: u16 = 4008; // slow_consumer: reconnect and resume
+const CLOSE_CREDENTIAL: u16 = 4401; // the credential ended: log in again
+const CLOSE_ROLE_CHANGED: u16 = 4001; // the role changed: reconnect
 
 /// Deliveries written per flush at most.
 const BATCH: usize = 64;
@@ -56,7 +64,10 @@ pub async fn json_socket(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_upgrade_origin(&headers, &identity, &state)?;
-    let (connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (connection, queue) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let shutdown = state.shutdown.clone();
     let max_text = max_text_bytes(&state);
     Ok(configure(upgrade).on_upgrade(move |socket| async move {
@@ -87,7 +98,10 @@ pub async fn plain_socket(
             "The client id is 1-32 letters, digits, '-' or '_'",
         ));
     }
-    let (connection, queue) = state.hub.connect(Author::of(&identity.user), ip)?;
+    let (connection, queue) =
+        state
+            .hub
+            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let shutdown = state.shutdown.clone();
     let max_text = max_text_bytes(&state);
     Ok(configure(upgrade).on_upgrade(move |socket| async move {
@@ -115,6 +129,8 @@ enum End {
     /// The client closed, or the socket failed.
     Gone,
     Close(u16, &'static str),
+    /// The connection's credential ended ([`Connection::end_reason`] says why).
+    Credential,
 }
 
 struct Session {
@@ -123,6 +139,8 @@ struct Session {
     queue: mpsc::Receiver<Delivery>,
     shutdown: CancellationToken,
     overflow: CancellationToken,
+    /// The connection's credential ended.
+    ended: CancellationToken,
     max_text: usize,
 }
 
@@ -135,12 +153,14 @@ impl Session {
         max_text: usize,
     ) -> Self {
         let overflow = connection.overflow().clone();
+        let ended = connection.ended().clone();
         Self {
             socket,
             connection,
             queue,
             shutdown,
             overflow,
+            ended,
             max_text,
         }
     }
@@ -152,6 +172,7 @@ impl Session {
             written = self.socket.send(Frame::Text(text)) => written.map_err(|_| End::Gone),
             _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
             _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+            _ = self.ended.cancelled() => Err(End::Credential),
         }
     }
 
@@ -162,6 +183,7 @@ impl Session {
             fed = self.socket.feed(Frame::Text(text)) => fed.map_err(|_| End::Gone),
             _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
             _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+            _ = self.ended.cancelled() => Err(End::Credential),
         }
     }
 
@@ -170,6 +192,7 @@ impl Session {
             flushed = self.socket.flush() => flushed.map_err(|_| End::Gone),
             _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
             _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+            _ = self.ended.cancelled() => Err(End::Credential),
         }
     }
 
@@ -191,6 +214,21 @@ impl Session {
     }
 
     async fn finish(mut self, end: End) {
+        let end = match end {
+            End::Credential => {
+                let reason = self
+                    .connection
+                    .end_reason()
+                    .unwrap_or(EndReason::SessionEnded);
+                let code = if reason.credential_gone() {
+                    CLOSE_CREDENTIAL
+                } else {
+                    CLOSE_ROLE_CHANGED
+                };
+                End::Close(code, reason.code())
+            }
+            end => end,
+        };
         if let End::Close(code, reason) = end {
             let frame = CloseFrame {
                 code,
@@ -209,6 +247,7 @@ impl Session {
         tokio::select! {
             _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
             _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+            _ = self.ended.cancelled() => Err(End::Credential),
             frame = self.socket.recv() => match frame {
                 Some(Ok(Frame::Text(text))) => Ok(Event::Text(text)),
                 Some(Ok(Frame::Binary(_))) => Ok(Event::Binary),

@@ -244,3 +244,114 @@ pub(crate) fn texts(messages: &[Value]) -> Vec<String> {
         .map(|m| m["text"].as_str().unwrap().to_owned())
         .collect()
 }
+
+// ---- credentials ---------------------------------------------------------------
+
+/// How a client proves who it is.
+#[derive(Clone)]
+pub(crate) enum Auth {
+    /// A browser's session cookie (`sb_session=..; csrftoken=..`).
+    Cookie(String),
+    /// An API token.
+    Bearer(String),
+}
+
+impl Auth {
+    pub(crate) fn headers(&self, app: &TestApp) -> Vec<(&'static str, String)> {
+        match self {
+            Auth::Cookie(cookie) => vec![("cookie", cookie.clone()), ("origin", app.url(""))],
+            Auth::Bearer(token) => vec![("authorization", format!("Bearer {token}"))],
+        }
+    }
+
+    pub(crate) fn get(&self, app: &TestApp, path: &str) -> reqwest::RequestBuilder {
+        install_crypto();
+        let mut request = reqwest::Client::new().get(app.url(path));
+        for (name, value) in self.headers(app) {
+            request = request.header(name, value);
+        }
+        request
+    }
+}
+
+// ---- Socket.IO (Engine.IO 4 framing over a WebSocket) ---------------------------
+
+pub(crate) async fn try_sio(app: &TestApp, auth: &Auth) -> Result<Ws, String> {
+    let mut ws = try_ws(
+        app,
+        "/socket.io/?EIO=4&transport=websocket",
+        &auth.headers(app),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let open = sio_packet(&mut ws)
+        .await
+        .expect("the Engine.IO open packet");
+    assert!(open.starts_with('0'), "{open}");
+    let connect = match auth {
+        Auth::Bearer(token) => format!("40{}", json!({ "token": token })),
+        Auth::Cookie(_) => "40".to_owned(),
+    };
+    ws.send(Frame::text(connect)).await.unwrap();
+    loop {
+        let packet = sio_packet(&mut ws).await.expect("a CONNECT answer");
+        if packet.starts_with("40") {
+            return Ok(ws);
+        }
+        if packet.starts_with("44") {
+            return Err(packet);
+        }
+    }
+}
+
+pub(crate) async fn open_sio(app: &TestApp, auth: &Auth) -> Ws {
+    let mut sio = try_sio(app, auth).await.expect("Socket.IO connects");
+    let (event, data) = sio_event(&mut sio).await.expect("the welcome");
+    assert_eq!(
+        (event.as_str(), &data["data"]),
+        ("message", &json!("Connected to server"))
+    );
+    sio
+}
+
+/// The next Engine.IO packet's text (pings answered), or `None` once closed.
+pub(crate) async fn sio_packet(ws: &mut Ws) -> Option<String> {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a Socket.IO packet in time");
+        match frame {
+            Some(Ok(Frame::Text(text))) if text.as_str() == "2" => {
+                let _ = ws.send(Frame::text("3")).await;
+            }
+            Some(Ok(Frame::Text(text))) => return Some(text.to_string()),
+            Some(Ok(Frame::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// The next event (`42[name, data]`), or `None` once disconnected.
+pub(crate) async fn sio_event(ws: &mut Ws) -> Option<(String, Value)> {
+    loop {
+        let packet = sio_packet(ws).await?;
+        if packet == "41" {
+            return None;
+        }
+        if let Some(body) = packet.strip_prefix("42") {
+            let mut parts: Vec<Value> = serde_json::from_str(body).unwrap();
+            let data = if parts.len() > 1 {
+                parts.remove(1)
+            } else {
+                Value::Null
+            };
+            return Some((parts[0].as_str().unwrap().to_owned(), data));
+        }
+    }
+}
+
+pub(crate) async fn sio_emit(ws: &mut Ws, event: &str, data: Value) {
+    let _ = ws
+        .send(Frame::text(format!("42{}", json!([event, data]))))
+        .await;
+}
