@@ -119,8 +119,7 @@ impl HubSettings {
             connections_per_ip: config.realtime_connections_per_ip,
             queue: config.realtime_queue.max(1),
             rooms_per_connection: config.realtime_rooms_per_connection.max(1),
-            replay_page: (REPLAY_PAGE_CHARS / config.max_message_chars.max(1)).clamp(8, 500)
-                as i64,
+            replay_page: (REPLAY_PAGE_CHARS / config.max_message_chars.max(1)).clamp(8, 500) as i64,
         }
     }
 }
@@ -203,11 +202,7 @@ impl Hub {
 
     /// Opens a connection for `author` from `ip`, refused with a 429 when either
     /// already holds the most connections allowed.
-    pub fn connect(
-        self: &Arc<Self>,
-        author: Author,
-        ip: IpAddr,
-    ) -> Result<Connection, ApiError> {
+    pub fn connect(self: &Arc<Self>, author: Author, ip: IpAddr) -> Result<Connection, ApiError> {
         {
             let mut counts = self.counts.lock().expect("counts lock");
             let user = counts.per_user.get(&author.id).copied().unwrap_or(0);

@@ -21,8 +21,8 @@ use crate::AppState;
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::Json;
-use crate::hub::{Next, Page};
 use crate::hub::message::{self, Author, GENERAL_ROOM, Message};
+use crate::hub::{Next, Page};
 
 /// The most messages one poll returns; the client polls again from the last.
 const MAX_BATCH: i64 = 100;

@@ -188,12 +188,7 @@ enum Ids {
     Composite,
 }
 
-fn respond(
-    state: &AppState,
-    connection: Connection,
-    joined: Vec<Joined>,
-    ids: Ids,
-) -> Response {
+fn respond(state: &AppState, connection: Connection, joined: Vec<Joined>, ids: Ids) -> Response {
     let mut pending = VecDeque::new();
     pending.push_back(Event::default().retry(RETRY).comment("connected"));
     let mut follower = Follower {

@@ -124,7 +124,10 @@ async fn a_replay_is_read_one_page_at_a_time_as_the_client_takes_it() {
         assert_eq!(next_id(&mut c).await, expected);
         assert!(c.page.len() < 4, "never more than one page is held");
     }
-    assert!(nothing_ready(&mut c), "the replay ends at the room's position");
+    assert!(
+        nothing_ready(&mut c),
+        "the replay ends at the room's position"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +202,10 @@ async fn a_catch_up_reaches_every_subscriber_with_all_it_missed() {
     // others look as if they had 50 too.
     let mut joined_meanwhile = connect(&f.hub, 3);
     joined_meanwhile.join(ROOM, None).await.unwrap();
-    assert!(drain_ids(&mut waited).await.is_empty(), "no announcement yet");
+    assert!(
+        drain_ids(&mut waited).await.is_empty(),
+        "no announcement yet"
+    );
 
     f.hub.catch_up_all().await;
 
@@ -238,7 +244,9 @@ async fn a_replay_that_retention_overtook_is_a_reset_then_goes_on_live() {
     }
     f.hub.store().prune_messages(3, 0).await.unwrap();
     match c.next().await.unwrap() {
-        Next::Reset { room, reason } => assert_eq!((room.as_str(), reason), (ROOM, "history_pruned")),
+        Next::Reset { room, reason } => {
+            assert_eq!((room.as_str(), reason), (ROOM, "history_pruned"))
+        }
         other => panic!("expected a reset, got {other:?}"),
     }
     send(&f.hub, ROOM, "after the reset").await;
@@ -284,7 +292,9 @@ async fn rooms_per_connection_are_capped() {
     }
     let refused = c.join("d", None).await.unwrap_err();
     assert_eq!(refused.code(), "too_many_rooms");
-    c.join("a", Some(0)).await.expect("rejoining is not one more");
+    c.join("a", Some(0))
+        .await
+        .expect("rejoining is not one more");
     c.leave("c").unwrap();
     c.join("d", None).await.unwrap();
     assert_eq!(c.positions().count(), 3);
