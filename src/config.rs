@@ -387,6 +387,17 @@ pub struct Config {
     )]
     pub realtime_queue: usize,
 
+    /// Rooms one realtime connection may follow at once (a WebSocket, a Socket.IO
+    /// socket, one `/api/events?rooms=` stream); joining one more is refused with
+    /// `too_many_rooms` until the client leaves one.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REALTIME_ROOMS_PER_CONNECTION",
+        default_value_t = 50,
+        global = true
+    )]
+    pub realtime_rooms_per_connection: usize,
+
     /// Log filter, in `tracing` syntax (e.g. `info`, `warn,switchboard=debug`).
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", global = true)]
     pub log: String,

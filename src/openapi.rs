@@ -140,7 +140,7 @@ fn email_schema() -> Schema {
 /// A new password (`auth::password::check_policy`).
 fn new_password_schema() -> Schema {
     string_schema("A new password; the policy (length, strength) is checked by the server")
-        .min_length(Some(crate::auth::password::MIN_CHARS))
+        .min_length(Some(crate::auth::password::DEFAULT_MIN_CHARS))
         .max_length(Some(crate::auth::password::MAX_CHARS))
         .into()
 }

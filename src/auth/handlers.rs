@@ -17,8 +17,8 @@ use crate::AppState;
 use crate::directory::model::{User, match_key};
 use crate::error::{ApiError, FieldErrors};
 use crate::http::extract::{Json, Path, Query};
-use crate::store::NewPassword;
 use crate::hub::{EndReason, Ending, Revoked};
+use crate::store::NewPassword;
 
 /// Routes anyone may call.
 pub fn public_router() -> Router<AppState> {

@@ -17,8 +17,8 @@ use crate::auth::{Admin, Credential, Identity, password};
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::hub::message::{Author, DIRECTORY_ROOM};
-use crate::store::{NewPassword, UserPage};
 use crate::hub::{EndReason, Ending, Revoked};
+use crate::store::{NewPassword, UserPage};
 
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 500;

@@ -1,28 +1,43 @@
 //! One client's session with the hub, whatever its transport: the rooms it follows,
-//! the last id it was given in each, its bounded queue and its send budget.
+//! the last id it was given in each, its bounded queue, the replay it is working
+//! through, and its budgets.
 //!
-//! The position per room is what makes delivery exact. Joining with `since` replays
-//! from the store while live messages wait in the queue; [`Connection::accept`] then
-//! drops every queued message the replay already covered and fills any gap (a
-//! message announced out of order, or lost by a broker) from the store before the
-//! message that revealed it. Dropping the connection leaves its rooms.
+//! The transport pulls: it calls [`Connection::next`] (or [`Connection::try_next`]
+//! for what is ready without waiting) whenever its client can take more, and writes
+//! what it gets. Deliveries are exact because the connection keeps, per room, the
+//! last id it gave and a "replaying up to" mark:
+//!
+//! - a live message right after the last id given goes out at once;
+//! - anything else (a join with `since`, a live message that reveals a gap, a
+//!   broker's catch-up saying "the room is at N now") raises the mark, and the
+//!   missing messages are read from the store one page at a time, only when the
+//!   client has taken the previous page. Live messages for a room that is still
+//!   replaying are skipped: the replay reads them from the store, in order.
+//!
+//! A connection therefore never holds more than one page of its log plus its bounded
+//! queue, and a backlog of any length never overflows the queue. Dropping the
+//! connection leaves its rooms.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{self, Appended, Author};
-use super::{
-    Delivered, Delivery, Hub, PAGE, PresenceChange, PresenceSnapshot, Replay, Subscriber, Tie,
-};
+use super::message::{self, Appended, Author, Message};
+use super::replay::Page;
+use super::{Delivered, Delivery, Hub, PresenceChange, PresenceSnapshot, Subscriber, Tie};
 use crate::error::ApiError;
 
 /// Presence members listed when joining (the count is always exact).
 const PRESENCE_PAGE: usize = 100;
+/// `join` and `leave` requests per second one connection may make, once its first
+/// burst (enough to join every room it may follow) is spent: each one changes
+/// presence, which every member of the room hears about.
+const CONTROL_PER_SECOND: u32 = 5;
 
 pub struct Connection {
     hub: Arc<Hub>,
@@ -31,39 +46,53 @@ pub struct Connection {
     /// The credential it was opened with, and whether that has ended.
     tie: Arc<Tie>,
     ip: IpAddr,
+    /// The sending half of this connection's queue, given to each room it joins.
     queue: mpsc::Sender<Delivery>,
+    deliveries: mpsc::Receiver<Delivery>,
     overflow: CancellationToken,
-    /// room -> the last id this client has been given.
-    positions: HashMap<String, i64>,
+    rooms: HashMap<String, Followed>,
+    /// The next messages of the replay under way (of one room, oldest first): at most
+    /// one page, refilled by [`Connection::next`] once the client took them all.
+    page: VecDeque<Message>,
+    sends: Budget,
+    control: Budget,
     /// Rooms followed without being counted present yet (see
     /// [`Connection::join_unseen`]).
     unseen: Vec<String>,
-    budget: SendBudget,
 }
 
-/// The result of a join.
+/// A room this connection follows.
+#[derive(Clone, Copy, Debug)]
+struct Followed {
+    /// The last id given to the client.
+    given: i64,
+    /// The replay runs while `given < replay_to`; raised by whatever shows the room
+    /// is further on (never lowered).
+    replay_to: i64,
+}
+
+/// The result of a join. What the client missed comes afterwards, from
+/// [`Connection::next`].
 #[derive(Debug)]
 pub struct Joined {
     pub room: String,
     pub presence: PresenceSnapshot,
-    /// What the client missed since the position it gave, oldest first.
-    pub replay: Vec<Arc<Delivered>>,
-    /// Set when that position could not be replayed exactly: the client must reload
-    /// the room's state (its position is now the room's newest id).
+    /// Set when the position asked for could not be replayed exactly: the client
+    /// must reload the room's state (its position is now the room's newest id).
     pub reset: Option<&'static str>,
-    /// The room's position once `replay` is delivered.
+    /// Where the client stands in the room now: replayed messages follow this id.
+    pub from: i64,
+    /// The room's newest id at the join: the replay goes (at least) this far.
     pub position: i64,
 }
 
-/// What to send the client for one delivery from the queue.
+/// The next thing to send the client.
 #[derive(Debug)]
-pub enum Accepted {
-    /// Nothing new (already seen, or a room this client left).
-    Nothing,
-    /// Messages in order: any that were missing, then the delivered one.
-    Messages(Vec<Arc<Delivered>>),
+pub enum Next {
+    Message(Arc<Delivered>),
     Presence(Arc<PresenceChange>),
-    /// The gap could not be filled (retention deleted it): reload the room.
+    /// The room's log cannot be replayed exactly (retention deleted part of what
+    /// the client needs): reload the room.
     Reset {
         room: String,
         reason: &'static str,
@@ -77,9 +106,19 @@ impl Connection {
         author: Author,
         tie: Arc<Tie>,
         ip: IpAddr,
-        queue: mpsc::Sender<Delivery>,
+        (queue, deliveries): (mpsc::Sender<Delivery>, mpsc::Receiver<Delivery>),
     ) -> Self {
-        let budget = SendBudget::new(hub.settings.send_per_second);
+        let settings = hub.settings();
+        let sends = Budget::new(
+            settings.send_per_second,
+            settings.send_per_second.saturating_mul(2),
+        );
+        let control = Budget::new(
+            CONTROL_PER_SECOND,
+            u32::try_from(settings.rooms_per_connection)
+                .unwrap_or(u32::MAX)
+                .max(CONTROL_PER_SECOND * 2),
+        );
         Self {
             hub,
             id,
@@ -87,10 +126,13 @@ impl Connection {
             tie,
             ip,
             queue,
+            deliveries,
             overflow: CancellationToken::new(),
-            positions: HashMap::new(),
+            rooms: HashMap::new(),
+            page: VecDeque::new(),
+            sends,
+            control,
             unseen: Vec::new(),
-            budget,
         }
     }
 
@@ -124,20 +166,26 @@ impl Connection {
         &self.hub
     }
 
-    /// The rooms this connection follows, with the last id given in each.
-    pub fn positions(&self) -> &HashMap<String, i64> {
-        &self.positions
-    }
-
     /// Follows `room` from `since` (replaying what came after it), or from now when
     /// `since` is `None`. Clients may join public rooms and their own notification
-    /// room.
+    /// room, up to the configured number of rooms, within the control budget.
     pub async fn join(&mut self, room: &str, since: Option<i64>) -> Result<Joined, ApiError> {
         self.check_credential()?;
+        self.control.take()?;
         message::check_room_for(room, self.author.id)?;
-        if self.positions.contains_key(room) {
-            self.leave(room);
+        if self.rooms.contains_key(room) {
+            self.unfollow(room);
+        } else if self.rooms.len() >= self.hub.settings().rooms_per_connection {
+            return Err(ApiError::bad_request(
+                "too_many_rooms",
+                format!(
+                    "A connection follows at most {} rooms; leave one first",
+                    self.hub.settings().rooms_per_connection
+                ),
+            ));
         }
+        // Subscribed before the position is read: a message committed in between is
+        // both in the queue and within the replay, and the queue's copy is skipped.
         self.hub.subscribe(
             room,
             self.id,
@@ -148,47 +196,29 @@ impl Connection {
             },
             self.is_present(room),
         );
-        match self.start_position(room, since).await {
-            Ok((position, replay, reset)) => {
-                self.hub.note_position(room, position);
-                self.positions.insert(room.to_owned(), position);
-                Ok(Joined {
-                    room: room.to_owned(),
-                    presence: self.hub.presence(room, PRESENCE_PAGE),
-                    replay,
-                    reset,
-                    position,
-                })
-            }
+        let start = match self.hub.start_from(room, since).await {
+            Ok(start) => start,
             Err(error) => {
                 self.hub
                     .unsubscribe(room, self.id, &self.author, self.is_present(room));
                 self.unseen.retain(|r| r != room);
-                Err(error)
+                return Err(error);
             }
-        }
-    }
-
-    async fn start_position(
-        &self,
-        room: &str,
-        since: Option<i64>,
-    ) -> Result<(i64, Vec<Arc<Delivered>>, Option<&'static str>), ApiError> {
-        let Some(since) = since else {
-            return Ok((self.hub.position(room).await?.last_id, Vec::new(), None));
         };
-        match self.hub.replay(room, since.max(0)).await? {
-            Replay::Messages { messages, position } => Ok((
-                position,
-                messages.into_iter().map(Delivered::new).collect(),
-                None,
-            )),
-            Replay::Reset(reason) => Ok((
-                self.hub.position(room).await?.last_id,
-                Vec::new(),
-                Some(reason),
-            )),
-        }
+        self.rooms.insert(
+            room.to_owned(),
+            Followed {
+                given: start.from,
+                replay_to: start.to,
+            },
+        );
+        Ok(Joined {
+            room: room.to_owned(),
+            presence: self.hub.presence(room, PRESENCE_PAGE),
+            reset: start.reset,
+            from: start.from,
+            position: start.to,
+        })
     }
 
     /// Follows `room` like [`Connection::join`], without counting this connection
@@ -200,7 +230,7 @@ impl Connection {
         room: &str,
         since: Option<i64>,
     ) -> Result<Joined, ApiError> {
-        self.leave(room);
+        self.unfollow(room);
         self.unseen.push(room.to_owned());
         self.join(room, since).await
     }
@@ -212,7 +242,7 @@ impl Connection {
             return false;
         };
         self.unseen.swap_remove(at);
-        if !self.positions.contains_key(room) {
+        if !self.rooms.contains_key(room) {
             return false;
         }
         self.hub.appear(room, self.id, &self.author);
@@ -223,63 +253,143 @@ impl Connection {
         !self.unseen.iter().any(|r| r == room)
     }
 
-    /// Stops following `room`.
-    pub fn leave(&mut self, room: &str) {
-        if self.positions.remove(room).is_some() {
+    /// Stops following `room` (nothing happens when it was not followed); refused
+    /// with `rate_limited` beyond the control budget.
+    pub fn leave(&mut self, room: &str) -> Result<(), ApiError> {
+        self.control.take()?;
+        self.unfollow(room);
+        Ok(())
+    }
+
+    fn unfollow(&mut self, room: &str) {
+        if self.rooms.remove(room).is_some() {
+            if self.page.front().is_some_and(|m| m.room == room) {
+                self.page.clear();
+            }
             self.hub
                 .unsubscribe(room, self.id, &self.author, self.is_present(room));
         }
         self.unseen.retain(|r| r != room);
     }
 
-    /// Turns one queued delivery into what the client should receive now.
-    pub async fn accept(&mut self, delivery: Delivery) -> Result<Accepted, ApiError> {
-        let delivered = match delivery {
-            Delivery::Presence(change) => {
-                return Ok(if self.positions.contains_key(&change.room) {
-                    Accepted::Presence(change)
-                } else {
-                    Accepted::Nothing
-                });
+    /// Whether this connection follows `room`.
+    pub fn follows(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// The rooms this connection follows, with the last id given in each.
+    pub fn positions(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.rooms.iter().map(|(room, f)| (room.as_str(), f.given))
+    }
+
+    /// The next thing for the client: a live delivery, else the next message of a
+    /// replay (reading its next page from the store when the last one is taken),
+    /// else whatever arrives. Cancel-safe (nothing is lost when a `select!` drops
+    /// it); an error is the store failing during a replay: end the connection, the
+    /// client resumes from its last id.
+    pub async fn next(&mut self) -> Result<Next, ApiError> {
+        loop {
+            if let Some(next) = self.try_next() {
+                return Ok(next);
             }
-            Delivery::Message(delivered) => delivered,
-        };
-        let room = &delivered.message.room;
-        let Some(&seen) = self.positions.get(room) else {
-            return Ok(Accepted::Nothing);
-        };
-        let id = delivered.message.id;
-        if id <= seen {
-            return Ok(Accepted::Nothing);
+            if let Some(next) = self.read_page().await? {
+                return Ok(next);
+            }
+            if !self.page.is_empty() {
+                continue;
+            }
+            // The connection holds a sender of its own queue, so it never closes.
+            if let Some(delivery) = self.deliveries.recv().await
+                && let Some(next) = self.accept(delivery)
+            {
+                return Ok(next);
+            }
         }
-        let mut out = Vec::new();
-        if id > seen + 1 {
-            // A gap: read it from the store, where it is committed (ids are
-            // allocated under the room's lock, so N+1 committed before N+2 began).
-            let mut after = seen;
-            while after < id - 1 {
-                let page = self
-                    .hub
-                    .store
-                    .messages_after(room, after, PAGE.min(id - 1 - after))
-                    .await?;
-                match page.first() {
-                    Some(first) if first.id == after + 1 => {}
-                    _ => {
-                        self.positions.insert(room.clone(), id);
-                        return Ok(Accepted::Reset {
-                            room: room.clone(),
-                            reason: "history_pruned",
-                        });
-                    }
+    }
+
+    /// What is ready without waiting or reading the store: queued live deliveries
+    /// first (taking them keeps the queue from overflowing, and those of a room
+    /// still replaying are only skipped), then the current replay page.
+    pub fn try_next(&mut self) -> Option<Next> {
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            if let Some(next) = self.accept(delivery) {
+                return Some(next);
+            }
+        }
+        while let Some(message) = self.page.pop_front() {
+            let Some(followed) = self.rooms.get_mut(&message.room) else {
+                continue;
+            };
+            if message.id != followed.given + 1 {
+                // Cannot happen (the page is dropped with its room), but a stale
+                // page must never skip or repeat a message: read it again instead.
+                self.page.clear();
+                return None;
+            }
+            followed.given = message.id;
+            return Some(Next::Message(Delivered::new(message)));
+        }
+        None
+    }
+
+    /// Reads the next page of a replay that is due (none when no room is behind).
+    /// Nothing changes before the read returns, so cancelling it loses nothing.
+    async fn read_page(&mut self) -> Result<Option<Next>, ApiError> {
+        let Some((room, followed)) = self
+            .rooms
+            .iter()
+            .find(|(_, f)| f.given < f.replay_to)
+            .map(|(room, f)| (room.clone(), *f))
+        else {
+            return Ok(None);
+        };
+        let limit = (followed.replay_to - followed.given).min(self.hub.settings().replay_page);
+        let page = self.hub.page_after(&room, followed.given, limit).await?;
+        match page {
+            Page::Messages(messages) if !messages.is_empty() => {
+                self.page = messages.into();
+                Ok(None)
+            }
+            // What the replay needs is gone: the client reloads the room.
+            Page::Messages(_) | Page::Reset(_) => {
+                if let Some(followed) = self.rooms.get_mut(&room) {
+                    followed.given = followed.replay_to;
                 }
-                after = page.last().map_or(after, |m| m.id);
-                out.extend(page.into_iter().map(Delivered::new));
+                Ok(Some(Next::Reset {
+                    room,
+                    reason: "history_pruned",
+                }))
             }
         }
-        self.positions.insert(room.clone(), id);
-        out.push(delivered);
-        Ok(Accepted::Messages(out))
+    }
+
+    /// What one queued delivery means for this client, if anything now.
+    fn accept(&mut self, delivery: Delivery) -> Option<Next> {
+        match delivery {
+            Delivery::Presence(change) => self
+                .rooms
+                .contains_key(&change.room)
+                .then_some(Next::Presence(change)),
+            Delivery::Position(position) => {
+                if let Some(followed) = self.rooms.get_mut(&position.room) {
+                    followed.replay_to = followed.replay_to.max(position.last_id);
+                }
+                None
+            }
+            Delivery::Message(delivered) => {
+                let message = &delivered.message;
+                let followed = self.rooms.get_mut(&message.room)?;
+                if message.id == followed.given + 1 && followed.replay_to <= followed.given {
+                    followed.given = message.id;
+                    followed.replay_to = message.id;
+                    return Some(Next::Message(delivered));
+                }
+                // Seen already, or behind a replay under way, or past a gap: in the
+                // last two cases the replay reads it from the store, in order.
+                followed.replay_to = followed.replay_to.max(message.id);
+                None
+            }
+        }
     }
 
     /// Sends a chat message as this connection's user, within its send budget.
@@ -291,7 +401,7 @@ impl Connection {
         event: Option<serde_json::Value>,
     ) -> Result<Appended, ApiError> {
         self.check_credential()?;
-        self.budget.take()?;
+        self.sends.take()?;
         self.hub
             .send(&self.author, room, text, client_id, event)
             .await
@@ -300,7 +410,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        for room in self.positions.keys() {
+        for room in self.rooms.keys() {
             self.hub
                 .unsubscribe(room, self.id, &self.author, self.is_present(room));
         }
@@ -308,22 +418,23 @@ impl Drop for Connection {
     }
 }
 
-/// Messages per second one connection may send: a token bucket holding two
-/// seconds' worth, so a short burst passes and a flood is refused.
-struct SendBudget {
+/// A token bucket: `per_second` requests a second, bursts of `burst`, so a short
+/// burst passes and a flood is refused.
+struct Budget {
     per_second: f64,
     capacity: f64,
     tokens: f64,
     updated: Instant,
 }
 
-impl SendBudget {
-    fn new(per_second: u32) -> Self {
+impl Budget {
+    fn new(per_second: u32, burst: u32) -> Self {
         let per_second = f64::from(per_second.max(1));
+        let capacity = f64::from(burst).max(1.0);
         Self {
             per_second,
-            capacity: per_second * 2.0,
-            tokens: per_second * 2.0,
+            capacity,
+            tokens: capacity,
             updated: Instant::now(),
         }
     }
@@ -346,15 +457,4 @@ impl SendBudget {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_send_budget_allows_a_burst_then_refuses() {
-        let mut budget = SendBudget::new(5);
-        for _ in 0..10 {
-            budget.take().unwrap();
-        }
-        assert!(budget.take().is_err());
-    }
-}
+mod tests;

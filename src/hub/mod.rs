@@ -5,10 +5,13 @@
 //! How a message travels: [`Hub::send`] appends it to the store (which gives it the
 //! room's next gapless id), then publishes it on the [`broker::Broker`]. Each
 //! instance's pump receives the announcement and pushes it into the bounded queue of
-//! every local [`Connection`] in that room. A connection hands each delivery to
-//! [`Connection::accept`], which drops what it has already seen and fills any gap
-//! from the store, so every client gets every message of its rooms, in order, once,
-//! whatever the broker did. The store is the truth; the broker is only a doorbell.
+//! every local [`Connection`] in that room. The connection drops what it has
+//! already given its client and reads any gap from the store ([`replay`], one page
+//! at a time, as the client takes them), so every client gets every message of its
+//! rooms, in order, once, whatever the broker did. The store is the truth; the
+//! broker is only a doorbell. When the broker may have lost announcements (it
+//! reconnected, or the pump lagged), the hub tells each local room where its log
+//! stands and every connection replays what it is missing.
 //!
 //! A connection whose queue is full is not waited for: it is cancelled with the
 //! reason `slow_consumer`, and its client resumes from its last id when it
@@ -25,6 +28,7 @@ pub mod ending;
 pub mod message;
 pub mod presence;
 pub mod redis_broker;
+pub mod replay;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,13 +44,16 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::store::Store;
 pub use broker::{Announcement, Broker, InProcessBroker};
-pub use connection::{Accepted, Connection, Joined};
+pub use connection::{Connection, Joined, Next};
 pub use ending::{EndReason, Ending, Revoked, Tie};
 use message::{Appended, Author, Message, NewMessage, Position};
 pub use presence::{PresenceChange, PresenceSnapshot};
+pub use replay::{Page, Start};
 
-/// Messages read from the store per query when replaying or filling a gap.
-const PAGE: i64 = 500;
+/// The text a replay page may hold, about: its message count is this divided by
+/// the longest message allowed (4,000 characters by default: 64 messages), so that
+/// a connection replaying to a client that does not read holds a few hundred KiB.
+const REPLAY_PAGE_CHARS: usize = 256 * 1024;
 /// Mentions in one message that become notifications; more are ignored.
 const MAX_MENTIONS: usize = 5;
 
@@ -82,6 +89,16 @@ impl Delivered {
 pub enum Delivery {
     Message(Arc<Delivered>),
     Presence(Arc<PresenceChange>),
+    /// The room's log stands at this id (after a broker lost announcements): a
+    /// connection behind it replays the difference from the store.
+    Position(Arc<LogPosition>),
+}
+
+/// Where a room's log stands, as announced to its subscribers.
+#[derive(Debug)]
+pub struct LogPosition {
+    pub room: String,
+    pub last_id: i64,
 }
 
 /// Limits and retention, from the configuration.
@@ -94,6 +111,9 @@ pub struct HubSettings {
     pub connections_per_user: u32,
     pub connections_per_ip: u32,
     pub queue: usize,
+    pub rooms_per_connection: usize,
+    /// Messages read from the store per replay page.
+    pub replay_page: i64,
 }
 
 impl HubSettings {
@@ -106,6 +126,8 @@ impl HubSettings {
             connections_per_user: config.realtime_connections_per_user,
             connections_per_ip: config.realtime_connections_per_ip,
             queue: config.realtime_queue.max(1),
+            rooms_per_connection: config.realtime_rooms_per_connection.max(1),
+            replay_page: (REPLAY_PAGE_CHARS / config.max_message_chars.max(1)).clamp(8, 500) as i64,
         }
     }
 }
@@ -115,9 +137,6 @@ impl HubSettings {
 struct LocalRoom {
     subscribers: HashMap<u64, Subscriber>,
     presence: presence::Members,
-    /// The highest id this instance has fanned out (for catching up after the
-    /// broker dropped announcements).
-    fanned_out: i64,
 }
 
 #[derive(Clone)]
@@ -201,7 +220,7 @@ impl Hub {
         author: Author,
         credential: Credential,
         ip: IpAddr,
-    ) -> Result<(Connection, mpsc::Receiver<Delivery>), ApiError> {
+    ) -> Result<Connection, ApiError> {
         {
             let mut counts = self.counts.lock().expect("counts lock");
             let user = counts.per_user.get(&author.id).copied().unwrap_or(0);
@@ -218,12 +237,11 @@ impl Hub {
         }
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("realtime_connections").increment(1.0);
-        let (queue, deliveries) = mpsc::channel(self.settings.queue);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let tie = Arc::new(Tie::new(author.id, credential));
         self.ties.lock().expect("ties lock").insert(id, tie.clone());
-        let connection = Connection::new(self.clone(), id, author, tie, ip, queue);
-        Ok((connection, deliveries))
+        let queue = mpsc::channel(self.settings.queue);
+        Ok(Connection::new(self.clone(), id, author, tie, ip, queue))
     }
 
     /// Ends the connections `ending` covers, on every instance: this one's at once
@@ -371,31 +389,6 @@ impl Hub {
         Ok(self.store.room_position(room).await?)
     }
 
-    /// Messages of `room` after `since`, all of them or none: `Err(reason)` when
-    /// `since` is older than retention or ahead of the log (the client must reload
-    /// its state instead of trusting a partial replay).
-    pub async fn replay(&self, room: &str, since: i64) -> Result<Replay, ApiError> {
-        let position = self.position(room).await?;
-        if since < position.pruned_through {
-            return Ok(Replay::Reset("history_pruned"));
-        }
-        if since > position.last_id {
-            return Ok(Replay::Reset("position_ahead"));
-        }
-        let mut messages = Vec::new();
-        let mut after = since;
-        while after < position.last_id {
-            let page = self.store.messages_after(room, after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            messages.extend(page);
-        }
-        Ok(Replay::Messages {
-            messages,
-            position: position.last_id.max(after),
-        })
-    }
-
     /// Registers a local subscriber in `room` and, when `present`, its user's
     /// presence (announced to the others when the user was not in the room yet).
     fn subscribe(
@@ -461,22 +454,12 @@ impl Hub {
         self.rooms.lock().expect("rooms lock").len()
     }
 
-    /// Records that a local subscriber of `room` starts from `position`, so a
-    /// catch-up after lost announcements starts there rather than at the beginning.
-    fn note_position(&self, room: &str, position: i64) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
-        if let Some(local) = rooms.get_mut(room) {
-            local.fanned_out = local.fanned_out.max(position);
-        }
-    }
-
     /// Pushes a message to every local subscriber of its room.
     fn fan_out(&self, delivered: &Arc<Delivered>) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let Some(local) = rooms.get_mut(&delivered.message.room) else {
             return;
         };
-        local.fanned_out = local.fanned_out.max(delivered.message.id);
         let sent = broadcast(local, Delivery::Message(delivered.clone()), None);
         self.stats.deliveries.fetch_add(sent.0, Ordering::Relaxed);
         self.stats
@@ -484,43 +467,44 @@ impl Hub {
             .fetch_add(sent.1, Ordering::Relaxed);
     }
 
-    /// After the broker lost announcements: reads what each local room missed from
-    /// the store and fans it out.
-    async fn catch_up_all(&self) {
-        let rooms: Vec<(String, i64)> = {
-            let rooms = self.rooms.lock().expect("rooms lock");
-            rooms
-                .iter()
-                .map(|(name, local)| (name.clone(), local.fanned_out))
-                .collect()
+    /// Tells the local subscribers of `room` that its log stands at `last_id`; each
+    /// one behind replays the difference from the store at its client's pace. One
+    /// delivery per subscriber, however many messages were missed: a catch-up never
+    /// overflows a queue.
+    fn announce_position(&self, room: &str, last_id: i64) {
+        let rooms = self.rooms.lock().expect("rooms lock");
+        let Some(local) = rooms.get(room) else {
+            return;
         };
-        for (room, after) in rooms {
-            self.catch_up(&room, after).await;
-        }
+        let position = Arc::new(LogPosition {
+            room: room.to_owned(),
+            last_id,
+        });
+        let sent = broadcast(local, Delivery::Position(position), None);
+        self.stats
+            .slow_consumers
+            .fetch_add(sent.1, Ordering::Relaxed);
     }
 
-    async fn catch_up(&self, room: &str, after: i64) {
-        match self.store.messages_after(room, after, PAGE).await {
-            Ok(messages) => {
-                for message in messages {
-                    self.fan_out(&Delivered::new(message));
-                }
+    /// After the broker lost announcements: reads where each local room's log
+    /// stands and announces it to the room's subscribers. Per subscriber, not per
+    /// room: a client that joined meanwhile is already further on than one that
+    /// waited through the outage, and each replays exactly what it is missing.
+    async fn catch_up_all(&self) {
+        let rooms: Vec<String> = self
+            .rooms
+            .lock()
+            .expect("rooms lock")
+            .keys()
+            .cloned()
+            .collect();
+        for room in rooms {
+            match self.store.room_position(&room).await {
+                Ok(position) => self.announce_position(&room, position.last_id),
+                Err(error) => tracing::warn!(%error, room, "catching up a room failed"),
             }
-            Err(error) => tracing::warn!(%error, room, "catching up a room failed"),
         }
     }
-}
-
-/// What a replay found.
-#[derive(Debug)]
-pub enum Replay {
-    /// Every message after the asked position, and the position after them.
-    Messages {
-        messages: Vec<Message>,
-        position: i64,
-    },
-    /// The position cannot be replayed exactly; the reason is for the client.
-    Reset(&'static str),
 }
 
 /// `author`'s connection `connection` is present in `room`: announced to the
@@ -585,13 +569,7 @@ async fn pump(hub: Arc<Hub>) {
                     hub.end_local(&ending);
                 }
                 Ok(Announcement::Position { room, last_id }) => {
-                    let after = {
-                        let rooms = hub.rooms.lock().expect("rooms lock");
-                        rooms.get(&room).map(|local| local.fanned_out)
-                    };
-                    if let Some(after) = after.filter(|after| *after < last_id) {
-                        hub.catch_up(&room, after).await;
-                    }
+                    hub.announce_position(&room, last_id);
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "the hub pump fell behind the broker; catching up from the store");

@@ -21,8 +21,8 @@ use crate::AppState;
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::{Json, Query};
-use crate::hub::Accepted;
 use crate::hub::message::{self, Author, GENERAL_ROOM, Message};
+use crate::hub::{Next, Page};
 
 /// The most messages one poll returns; the client polls again from the last.
 const MAX_BATCH: i64 = 100;
@@ -54,26 +54,20 @@ pub async fn poll(
             .clamp(0.0, MAX_TIMEOUT_SECS as f64) as u64,
     };
 
-    // The common case first: the log already has something newer. Ids are
-    // gapless, so a first id past `last_id + 1` means retention deleted some.
-    let ready = state.store.messages_after(room, last_id, MAX_BATCH).await?;
-    match ready.first() {
-        Some(first) if first.id == last_id + 1 => return Ok(answer(ready)),
-        Some(_) => return Err(reset(state.hub.position(room).await?.last_id)),
-        None => {}
-    }
-    let position = state.hub.position(room).await?;
-    if last_id < position.pruned_through || last_id > position.last_id {
-        // Not the seed's shape, but a poll from a position that cannot be
-        // replayed exactly must not look like "nothing new".
-        return Err(reset(position.last_id));
+    // The common case first: the log already has something newer (or the position
+    // cannot be replayed: the hub's reset rule).
+    match state.hub.read_after(room, last_id, MAX_BATCH).await? {
+        Page::Reset(_) => return Err(reset(state.hub.position(room).await?.last_id)),
+        Page::Messages(messages) if !messages.is_empty() => return Ok(answer(messages)),
+        Page::Messages(_) => {}
     }
     if timeout == 0 {
         return Ok(answer(Vec::new()));
     }
 
-    // Subscribe, then look again: a message committed in between is in the replay.
-    let (mut connection, mut queue) =
+    // Subscribe, then wait: a message committed since the read above is replayed by
+    // the connection, one after the last id, like a live one.
+    let mut connection =
         state
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
@@ -81,43 +75,43 @@ pub async fn poll(
     if joined.reset.is_some() {
         return Err(reset(joined.position));
     }
-    if !joined.replay.is_empty() {
-        return Ok(answer(
-            joined
-                .replay
-                .iter()
-                .take(MAX_BATCH as usize)
-                .map(|d| d.message.clone())
-                .collect(),
-        ));
-    }
     let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+    let overflow = connection.overflow().clone();
+    let ended = connection.ended().clone();
     tokio::pin!(deadline);
     loop {
         tokio::select! {
             _ = &mut deadline => return Ok(answer(Vec::new())),
             _ = state.shutdown.cancelled() => return Ok(answer(Vec::new())),
-            _ = connection.ended().cancelled() => {
+            _ = ended.cancelled() => {
                 return match connection.end_reason() {
                     Some(reason) if reason.credential_gone() => Err(reason.error()),
                     _ => Ok(answer(Vec::new())),
                 };
             }
             // A poll that overflowed is answered from the log instead.
-            _ = connection.overflow().cancelled() => {
-                let messages = state.store.messages_after(room, last_id, MAX_BATCH).await?;
-                return Ok(answer(messages));
+            _ = overflow.cancelled() => {
+                return match state.hub.read_after(room, last_id, MAX_BATCH).await? {
+                    Page::Messages(messages) => Ok(answer(messages)),
+                    Page::Reset(_) => Err(reset(state.hub.position(room).await?.last_id)),
+                };
             }
-            delivery = queue.recv() => {
-                let Some(delivery) = delivery else { return Ok(answer(Vec::new())) };
-                match connection.accept(delivery).await? {
-                    Accepted::Messages(messages) => {
-                        return Ok(answer(messages.iter().map(|d| d.message.clone()).collect()));
+            next = connection.next() => match next? {
+                Next::Message(first) => {
+                    // With what else is ready: one answer, at most one batch.
+                    let mut messages = vec![first.message.clone()];
+                    while messages.len() < MAX_BATCH as usize {
+                        match connection.try_next() {
+                            Some(Next::Message(more)) => messages.push(more.message.clone()),
+                            Some(Next::Presence(_)) => {}
+                            Some(Next::Reset { .. }) | None => break,
+                        }
                     }
-                    Accepted::Reset { .. } => return Err(reset(state.hub.position(room).await?.last_id)),
-                    Accepted::Nothing | Accepted::Presence(_) => {}
+                    return Ok(answer(messages));
                 }
-            }
+                Next::Reset { .. } => return Err(reset(state.hub.position(room).await?.last_id)),
+                Next::Presence(_) => {}
+            },
         }
     }
 }

@@ -69,7 +69,7 @@ use crate::auth::{Authenticated, Identity};
 use crate::directory::model::name_characters_problem;
 use crate::error::ApiError;
 use crate::hub::message::{self, Author, GENERAL_ROOM, Message};
-use crate::hub::{Accepted, Connection, Delivered, Delivery, EndReason, Joined};
+use crate::hub::{Connection, Delivered, EndReason, Joined, Next};
 
 /// Where the engine.io endpoint lives (socket.io-client's default `path`).
 pub const PATH: &str = "/socket.io";
@@ -229,7 +229,7 @@ async fn admit(
         &state.config.trusted_proxies,
     );
     let credential = identity.credential.clone();
-    let (connection, queue) = state
+    let connection = state
         .hub
         .connect(Author::of(&identity.user), credential, ip)?;
     let (commands, receiver) = mpsc::channel(state.hub.settings().queue.max(MIN_COMMANDS));
@@ -240,7 +240,6 @@ async fn admit(
         .extensions
         .insert(Pending(Arc::new(Mutex::new(Some(Session {
             connection,
-            queue,
             commands: receiver,
             gone,
             since: auth.since,
@@ -462,7 +461,6 @@ enum End {
 /// One socket's hub side, owned by its task.
 struct Session {
     connection: Connection,
-    queue: mpsc::Receiver<Delivery>,
     commands: mpsc::Receiver<Box<Command>>,
     gone: CancellationToken,
     /// The `general` position given in the CONNECT `auth`.
@@ -557,9 +555,14 @@ impl Session {
                     Some(command) => Box::pin(self.command(command, out, io, notices)).await,
                     None => Err(End::Gone),
                 },
-                delivery = self.queue.recv() => match delivery {
-                    Some(delivery) => self.deliveries(delivery, out).await,
-                    None => Err(End::Gone),
+                next = self.connection.next() => match next {
+                    Ok(next) => self.deliveries(next, out).await,
+                    Err(error) => {
+                        // The store failed during a replay: the client reconnects
+                        // and resumes from its last id.
+                        tracing::warn!(%error, "a Socket.IO replay could not read the store");
+                        Err(End::Disconnect("unavailable"))
+                    }
                 },
             };
             if let Err(end) = step {
@@ -639,7 +642,7 @@ impl Session {
                         return out.error(&error).await;
                     }
                 };
-                let already = self.connection.positions().contains_key(&room);
+                let already = self.connection.follows(&room);
                 match self.connection.join(&room, since).await {
                     Ok(joined) => {
                         out.socket.join(room.clone());
@@ -666,7 +669,7 @@ impl Session {
                     return Ok(());
                 };
                 // Leaving a room this socket is not in does nothing and tells nobody.
-                if !self.connection.positions().contains_key(&room) {
+                if !self.connection.follows(&room) {
                     if let Err(error) = message::check_room_for(&room, self.connection.author.id) {
                         let _ = ack.send(&json!({ "error": error.to_string() }));
                         return out.error(&error).await;
@@ -682,7 +685,10 @@ impl Session {
                     }
                 };
                 // Flask-SocketIO leaves first, then tells the room.
-                self.connection.leave(&room);
+                if let Err(error) = self.connection.leave(&room) {
+                    let _ = ack.send(&json!({ "error": error.to_string() }));
+                    return out.error(&error).await;
+                }
                 out.socket.leave(room.clone());
                 if public {
                     let notice = json!({ "message": format!("You left room: {room}") });
@@ -704,33 +710,27 @@ impl Session {
         Ok(public)
     }
 
-    /// Handles `first` and up to [`DRAIN`] deliveries queued behind it, without going
-    /// back through the `select!` for each.
-    async fn deliveries(&mut self, first: Delivery, out: &mut Out) -> Result<(), End> {
-        self.delivery(first, out).await?;
+    /// Handles `first` and up to [`DRAIN`] more that are ready behind it, without
+    /// going back through the `select!` for each.
+    async fn deliveries(&mut self, first: Next, out: &mut Out) -> Result<(), End> {
+        delivery(first, out).await?;
         for _ in 0..DRAIN {
-            match self.queue.try_recv() {
-                Ok(delivery) => self.delivery(delivery, out).await?,
-                Err(_) => break,
+            match self.connection.try_next() {
+                Some(next) => delivery(next, out).await?,
+                None => break,
             }
         }
         Ok(())
     }
+}
 
-    async fn delivery(&mut self, delivery: Delivery, out: &mut Out) -> Result<(), End> {
-        match self.connection.accept(delivery).await {
-            Ok(Accepted::Messages(messages)) => {
-                for delivered in messages {
-                    out.emit("message", flask_payload(&delivered)).await?;
-                }
-                Ok(())
-            }
-            // Presence reaches Socket.IO clients as the Flask chat's own
-            // `user_joined` / `user_left` (sent at `join` and disconnect).
-            Ok(Accepted::Presence(_) | Accepted::Nothing) => Ok(()),
-            Ok(Accepted::Reset { room, reason }) => out.reset(&room, reason).await,
-            Err(error) => out.error(&error).await,
-        }
+async fn delivery(next: Next, out: &mut Out) -> Result<(), End> {
+    match next {
+        Next::Message(delivered) => out.emit("message", flask_payload(&delivered)).await,
+        // Presence reaches Socket.IO clients as the Flask chat's own
+        // `user_joined` / `user_left` (sent at `join` and disconnect).
+        Next::Presence(_) => Ok(()),
+        Next::Reset { room, reason } => out.reset(&room, reason).await,
     }
 }
 
@@ -872,14 +872,11 @@ impl Out {
             .await
     }
 
-    /// After a join: a `reset` when the position could not be replayed, then the
-    /// replayed messages in order.
+    /// After a join: a `reset` when the position could not be replayed. The
+    /// replayed messages follow, in order, as the socket takes them.
     async fn joined(&mut self, joined: Joined) -> Result<(), End> {
         if let Some(reason) = joined.reset {
             self.reset(&joined.room, reason).await?;
-        }
-        for delivered in joined.replay {
-            self.emit("message", flask_payload(&delivered)).await?;
         }
         Ok(())
     }

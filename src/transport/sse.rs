@@ -28,7 +28,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{ClientIp, parse_position};
@@ -37,13 +36,11 @@ use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::hub::message::{Author, notification_room};
-use crate::hub::{Accepted, Connection, Delivery, Joined};
+use crate::hub::{Connection, Joined, Next};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long the browser waits before reconnecting.
 const RETRY: Duration = Duration::from_secs(2);
-/// Rooms one multi-room stream may follow.
-const MAX_ROOMS: usize = 20;
 
 #[derive(Deserialize)]
 pub struct SinceQuery {
@@ -75,18 +72,12 @@ pub async fn room_events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let since = parse_position(resume_from(&headers, query.since.as_deref()))?;
-    let (mut connection, queue) =
+    let mut connection =
         state
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let joined = connection.join(&room, since).await?;
-    Ok(respond(
-        &state,
-        connection,
-        queue,
-        vec![joined],
-        Ids::Single,
-    ))
+    Ok(respond(&state, connection, vec![joined], Ids::Single))
 }
 
 /// `GET /api/events?rooms=a,b&since=a:12,b:7`
@@ -105,14 +96,16 @@ pub async fn rooms_events(
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .collect();
-    if rooms.is_empty() || rooms.len() > MAX_ROOMS {
+    // One stream is one connection: it follows as many rooms as any connection may.
+    let max_rooms = state.hub.settings().rooms_per_connection;
+    if rooms.is_empty() || rooms.len() > max_rooms {
         return Err(ApiError::bad_request(
             "invalid_rooms",
-            format!("Give 1-{MAX_ROOMS} rooms: ?rooms=general,random"),
+            format!("Give 1-{max_rooms} rooms: ?rooms=general,random"),
         ));
     }
     let positions = parse_positions(resume_from(&headers, query.since.as_deref()))?;
-    let (mut connection, queue) =
+    let mut connection =
         state
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
@@ -121,7 +114,7 @@ pub async fn rooms_events(
         let since = positions.iter().find(|(r, _)| r == room).map(|(_, id)| *id);
         joined.push(connection.join(room, since).await?);
     }
-    Ok(respond(&state, connection, queue, joined, Ids::Composite))
+    Ok(respond(&state, connection, joined, Ids::Composite))
 }
 
 /// `GET /notifications`: the caller's notification room as a stream.
@@ -133,20 +126,14 @@ pub async fn notifications_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let since = parse_position(resume_from(&headers, query.since.as_deref()))?;
-    let (mut connection, queue) =
+    let mut connection =
         state
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let joined = connection
         .join(&notification_room(identity.id()), since)
         .await?;
-    Ok(respond(
-        &state,
-        connection,
-        queue,
-        vec![joined],
-        Ids::Single,
-    ))
+    Ok(respond(&state, connection, vec![joined], Ids::Single))
 }
 
 /// `GET /stream`: `{count, timestamp, ...stats}` once a second, until shutdown.
@@ -157,7 +144,7 @@ pub async fn stats_stream(
 ) -> Result<Response, ApiError> {
     // A hub connection in no room: it counts toward the connection caps, and the
     // stream ends with the credential it was opened with.
-    let (connection, _) =
+    let connection =
         state
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
@@ -239,20 +226,13 @@ enum Ids {
     Composite,
 }
 
-fn respond(
-    state: &AppState,
-    connection: Connection,
-    queue: mpsc::Receiver<Delivery>,
-    joined: Vec<Joined>,
-    ids: Ids,
-) -> Response {
+fn respond(state: &AppState, connection: Connection, joined: Vec<Joined>, ids: Ids) -> Response {
     let mut pending = VecDeque::new();
     pending.push_back(Event::default().retry(RETRY).comment("connected"));
     let mut follower = Follower {
         overflow: connection.overflow().clone(),
         credential_ended: connection.ended().clone(),
         connection,
-        queue,
         shutdown: state.shutdown.clone(),
         pending,
         ids,
@@ -262,11 +242,7 @@ fn respond(
     // Every room's starting position first: the id of the first replayed event
     // must already say where the rooms replayed after it stand.
     for joined in &joined {
-        let start = joined
-            .replay
-            .first()
-            .map_or(joined.position, |m| m.message.id - 1);
-        follower.written.insert(joined.room.clone(), start);
+        follower.written.insert(joined.room.clone(), joined.from);
     }
     for joined in joined {
         follower.push_joined(joined);
@@ -282,10 +258,11 @@ fn respond(
         .into_response()
 }
 
-/// One SSE client: its hub connection and the events waiting to be written.
+/// One SSE client: its hub connection and the events waiting to be written (the
+/// join's presence and resets; messages are taken from the connection one at a time,
+/// as hyper asks for the next event once it has written the last).
 struct Follower {
     connection: Connection,
-    queue: mpsc::Receiver<Delivery>,
     shutdown: CancellationToken,
     overflow: CancellationToken,
     /// Cancelled when the connection's credential ended.
@@ -307,11 +284,6 @@ impl Follower {
                     .event("reset")
                     .data(json!({ "room": joined.room, "reason": reason }).to_string()),
             );
-        }
-        for message in &joined.replay {
-            let id = self.event_id(&message.message.room, message.message.id);
-            self.pending
-                .push_back(Event::default().id(id).data(message.json.as_str()));
         }
     }
 
@@ -351,39 +323,31 @@ impl Follower {
                     self.ended = true;
                     self.pending.extend(credential_ended(&self.connection));
                 }
-                delivery = self.queue.recv() => match delivery {
-                    None => self.ended = true,
-                    Some(delivery) => self.push_delivery(delivery).await,
+                next = self.connection.next() => match next {
+                    Ok(next) => self.push_next(next),
+                    Err(error) => {
+                        // The store failed during a replay: end the stream; the
+                        // browser reconnects from its last id, which is still exact.
+                        tracing::warn!(%error, "an SSE stream could not read the store");
+                        self.ended = true;
+                    }
                 },
             }
         }
     }
 
-    async fn push_delivery(&mut self, delivery: Delivery) {
-        match self.connection.accept(delivery).await {
-            Ok(Accepted::Nothing) => {}
-            Ok(Accepted::Messages(messages)) => {
-                for message in messages {
-                    let id = self.event_id(&message.message.room, message.message.id);
-                    self.pending
-                        .push_back(Event::default().id(id).data(message.json.as_str()));
-                }
+    fn push_next(&mut self, next: Next) {
+        let event = match next {
+            Next::Message(message) => {
+                let id = self.event_id(&message.message.room, message.message.id);
+                Event::default().id(id).data(message.json.as_str())
             }
-            Ok(Accepted::Presence(change)) => {
-                self.pending.push_back(named(change.kind, &*change));
-            }
-            Ok(Accepted::Reset { room, reason }) => self.pending.push_back(
-                Event::default()
-                    .event("reset")
-                    .data(json!({ "room": room, "reason": reason }).to_string()),
-            ),
-            Err(error) => {
-                // The store failed while filling a gap: end the stream; the browser
-                // reconnects from its last id, which is still exact.
-                tracing::warn!(%error, "an SSE stream could not fill a gap");
-                self.ended = true;
-            }
-        }
+            Next::Presence(change) => named(change.kind, &*change),
+            Next::Reset { room, reason } => Event::default()
+                .event("reset")
+                .data(json!({ "room": room, "reason": reason }).to_string()),
+        };
+        self.pending.push_back(event);
     }
 }
 

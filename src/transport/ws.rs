@@ -25,7 +25,6 @@ use axum::response::Response;
 use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{ClientIp, check_upgrade_origin};
@@ -34,7 +33,7 @@ use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::Path;
 use crate::hub::message::{Author, GENERAL_ROOM};
-use crate::hub::{Accepted, Connection, Delivery, EndReason, Joined};
+use crate::hub::{Connection, EndReason, Joined, Next};
 
 /// Per-connection buffers: small, because most connections are idle. tungstenite
 /// zero-fills its whole read buffer on the first read, so all of it is resident for
@@ -51,6 +50,7 @@ const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_SLOW: u16 = 4008; // slow_consumer: reconnect and resume
 const CLOSE_CREDENTIAL: u16 = 4401; // the credential ended: log in again
 const CLOSE_ROLE_CHANGED: u16 = 4001; // the role changed: reconnect
+const CLOSE_RETRY: u16 = 1013; // try again later: the store failed during a replay
 
 /// Deliveries written per flush at most.
 const BATCH: usize = 64;
@@ -64,14 +64,14 @@ pub async fn json_socket(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_upgrade_origin(&headers, &identity, &state)?;
-    let (connection, queue) =
+    let connection =
         state
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let shutdown = state.shutdown.clone();
     let max_text = max_text_bytes(&state);
     Ok(configure(upgrade).on_upgrade(move |socket| async move {
-        Session::new(socket, connection, queue, shutdown, max_text)
+        Session::new(socket, connection, shutdown, max_text)
             .run_json()
             .await;
     }))
@@ -98,14 +98,14 @@ pub async fn plain_socket(
             "The client id is 1-32 letters, digits, '-' or '_'",
         ));
     }
-    let (connection, queue) =
+    let connection =
         state
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let shutdown = state.shutdown.clone();
     let max_text = max_text_bytes(&state);
     Ok(configure(upgrade).on_upgrade(move |socket| async move {
-        Session::new(socket, connection, queue, shutdown, max_text)
+        Session::new(socket, connection, shutdown, max_text)
             .run_plain(client_id)
             .await;
     }))
@@ -136,7 +136,6 @@ enum End {
 struct Session {
     socket: WebSocket,
     connection: Connection,
-    queue: mpsc::Receiver<Delivery>,
     shutdown: CancellationToken,
     overflow: CancellationToken,
     /// The connection's credential ended.
@@ -148,7 +147,6 @@ impl Session {
     fn new(
         socket: WebSocket,
         connection: Connection,
-        queue: mpsc::Receiver<Delivery>,
         shutdown: CancellationToken,
         max_text: usize,
     ) -> Self {
@@ -157,7 +155,6 @@ impl Session {
         Self {
             socket,
             connection,
-            queue,
             shutdown,
             overflow,
             ended,
@@ -196,19 +193,6 @@ impl Session {
         }
     }
 
-    /// Takes what else is already queued (at most a batch) after one delivery, so a
-    /// burst leaves in few writes instead of one system call per message.
-    fn queued(&mut self) -> Vec<Delivery> {
-        let mut more = Vec::new();
-        while more.len() < BATCH {
-            match self.queue.try_recv() {
-                Ok(delivery) => more.push(delivery),
-                Err(_) => break,
-            }
-        }
-        more
-    }
-
     async fn write_json(&mut self, value: serde_json::Value) -> Result<(), End> {
         self.write(value.to_string().into()).await
     }
@@ -242,7 +226,9 @@ impl Session {
         }
     }
 
-    /// The next thing to do: a client frame, a delivery, or the end.
+    /// The next thing to do: a client frame, something for the client, or the end.
+    /// The connection is asked only once the last write is done, so a client that
+    /// does not read holds up its replay instead of piling it up here.
     async fn next(&mut self) -> Result<Event, End> {
         tokio::select! {
             _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
@@ -262,9 +248,12 @@ impl Session {
                     })
                 }
             },
-            delivery = self.queue.recv() => match delivery {
-                Some(delivery) => Ok(Event::Delivery(delivery)),
-                None => Err(End::Gone),
+            next = self.connection.next() => match next {
+                Ok(next) => Ok(Event::Next(next)),
+                Err(error) => {
+                    tracing::warn!(%error, "a WebSocket replay could not read the store");
+                    Err(End::Close(CLOSE_RETRY, "store unavailable; reconnect"))
+                }
             },
         }
     }
@@ -299,7 +288,7 @@ impl Session {
                     .await
                 }
                 Ok(Event::Nothing) => Ok(()),
-                Ok(Event::Delivery(delivery)) => self.json_deliveries(delivery).await,
+                Ok(Event::Next(next)) => self.json_deliveries(next).await,
                 Err(end) => return end,
             };
             if let Err(end) = result {
@@ -336,10 +325,10 @@ impl Session {
                 Ok(joined) => self.json_joined(joined).await,
                 Err(error) => self.json_error(&error).await,
             },
-            ClientFrame::Leave { room } => {
-                self.connection.leave(&room);
-                Ok(())
-            }
+            ClientFrame::Leave { room } => match self.connection.leave(&room) {
+                Ok(()) => Ok(()),
+                Err(error) => self.json_error(&error).await,
+            },
             ClientFrame::Send {
                 room,
                 text,
@@ -364,6 +353,8 @@ impl Session {
         }
     }
 
+    /// The join's answer: `presence`, and `reset` when the position could not be
+    /// replayed. The replayed messages follow through [`Connection::next`].
     async fn json_joined(&mut self, joined: Joined) -> Result<(), End> {
         let mut presence = serde_json::to_value(&joined.presence).expect("presence serialises");
         presence["type"] = json!("presence");
@@ -372,40 +363,35 @@ impl Session {
             self.write_json(json!({ "type": "reset", "room": joined.room, "reason": reason }))
                 .await?;
         }
-        for message in joined.replay {
-            self.write(message.frame.clone()).await?;
-        }
         Ok(())
     }
 
-    /// One delivery and whatever queued behind it, then one flush.
-    async fn json_deliveries(&mut self, first: Delivery) -> Result<(), End> {
-        self.json_delivery(first).await?;
-        for delivery in self.queued() {
-            self.json_delivery(delivery).await?;
+    /// One thing for the client and what else is ready behind it (at most a batch),
+    /// then one flush: a burst or a replay page leaves in few writes instead of one
+    /// system call per message.
+    async fn json_deliveries(&mut self, first: Next) -> Result<(), End> {
+        self.json_next(first).await?;
+        for _ in 1..BATCH {
+            match self.connection.try_next() {
+                Some(next) => self.json_next(next).await?,
+                None => break,
+            }
         }
         self.flush().await
     }
 
-    /// Feeds one delivery's frames (the caller flushes).
-    async fn json_delivery(&mut self, delivery: Delivery) -> Result<(), End> {
-        match self.connection.accept(delivery).await {
-            Ok(Accepted::Nothing) => Ok(()),
-            Ok(Accepted::Messages(messages)) => {
-                for message in messages {
-                    self.feed(message.frame.clone()).await?;
-                }
-                Ok(())
-            }
-            Ok(Accepted::Presence(change)) => {
+    /// Feeds one message's frame, or writes a notice (the caller flushes).
+    async fn json_next(&mut self, next: Next) -> Result<(), End> {
+        match next {
+            Next::Message(message) => self.feed(message.frame.clone()).await,
+            Next::Presence(change) => {
                 self.write_json(serde_json::to_value(&*change).expect("presence serialises"))
                     .await
             }
-            Ok(Accepted::Reset { room, reason }) => {
+            Next::Reset { room, reason } => {
                 self.write_json(json!({ "type": "reset", "room": room, "reason": reason }))
                     .await
             }
-            Err(error) => self.json_error(&error).await,
         }
     }
 
@@ -433,7 +419,7 @@ impl Session {
             let result = match self.next().await {
                 Ok(Event::Text(text)) => Box::pin(self.plain_text(client_id, &text)).await,
                 Ok(Event::Binary | Event::Nothing) => Ok(()),
-                Ok(Event::Delivery(delivery)) => self.plain_delivery(delivery).await,
+                Ok(Event::Next(next)) => self.plain_next(next).await,
                 Err(end) => return end,
             };
             if let Err(end) = result {
@@ -461,16 +447,10 @@ impl Session {
         }
     }
 
-    async fn plain_delivery(&mut self, delivery: Delivery) -> Result<(), End> {
-        match self.connection.accept(delivery).await {
-            Ok(Accepted::Messages(messages)) => {
-                for delivered in messages {
-                    let line = plain_line(&delivered.message);
-                    self.write(line.into()).await?;
-                }
-                Ok(())
-            }
-            Ok(Accepted::Presence(change)) => {
+    async fn plain_next(&mut self, next: Next) -> Result<(), End> {
+        match next {
+            Next::Message(delivered) => self.write(plain_line(&delivered.message).into()).await,
+            Next::Presence(change) => {
                 let verb = if change.kind == "user_joined" {
                     "joined"
                 } else {
@@ -479,8 +459,7 @@ impl Session {
                 self.write(format!("{} {verb} the chat", change.user.name).into())
                     .await
             }
-            Ok(Accepted::Nothing | Accepted::Reset { .. }) => Ok(()),
-            Err(error) => self.write(format!("Error: {error}").into()).await,
+            Next::Reset { .. } => Ok(()),
         }
     }
 }
@@ -512,7 +491,7 @@ enum Event {
     Text(Utf8Bytes),
     Binary,
     Nothing,
-    Delivery(Delivery),
+    Next(Next),
 }
 
 #[derive(Deserialize)]

@@ -405,6 +405,7 @@ on_both_backends!(
     mentions_and_admin_changes_notify_the_user,
     the_stats_stream_ticks_and_multi_room_ids_resume_every_room,
     shutdown_tells_realtime_clients_to_reconnect_and_finishes,
+    replays_cross_page_boundaries_then_go_live_on_every_transport,
 );
 
 async fn a_long_poll_is_woken_by_a_send(backend: Backend) {
@@ -822,4 +823,113 @@ async fn connections_are_capped_per_account_and_per_address() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(again.is_some(), "a closed connection gave its place back");
+}
+
+/// Replays are read a page at a time (8 messages here: the page shrinks as messages
+/// may grow); across pages every transport gets every id once, in order, then live.
+async fn replays_cross_page_boundaries_then_go_live_on_every_transport(backend: Backend) {
+    let app = spawn_app_with(backend, |config| {
+        config.rate_limits = false;
+        config.realtime_send_per_second = 100_000;
+        config.max_message_chars = 32_768;
+    })
+    .await;
+    assert_eq!(app.state.hub.settings().replay_page, 8);
+    let cookie = admin_cookie(&app).await;
+    for i in 1..=30 {
+        let room = if i % 3 == 0 { "pb" } else { "pa" };
+        json_with_status(
+            post_send(
+                &app,
+                &cookie,
+                json!({"text": format!("m{i}"), "room": room}),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    // pa has 20 messages, pb 10.
+    let mut ws = ws_in_room(&app, &cookie, "pa", Some(1)).await;
+    for expected in 2..=20 {
+        assert_eq!(next_of(&mut ws, "message").await["id"], expected);
+    }
+    let mut sse = open_sse(&app, "/api/rooms/pa/events?since=3", &cookie, None).await;
+    for expected in 4..=20 {
+        assert_eq!(next_sse_message(&mut sse).await.0, expected.to_string());
+    }
+    let mut both = open_sse(
+        &app,
+        "/api/events?rooms=pa,pb&since=pa:10,pb:0",
+        &cookie,
+        None,
+    )
+    .await;
+    let mut last_id = String::new();
+    let mut seen = std::collections::BTreeMap::<String, Vec<i64>>::new();
+    for _ in 0..20 {
+        let (id, message) = next_sse_message(&mut both).await;
+        seen.entry(message["room"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(message["id"].as_i64().unwrap());
+        last_id = id;
+    }
+    assert_eq!(seen["pa"], (11..=20).collect::<Vec<_>>());
+    assert_eq!(seen["pb"], (1..=10).collect::<Vec<_>>());
+    assert_eq!(last_id, "pa:20,pb:10");
+    let polled = json_with_status(poll(&app, &cookie, "room=pa&last_id=2").await, 200).await;
+    assert_eq!(
+        polled.as_array().unwrap().len(),
+        18,
+        "a poll reads its own page"
+    );
+
+    json_with_status(
+        post_send(&app, &cookie, json!({"text": "live", "room": "pa"})).await,
+        201,
+    )
+    .await;
+    assert_eq!(next_of(&mut ws, "message").await["id"], 21);
+    assert_eq!(next_sse_message(&mut sse).await.0, "21");
+    assert_eq!(next_sse_message(&mut both).await.0, "pa:21,pb:10");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_leaves_are_budgeted_and_rooms_per_connection_capped() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.realtime_rooms_per_connection = 2;
+    })
+    .await;
+    let cookie = admin_cookie(&app).await;
+    let mut ws = ws_in_room(&app, &cookie, "one", None).await;
+    send_frame(&mut ws, json!({"type": "join", "room": "two"})).await;
+    next_of(&mut ws, "presence").await;
+    send_frame(&mut ws, json!({"type": "join", "room": "three"})).await;
+    let refused = next_of(&mut ws, "error").await;
+    assert_eq!(refused["code"], "too_many_rooms", "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2 rooms")
+    );
+    // Leaving makes room.
+    send_frame(&mut ws, json!({"type": "leave", "room": "two"})).await;
+    send_frame(&mut ws, json!({"type": "join", "room": "three"})).await;
+    assert_eq!(next_of(&mut ws, "presence").await["room"], "three");
+
+    // A flood of leave/join frames: the control budget (bursts of 10, then 5 a
+    // second) refuses most of it.
+    for _ in 0..30 {
+        send_frame(&mut ws, json!({"type": "leave", "room": "nowhere"})).await;
+    }
+    assert_eq!(next_of(&mut ws, "error").await["code"], "rate_limited");
+
+    let over = reqwest::Client::new()
+        .get(app.url("/api/events?rooms=a,b,c"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_envelope(&json_with_status(over, 400).await, "invalid_rooms");
 }

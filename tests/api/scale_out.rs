@@ -163,3 +163,187 @@ async fn a_message_sent_through_one_instance_reaches_clients_of_another() {
     drop(b);
     clean(&url, &prefix).await;
 }
+
+/// A `redis-server` of the test's own on a free port, so that the test can kill it
+/// and start it again on the same port. `None` (the test is skipped, loudly) when
+/// the binary is missing.
+struct OwnRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(test: &str) -> Option<Self> {
+        if std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED {test}: no redis-server binary");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        redis.restart();
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "redis-server did not open its port"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Issue 18: Redis dies, 1,200 messages are sent through instance B, a client joins
+/// the room on A halfway; once Redis is back, every subscriber A had gets all 1,200
+/// exactly once and in order (more than its queue holds, so through the paged
+/// replay), nobody is cut off, and the client that joined meanwhile gets everything
+/// after its join (its join does not make the room look caught up for the others).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_outage_every_subscriber_gets_every_missed_message_once() {
+    const TEST: &str = "after_a_redis_outage_every_subscriber_gets_every_missed_message_once";
+    const MISSED: i64 = 1_200;
+    if !crate::helpers::postgres_available(TEST) {
+        return;
+    }
+    let Some(mut redis) = OwnRedis::start(TEST) else {
+        return;
+    };
+    let url = redis.url();
+    let a = spawn_app_with(Backend::Postgres, |c| {
+        c.redis_url = Some(url.clone());
+        c.rate_limits = false;
+    })
+    .await;
+    let database = a.db.url.clone();
+    let b = spawn_app_with(Backend::Postgres, |c| {
+        c.redis_url = Some(url.clone());
+        c.rate_limits = false;
+        c.database_url = database;
+    })
+    .await;
+    assert!(a.state.hub.settings().queue < MISSED as usize);
+    let cookie = realtime::admin_cookie(&a).await;
+    let mut subscribers = Vec::new();
+    for _ in 0..3 {
+        subscribers.push(realtime::ws_in_room(&a, &cookie, "outage", None).await);
+    }
+    let mut joiner = realtime::open_ws(&a, "/ws", &cookie).await;
+    assert_eq!(realtime::next_frame(&mut joiner).await["type"], "welcome");
+    let author = switchboard::hub::message::Author::system();
+    b.state
+        .hub
+        .send(&author, "outage", "before", None, None)
+        .await
+        .unwrap();
+    for ws in &mut subscribers {
+        assert_eq!(
+            realtime::next_of(ws, "message").await["id"],
+            1,
+            "B reaches A"
+        );
+    }
+
+    redis.kill();
+    let send_through_b = |range: std::ops::Range<i64>| {
+        let sends = range.map(|i| {
+            let hub = b.state.hub.clone();
+            let author = author.clone();
+            async move {
+                hub.send(&author, "outage", &format!("during {i}"), None, None)
+                    .await
+                    .unwrap();
+            }
+        });
+        futures_util::future::join_all(sends)
+    };
+    send_through_b(0..MISSED / 2).await;
+    // Halfway, a client joins on A, from now (it is at id 601).
+    realtime::send_frame(&mut joiner, json!({"type": "join", "room": "outage"})).await;
+    realtime::next_of(&mut joiner, "presence").await;
+    send_through_b(MISSED / 2..MISSED).await;
+
+    redis.restart();
+    let back = std::time::Instant::now();
+    for ws in &mut subscribers {
+        for expected in 2..=MISSED + 1 {
+            let message = realtime::next_of(ws, "message").await;
+            assert_eq!(message["id"], expected, "every id once, in order");
+        }
+    }
+    for expected in MISSED / 2 + 2..=MISSED + 1 {
+        let message = realtime::next_of(&mut joiner, "message").await;
+        assert_eq!(message["id"], expected, "what came after its join");
+    }
+    let caught_up = back.elapsed();
+    eprintln!(
+        "{TEST}: 3 subscribers got {MISSED} missed messages each within {caught_up:?} of Redis restarting"
+    );
+    assert!(
+        caught_up < std::time::Duration::from_secs(15),
+        "took {caught_up:?}"
+    );
+    // Nothing repeated after them, nothing skipped for the client that joined
+    // meanwhile: the next message is the next id for everyone.
+    b.state
+        .hub
+        .send(&author, "outage", "after", None, None)
+        .await
+        .unwrap();
+    for ws in &mut subscribers {
+        assert_eq!(realtime::next_of(ws, "message").await["id"], MISSED + 2);
+    }
+    assert_eq!(
+        realtime::next_of(&mut joiner, "message").await["id"],
+        MISSED + 2
+    );
+    let cut_off = a
+        .state
+        .hub
+        .stats
+        .slow_consumers
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(cut_off, 0, "nobody was cut off as a slow consumer");
+    drop(b);
+}

@@ -1,0 +1,346 @@
+//! The connection against a real hub on a temporary SQLite store: replays are read
+//! one page at a time as the client takes them, live messages and gaps fold into
+//! them exactly, a catch-up after lost announcements reaches every subscriber
+//! without overflowing a queue, and the budgets and the rooms cap hold.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::hub::message::NewMessage;
+use crate::hub::{HubSettings, InProcessBroker};
+
+const ROOM: &str = "lobby";
+
+struct Fixture {
+    hub: Arc<Hub>,
+    _dir: tempfile::TempDir,
+}
+
+async fn hub(page: i64, queue: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let store = crate::store::connect(&url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let settings = HubSettings {
+        max_message_chars: 100,
+        history_max_messages: 10_000,
+        history_max_days: 30,
+        send_per_second: 10_000,
+        connections_per_user: 100,
+        connections_per_ip: 100,
+        queue,
+        rooms_per_connection: 3,
+        replay_page: page,
+    };
+    let hub = Hub::start(
+        store,
+        Arc::new(InProcessBroker::default()),
+        settings,
+        CancellationToken::new(),
+    );
+    Fixture { hub, _dir: dir }
+}
+
+fn user(id: i64) -> Author {
+    Author {
+        id,
+        name: format!("u{id}"),
+    }
+}
+
+fn connect(hub: &Arc<Hub>, id: i64) -> Connection {
+    let credential = crate::auth::Credential::Token { id };
+    hub.connect(user(id), credential, "127.0.0.1".parse().unwrap())
+        .unwrap()
+}
+
+/// Appends `n` messages to `room` without announcing them (as if the broker lost
+/// their announcements).
+async fn store_quietly(hub: &Hub, room: &str, n: usize) {
+    for i in 0..n {
+        hub.store()
+            .append_message(&NewMessage {
+                room: room.into(),
+                author: Author::system(),
+                text: format!("quiet {i}"),
+                event: None,
+                client_id: None,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+async fn send(hub: &Hub, room: &str, text: &str) -> i64 {
+    hub.send(&user(1), room, text, None, None)
+        .await
+        .unwrap()
+        .message
+        .id
+}
+
+/// The next message's id, failing on anything else or on a wait.
+async fn next_id(connection: &mut Connection) -> i64 {
+    match tokio::time::timeout(Duration::from_secs(5), connection.next())
+        .await
+        .expect("something for the client in time")
+        .unwrap()
+    {
+        Next::Message(delivered) => delivered.message.id,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// The ids the connection has ready or can read now, until it would wait.
+async fn drain_ids(connection: &mut Connection) -> Vec<i64> {
+    let mut ids = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), connection.next()).await {
+            Ok(Ok(Next::Message(delivered))) => ids.push(delivered.message.id),
+            Ok(Ok(Next::Presence(_))) => {}
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(_) => return ids,
+        }
+    }
+}
+
+fn nothing_ready(connection: &mut Connection) -> bool {
+    connection.next().now_or_never().is_none()
+}
+
+#[tokio::test]
+async fn a_replay_is_read_one_page_at_a_time_as_the_client_takes_it() {
+    let f = hub(4, 8).await;
+    store_quietly(&f.hub, ROOM, 18).await;
+    let mut c = connect(&f.hub, 1);
+
+    let joined = c.join(ROOM, Some(0)).await.unwrap();
+    assert_eq!((joined.from, joined.position, joined.reset), (0, 18, None));
+    assert!(c.page.is_empty(), "the join itself reads no message");
+
+    for expected in 1..=18 {
+        assert_eq!(next_id(&mut c).await, expected);
+        assert!(c.page.len() < 4, "never more than one page is held");
+    }
+    assert!(
+        nothing_ready(&mut c),
+        "the replay ends at the room's position"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_taken_in_pages_gives_every_message_once_in_order() {
+    let f = hub(4, 8).await;
+    store_quietly(&f.hub, ROOM, 18).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, Some(5)).await.unwrap();
+    let mut ids = Vec::new();
+    loop {
+        let Some(next) = c.try_next() else {
+            match tokio::time::timeout(Duration::from_millis(200), c.next()).await {
+                Ok(Ok(Next::Message(m))) => {
+                    ids.push(m.message.id);
+                    continue;
+                }
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(_) => break,
+            }
+        };
+        assert!(c.page.len() < 4);
+        match next {
+            Next::Message(m) => ids.push(m.message.id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ids, (6..=18).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn live_messages_during_a_replay_follow_it_once_and_in_order() {
+    // A queue of 4 and 10 live messages: they are taken (and skipped) while the
+    // replay runs, so the queue never overflows and the replay reads them in order.
+    let f = hub(3, 4).await;
+    store_quietly(&f.hub, ROOM, 10).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, Some(0)).await.unwrap();
+    let mut ids = vec![next_id(&mut c).await, next_id(&mut c).await];
+    for i in 0..10 {
+        send(&f.hub, ROOM, &format!("live {i}")).await;
+        ids.push(next_id(&mut c).await);
+    }
+    ids.extend(drain_ids(&mut c).await);
+    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
+    assert!(!c.overflow().is_cancelled());
+    // Then live again, from the queue.
+    send(&f.hub, ROOM, "after").await;
+    assert_eq!(next_id(&mut c).await, 21);
+    assert!(c.page.is_empty());
+}
+
+#[tokio::test]
+async fn a_gap_revealed_by_a_live_message_is_read_from_the_store() {
+    let f = hub(2, 8).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, None).await.unwrap();
+    store_quietly(&f.hub, ROOM, 5).await;
+    send(&f.hub, ROOM, "reveals the gap").await;
+    assert_eq!(drain_ids(&mut c).await, (1..=6).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_catch_up_reaches_every_subscriber_with_all_it_missed() {
+    // Queues of 2, a backlog of 50 in pages of 4: nobody is cut off.
+    let f = hub(4, 2).await;
+    let mut waited = connect(&f.hub, 1);
+    waited.join(ROOM, None).await.unwrap();
+    let mut other_user = connect(&f.hub, 2);
+    other_user.join(ROOM, None).await.unwrap();
+    store_quietly(&f.hub, ROOM, 50).await;
+    // A client joins during the outage: it starts at 50, and must not make the
+    // others look as if they had 50 too.
+    let mut joined_meanwhile = connect(&f.hub, 3);
+    joined_meanwhile.join(ROOM, None).await.unwrap();
+    assert!(
+        drain_ids(&mut waited).await.is_empty(),
+        "no announcement yet"
+    );
+
+    f.hub.catch_up_all().await;
+
+    for c in [&mut waited, &mut other_user] {
+        assert_eq!(drain_ids(c).await, (1..=50).collect::<Vec<_>>());
+        assert!(!c.overflow().is_cancelled());
+    }
+    assert!(drain_ids(&mut joined_meanwhile).await.is_empty());
+    send(&f.hub, ROOM, "live again").await;
+    for c in [&mut waited, &mut other_user, &mut joined_meanwhile] {
+        assert_eq!(drain_ids(c).await, [51]);
+    }
+}
+
+#[tokio::test]
+async fn a_position_announced_by_the_broker_starts_a_replay() {
+    let f = hub(4, 2).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, None).await.unwrap();
+    store_quietly(&f.hub, ROOM, 9).await;
+    f.hub.announce_position(ROOM, 9);
+    assert_eq!(drain_ids(&mut c).await, (1..=9).collect::<Vec<_>>());
+    // An old position changes nothing.
+    f.hub.announce_position(ROOM, 3);
+    assert!(drain_ids(&mut c).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_replay_that_retention_overtook_is_a_reset_then_goes_on_live() {
+    let f = hub(4, 8).await;
+    store_quietly(&f.hub, ROOM, 12).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, Some(0)).await.unwrap();
+    for expected in 1..=4 {
+        assert_eq!(next_id(&mut c).await, expected);
+    }
+    f.hub.store().prune_messages(3, 0).await.unwrap();
+    match c.next().await.unwrap() {
+        Next::Reset { room, reason } => {
+            assert_eq!((room.as_str(), reason), (ROOM, "history_pruned"))
+        }
+        other => panic!("expected a reset, got {other:?}"),
+    }
+    send(&f.hub, ROOM, "after the reset").await;
+    assert_eq!(drain_ids(&mut c).await, [13]);
+}
+
+#[tokio::test]
+async fn a_join_from_before_retention_or_ahead_of_the_log_is_a_reset() {
+    let f = hub(4, 8).await;
+    store_quietly(&f.hub, ROOM, 6).await;
+    f.hub.store().prune_messages(3, 0).await.unwrap();
+    let mut c = connect(&f.hub, 1);
+    let joined = c.join(ROOM, Some(1)).await.unwrap();
+    assert_eq!((joined.reset, joined.from), (Some("history_pruned"), 6));
+    let joined = c.join(ROOM, Some(99)).await.unwrap();
+    assert_eq!((joined.reset, joined.from), (Some("position_ahead"), 6));
+    assert!(drain_ids(&mut c).await.is_empty());
+    let joined = c.join(ROOM, Some(3)).await.unwrap();
+    assert_eq!((joined.reset, joined.from, joined.position), (None, 3, 6));
+    assert_eq!(drain_ids(&mut c).await, [4, 5, 6]);
+}
+
+#[tokio::test]
+async fn leaving_a_room_mid_replay_drops_its_page() {
+    let f = hub(4, 8).await;
+    store_quietly(&f.hub, ROOM, 10).await;
+    store_quietly(&f.hub, "other", 2).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, Some(0)).await.unwrap();
+    assert_eq!(next_id(&mut c).await, 1);
+    c.leave(ROOM).unwrap();
+    assert!(c.page.is_empty());
+    c.join("other", Some(0)).await.unwrap();
+    assert_eq!(drain_ids(&mut c).await, [1, 2]);
+}
+
+#[tokio::test]
+async fn rooms_per_connection_are_capped() {
+    let f = hub(4, 8).await;
+    let mut c = connect(&f.hub, 1);
+    for room in ["a", "b", "c"] {
+        c.join(room, None).await.unwrap();
+    }
+    let refused = c.join("d", None).await.unwrap_err();
+    assert_eq!(refused.code(), "too_many_rooms");
+    c.join("a", Some(0))
+        .await
+        .expect("rejoining is not one more");
+    c.leave("c").unwrap();
+    c.join("d", None).await.unwrap();
+    assert_eq!(c.positions().count(), 3);
+}
+
+#[tokio::test]
+async fn joins_and_leaves_spend_the_control_budget() {
+    let f = hub(4, 8).await;
+    let mut c = connect(&f.hub, 1);
+    let burst = (CONTROL_PER_SECOND * 2) as usize;
+    for i in 0..burst {
+        if i % 2 == 0 {
+            c.join("a", None).await.unwrap();
+        } else {
+            c.leave("a").unwrap();
+        }
+    }
+    assert_eq!(c.leave("a").unwrap_err().code(), "rate_limited");
+    assert_eq!(c.join("a", None).await.unwrap_err().code(), "rate_limited");
+    // Sends have a budget of their own.
+    c.send(ROOM, "still allowed", None, None).await.unwrap();
+}
+
+#[test]
+fn a_budget_allows_a_burst_then_refills_with_time() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut budget = Budget::new(5, 10);
+        for _ in 0..10 {
+            budget.take().unwrap();
+        }
+        assert!(budget.take().is_err());
+        tokio::time::advance(Duration::from_millis(199)).await;
+        assert!(budget.take().is_err(), "not a whole token yet");
+        tokio::time::advance(Duration::from_millis(2)).await;
+        budget.take().unwrap();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        for _ in 0..10 {
+            budget.take().unwrap();
+        }
+        assert!(budget.take().is_err(), "never more than the burst");
+    });
+}
