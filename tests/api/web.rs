@@ -231,7 +231,10 @@ async fn edit_and_delete_work_through_forms(backend: Backend) {
 
     // Without a script, Delete first asks on a page of its own, which deletes nothing.
     let confirm = html(app.get(&format!("/users/{id}/delete")).await, 200).await;
-    assert!(confirm.contains("Delete Eve Edited?"), "{confirm}");
+    assert!(
+        confirm.contains("Delete <bdi>Eve Edited</bdi>?"),
+        "{confirm}"
+    );
     assert!(confirm.contains(&format!("action=\"/users/{id}/delete\"")));
     json_with_status(app.get(&format!("/api/users/{id}")).await, 200).await;
     let response = post_form(&app.client, &app, &format!("/users/{id}/delete"), &[]).await;
