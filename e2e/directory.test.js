@@ -275,11 +275,11 @@ test('a request answered 401 sends the user to the login page, with the way back
 
 test('members edit only themselves, in a dialog without a role', async () => {
   const { context: adminContext } = await adminPage();
-  await api(adminContext, server.url, 'POST', '/api/users', { name: 'Meg Member', email: 'meg@example.com', password: 'meg quartz lantern 7315' });
+  await api(adminContext, server.url, 'POST', '/api/users', { name: 'Meg Member', email: 'meg@example.com', password: 'meg walks amber canyons 8' });
   await adminContext.close();
 
   const { context, page } = await newPage(browser, server.url);
-  await login(page, 'meg@example.com', 'meg password 123');
+  await login(page, 'meg@example.com', 'meg walks amber canyons 8');
   await page.locator('#directory[data-enhanced="true"]').waitFor();
   assert.equal(await page.getByRole('button', { name: 'Add user' }).count(), 0);
   assert.equal(await page.locator('form[data-action="delete"]').count(), 0);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 
 import { api, launchBrowser, login, newPage, startServer } from './helpers.js';
 
-const BEA = { name: 'Bea Member', email: 'bea@example.com', password: 'bea quartz lantern 7315' };
+const BEA = { name: 'Bea Member', email: 'bea@example.com', password: 'bea reads violet harbors 5' };
 
 let server;
 let browser;

@@ -184,7 +184,7 @@ impl Drop for TestDb {
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 /// The password `TestApp::member` gives the accounts it creates.
-pub const MEMBER_PASSWORD: &str = "member password 123";
+pub const MEMBER_PASSWORD: &str = "quartz lagoon pepper 31";
 
 pub struct TestApp {
     pub address: SocketAddr,
