@@ -926,6 +926,7 @@ mod tests {
         check::<Confirmation>(schemas);
         check::<LoginBody>(schemas);
         check::<PasswordChangeBody>(schemas);
+        check::<PasswordChanged>(schemas);
         check::<NewTokenBody>(schemas);
         check::<CreatedToken>(schemas);
         check::<BatchItem>(schemas);
@@ -941,6 +942,6 @@ mod tests {
         check::<Health>(schemas);
         check::<Readiness>(schemas);
         // Every schema the document has was checked above.
-        assert_eq!(schemas.len(), 27, "{:?}", schemas.keys());
+        assert_eq!(schemas.len(), 28, "{:?}", schemas.keys());
     }
 }
