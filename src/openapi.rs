@@ -139,10 +139,16 @@ fn email_schema() -> Schema {
 
 /// A new password (`auth::password::check_policy`).
 fn new_password_schema() -> Schema {
-    string_schema("A new password; the policy (length, strength) is checked by the server")
-        .min_length(Some(crate::auth::password::DEFAULT_MIN_CHARS))
-        .max_length(Some(crate::auth::password::MAX_CHARS))
-        .into()
+    string_schema(
+        "A new password: at least 12 characters (configurable), not easy to guess, \
+         not built from the account's name or email; `fields` says why one is refused",
+    )
+    .min_length(Some(crate::auth::password::DEFAULT_MIN_CHARS))
+    .max_length(Some(crate::auth::password::MAX_CHARS))
+    // A password the policy accepts, so a client (or a fuzzer) trying the example
+    // sees the request succeed.
+    .examples(["violet harbor quartz 7315"])
+    .into()
 }
 
 /// An API token's name (`auth::handlers::create_token`): what a name may be.
@@ -396,7 +402,7 @@ struct Readiness {
 
 #[utoipa::path(get, path = "/api/users", tag = "directory",
     params(
-        ("search" = Option<String>, Query, description = "Case-insensitive match anywhere in name or email"),
+        ("search" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Case-insensitive match anywhere in name or email; no control characters"),
         ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 50; above 500 counts as 500"),
         ("cursor" = Option<String>, Query, description = "Opaque: from the previous page's `Link: rel=\"next\"` (any other is a 400)"),
     ),
@@ -457,7 +463,7 @@ fn profile() {}
 
 #[utoipa::path(get, path = "/api/autocomplete", tag = "directory",
     params(
-        ("q" = Option<String>, Query, description = "At least 2 characters, else `[]`"),
+        ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "At least 2 characters, else `[]`; no control characters"),
         ("limit" = Option<i64>, Query, minimum = 1, description = "Default 5; above 20 counts as 20"),
     ),
     responses(
@@ -468,7 +474,7 @@ fn autocomplete() {}
 
 #[utoipa::path(get, path = "/api/search", tag = "directory",
     params(
-        ("q" = Option<String>, Query, description = "Matched anywhere in name or email; none or blank: `[]`"),
+        ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Matched anywhere in name or email; none or blank: `[]`; no control characters"),
         ("limit" = Option<i64>, Query, minimum = 1, description = "Default 20; above 100 counts as 100"),
     ),
     responses(
@@ -874,6 +880,33 @@ mod tests {
                 clean_text(&sample, 4_000).is_ok(),
                 "{sample:?}: the document and the server disagree"
             );
+        }
+    }
+
+    #[test]
+    fn the_needle_patterns_refuse_exactly_the_control_characters() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (path, name) in [
+            ("/api/users", "search"),
+            ("/api/search", "q"),
+            ("/api/autocomplete", "q"),
+        ] {
+            let parameter = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap()
+                .clone();
+            let pattern = regex::Regex::new(parameter["schema"]["pattern"].as_str().unwrap())
+                .expect("a valid regex");
+            for needle in ["al", "Björn Å", "a\\u0000b", "", "\u{200e}x", "\u{a0}"] {
+                assert!(pattern.is_match(needle), "{path} {name}: {needle:?}");
+            }
+            for needle in ["a\u{0}b", "\t", "x\n", "\u{7f}", "\u{85}", "\u{9f}"] {
+                assert!(!pattern.is_match(needle), "{path} {name}: {needle:?}");
+                assert!(needle.chars().any(char::is_control));
+            }
         }
     }
 

@@ -100,6 +100,9 @@ async fn read_room(
     // message the position counts; the header is where to subscribe from.
     let position = state.hub.position(room).await?.last_id;
     let newest_in_page = |messages: &[Message]| messages.last().map_or(0, |m| m.id);
+    // Both are checked, whichever is used: a malformed `before` beside a `since` is
+    // still the client's mistake to hear about.
+    let before = parse_position(query.before.as_deref())?;
     let (messages, resume_from) = match parse_position(query.since.as_deref())? {
         Some(since) => {
             let messages = state.store.messages_after(room, since, limit).await?;
@@ -112,7 +115,6 @@ async fn read_room(
             (messages, resume)
         }
         None => {
-            let before = parse_position(query.before.as_deref())?;
             let messages = state.store.latest_messages(room, before, limit).await?;
             let resume = position.max(newest_in_page(&messages));
             (messages, resume)
