@@ -23,12 +23,16 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::broker::{Announcement, Broker};
+use crate::breaker::{Breaker, Refused};
 use super::message::Message;
 use super::{Delivered, Ending};
 
 pub struct RedisBroker {
     local: broadcast::Sender<Announcement>,
     publisher: redis::aio::ConnectionManager,
+    /// While Redis is down, publishes are dropped at once instead of each waiting;
+    /// the others catch up from the store when their pub/sub connection is back.
+    breaker: Arc<Breaker>,
     channel: String,
     /// This instance, so it can skip its own messages coming back from Redis.
     origin: String,
@@ -50,6 +54,7 @@ impl RedisBroker {
     pub fn start(
         client: redis::Client,
         publisher: redis::aio::ConnectionManager,
+        breaker: Arc<Breaker>,
         prefix: &str,
         shutdown: CancellationToken,
     ) -> Self {
@@ -66,18 +71,20 @@ impl RedisBroker {
         Self {
             local,
             publisher,
+            breaker,
             channel,
             origin,
         }
     }
 
     /// Publishes `payload` on the hub channel, to the other instances.
-    async fn send(&self, payload: String) -> redis::RedisResult<()> {
+    /// Fails at once while the breaker is open (it logs the outage once).
+    async fn send(&self, payload: String) -> Result<(), Refused<redis::RedisError>> {
         let mut connection = self.publisher.clone();
-        redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(payload)
-            .query_async::<()>(&mut connection)
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(&self.channel).arg(payload);
+        self.breaker
+            .call(command.query_async::<()>(&mut connection))
             .await
     }
 }
@@ -90,18 +97,21 @@ impl Broker for RedisBroker {
             self.origin, message.json
         );
         let _ = self.local.send(Announcement::Message(message));
-        if let Err(error) = self.send(payload).await {
-            // The others find it in the store with their next message of this room
-            // (a gap), or when their pub/sub connection comes back (a catch-up).
-            tracing::warn!(%error, "publishing a message to Redis failed");
-        }
+        // On failure the others find it in the store with their next message of this
+        // room (a gap), or when their pub/sub connection comes back (a catch-up). The
+        // breaker has logged the outage; a line per message would flood the log.
+        let _ = self.send(payload).await;
     }
 
     async fn end(&self, ending: Ending) {
         let payload = serde_json::json!({ "origin": self.origin, "ended": ending }).to_string();
         let _ = self.local.send(Announcement::Ended(ending));
-        if let Err(error) = self.send(payload).await {
-            tracing::warn!(%error, "publishing a credential ending to Redis failed");
+        // Rare and not in the store: worth a line each, unless merely skipped.
+        match self.send(payload).await {
+            Ok(()) | Err(Refused::Open) => {}
+            Err(error) => {
+                tracing::warn!(%error, "publishing a credential ending to Redis failed")
+            }
         }
     }
 
