@@ -134,7 +134,10 @@ mod tests {
         let breaker = breaker();
         let calls = AtomicU32::new(0);
         assert!(breaker.call(ok(&calls)).await.is_ok());
-        assert!(matches!(breaker.call(fail(&calls)).await, Err(Refused::Failed("down"))));
+        assert!(matches!(
+            breaker.call(fail(&calls)).await,
+            Err(Refused::Failed("down"))
+        ));
         assert!(breaker.is_open());
         for _ in 0..10 {
             assert!(matches!(breaker.call(ok(&calls)).await, Err(Refused::Open)));
@@ -161,10 +164,16 @@ mod tests {
         let calls = AtomicU32::new(0);
         let _ = breaker.call(fail(&calls)).await;
         tokio::time::advance(Duration::from_millis(999)).await;
-        assert!(matches!(breaker.call(fail(&calls)).await, Err(Refused::Open)));
+        assert!(matches!(
+            breaker.call(fail(&calls)).await,
+            Err(Refused::Open)
+        ));
         tokio::time::advance(Duration::from_millis(1)).await;
         // The probe fails: still open, and the next probe is a full interval away.
-        assert!(matches!(breaker.call(fail(&calls)).await, Err(Refused::Failed(_))));
+        assert!(matches!(
+            breaker.call(fail(&calls)).await,
+            Err(Refused::Failed(_))
+        ));
         assert!(matches!(breaker.call(ok(&calls)).await, Err(Refused::Open)));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         tokio::time::advance(Duration::from_secs(1)).await;

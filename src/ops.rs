@@ -61,7 +61,10 @@ async fn check_dependencies(state: &AppState) -> Readiness {
             false
         }
         Err(_) => {
-            tracing::warn!(dependency = "store", "readiness: the store did not answer within {STORE_PING_TIMEOUT:?}");
+            tracing::warn!(
+                dependency = "store",
+                "readiness: the store did not answer within {STORE_PING_TIMEOUT:?}"
+            );
             false
         }
     };

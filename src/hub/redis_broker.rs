@@ -23,9 +23,9 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::broker::{Announcement, Broker};
-use crate::breaker::{Breaker, Refused};
 use super::message::Message;
 use super::{Delivered, Ending};
+use crate::breaker::{Breaker, Refused};
 
 pub struct RedisBroker {
     local: broadcast::Sender<Announcement>,
