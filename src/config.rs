@@ -602,6 +602,15 @@ mod tests {
     }
 
     #[test]
+    fn the_postgres_acquire_timeout_is_short_by_default_and_configurable() {
+        let cli = Cli::parse_from(["switchboard"]);
+        assert_eq!(cli.config.db_acquire_timeout_ms, 2000);
+        let cli = Cli::parse_from(["switchboard", "--db-acquire-timeout-ms", "500"]);
+        assert_eq!(cli.config.db_acquire_timeout_ms, 500);
+        assert!(Cli::try_parse_from(["switchboard", "--db-acquire-timeout-ms", "0"]).is_err());
+    }
+
+    #[test]
     fn global_flags_may_follow_the_subcommand() {
         let cli = Cli::parse_from([
             "switchboard",
