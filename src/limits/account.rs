@@ -77,9 +77,9 @@ impl AccountThrottle {
             return;
         }
         if let (true, Some(shared)) = (reservation.shared, &self.shared) {
-            match shared.refund(&reservation.key, self.interval).await {
-                Ok(()) => return,
-                Err(_) => {}
+            // Redis is down (the breaker logs it): give it back locally instead.
+            if shared.refund(&reservation.key, self.interval).await.is_ok() {
+                return;
             }
         }
         self.refund_here(&reservation.key, Instant::now());

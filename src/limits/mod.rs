@@ -142,17 +142,17 @@ impl RateLimits {
         let Budget { quota, limiter } = self.budget(class);
         if let Some(shared) = &self.shared {
             let bucket = format!("{}:{key}", class.name());
-            match shared
+            let verdict = shared
                 .check(
                     &bucket,
                     quota.replenish_interval(),
                     quota.burst_size().get(),
                 )
-                .await
-            {
-                Ok(verdict) => return verdict,
-                // The breaker has logged it (once per outage); judge locally.
-                Err(_) => {}
+                .await;
+            // Otherwise Redis is down (the breaker logs it, once per outage): judge
+            // locally.
+            if let Ok(verdict) = verdict {
+                return verdict;
             }
         }
         match limiter.check_key(key) {
