@@ -2,14 +2,15 @@
 //! callers skip it at once instead of each waiting for a connect or a timeout.
 //!
 //! Closed, every call goes through with a short timeout. The first failure (or
-//! timeout) opens it: calls are refused without touching the dependency, except one
-//! probe per `probe_every`; the first probe that succeeds closes it again. One warning
+//! timeout) opens it: calls are refused without touching the dependency. A background
+//! task ([`Breaker::spawn_probing`]) probes it every `probe_every` meanwhile, so no
+//! request pays for a probe; the first probe that succeeds closes it. One warning
 //! when it opens and one line when it closes, naming the dependency, so an outage
 //! logs two lines however many requests it spans.
 
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -39,7 +40,7 @@ pub struct Breaker {
     name: &'static str,
     timeout: Duration,
     probe_every: Duration,
-    /// `Some(next probe)` while open.
+    /// `Some(since when)` while open.
     open: Mutex<Option<Instant>>,
 }
 
@@ -67,35 +68,41 @@ impl Breaker {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `call` unless the breaker is open (then only as the interval's probe).
+    /// Runs `call` unless the breaker is open.
     pub async fn call<T, E: Display>(
         &self,
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, Refused<E>> {
-        {
-            let mut open = self.lock();
-            if let Some(next_probe) = *open {
-                let now = Instant::now();
-                if now < next_probe {
-                    return Err(Refused::Open);
-                }
-                // This call is the probe; the others keep skipping until the next one.
-                *open = Some(now + self.probe_every);
-            }
+        if self.is_open() {
+            return Err(Refused::Open);
         }
+        self.probe(call).await
+    }
+
+    /// Runs `call` whether open or not (with the timeout), and opens or closes the
+    /// breaker by its outcome.
+    pub async fn probe<T, E: Display>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, Refused<E>> {
         let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Refused::Failed(error)),
             Err(_) => Err(Refused::Timeout),
         };
         let mut open = self.lock();
-        match (&result, open.is_some()) {
-            (Ok(_), true) => {
+        match (&result, *open) {
+            (Ok(_), Some(since)) => {
                 *open = None;
-                tracing::warn!(dependency = self.name, "{} is reachable again", self.name);
+                tracing::warn!(
+                    dependency = self.name,
+                    "{} is reachable again after {:?}",
+                    self.name,
+                    since.elapsed()
+                );
             }
-            (Err(error), false) => {
-                *open = Some(Instant::now() + self.probe_every);
+            (Err(error), None) => {
+                *open = Some(Instant::now());
                 tracing::warn!(
                     dependency = self.name,
                     %error,
@@ -107,6 +114,31 @@ impl Breaker {
             _ => {}
         }
         result
+    }
+
+    /// Every `probe_every` while open, runs `probe` until `shutdown`.
+    pub fn spawn_probing<F, Fut, T, E>(
+        self: &Arc<Self>,
+        probe: F,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send,
+        T: Send,
+        E: Display + Send,
+    {
+        let breaker = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(breaker.probe_every) => {}
+                }
+                if breaker.is_open() {
+                    let _ = breaker.probe(probe()).await;
+                }
+            }
+        });
     }
 }
 
@@ -159,27 +191,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn one_probe_per_interval_and_a_good_probe_closes_it() {
-        let breaker = breaker();
-        let calls = AtomicU32::new(0);
+    async fn the_background_probe_closes_it_once_the_dependency_answers() {
+        let breaker = Arc::new(breaker());
+        let calls = Arc::new(AtomicU32::new(0));
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let _ = breaker.call(fail(&calls)).await;
-        tokio::time::advance(Duration::from_millis(999)).await;
-        assert!(matches!(
-            breaker.call(fail(&calls)).await,
-            Err(Refused::Open)
-        ));
-        tokio::time::advance(Duration::from_millis(1)).await;
-        // The probe fails: still open, and the next probe is a full interval away.
-        assert!(matches!(
-            breaker.call(fail(&calls)).await,
-            Err(Refused::Failed(_))
-        ));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (probes, probing_up) = (Arc::new(AtomicU32::new(0)), up.clone());
+        let counted = probes.clone();
+        breaker.spawn_probing(
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let up = probing_up.load(Ordering::SeqCst);
+                async move { if up { Ok(()) } else { Err("down") } }
+            },
+            shutdown.clone(),
+        );
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        assert_eq!(probes.load(Ordering::SeqCst), 3, "one probe a second");
+        assert!(breaker.is_open(), "failed probes keep it open");
         assert!(matches!(breaker.call(ok(&calls)).await, Err(Refused::Open)));
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
-        tokio::time::advance(Duration::from_secs(1)).await;
+        up.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!breaker.is_open(), "a good probe closes it");
         assert!(breaker.call(ok(&calls)).await.is_ok());
-        assert!(!breaker.is_open());
-        assert!(breaker.call(ok(&calls)).await.is_ok());
-        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(probes.load(Ordering::SeqCst), 4, "closed: no probes");
+        shutdown.cancel();
     }
 }

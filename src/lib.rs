@@ -117,6 +117,20 @@ impl App {
             None => None,
         };
         let redis_breaker = Arc::new(breaker::Breaker::redis());
+        if let Some(connection) = &redis {
+            let connection = connection.clone();
+            redis_breaker.spawn_probing(
+                move || {
+                    let mut connection = connection.clone();
+                    async move {
+                        redis::cmd("PING")
+                            .query_async::<String>(&mut connection)
+                            .await
+                    }
+                },
+                shutdown.clone(),
+            );
+        }
         let shared_limits = redis.clone().map(|connection| {
             limits::redis_gcra::RedisGcra::new(
                 connection,

@@ -36,6 +36,9 @@ pub struct RedisBroker {
     channel: String,
     /// This instance, so it can skip its own messages coming back from Redis.
     origin: String,
+    /// Set while a task waits to tell the others to catch up (see [`Self::repair`]).
+    repairing: Arc<std::sync::atomic::AtomicBool>,
+    shutdown: CancellationToken,
 }
 
 /// What travels on the channel: a message, or a credential ending.
@@ -46,6 +49,9 @@ struct Envelope {
     message: Option<Message>,
     #[serde(default)]
     ended: Option<Ending>,
+    /// The sender dropped messages while Redis was down: catch up from the store.
+    #[serde(default)]
+    catch_up: bool,
 }
 
 impl RedisBroker {
@@ -66,7 +72,7 @@ impl RedisBroker {
             channel.clone(),
             origin.clone(),
             local.clone(),
-            shutdown,
+            shutdown.clone(),
         ));
         Self {
             local,
@@ -74,7 +80,50 @@ impl RedisBroker {
             breaker,
             channel,
             origin,
+            repairing: Default::default(),
+            shutdown,
         }
+    }
+
+    /// After a dropped publish: probes Redis every second until it answers, then
+    /// asks every instance to catch up from the store. An instance whose pub/sub came
+    /// back before this one could publish again has already caught up once and would
+    /// otherwise miss what was dropped since, until the room's next message; and with no
+    /// further traffic here nothing else would probe Redis and close the breaker.
+    fn repair(&self) {
+        use std::sync::atomic::Ordering;
+        if self.repairing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (publisher, breaker, channel, repairing, shutdown) = (
+            self.publisher.clone(),
+            self.breaker.clone(),
+            self.channel.clone(),
+            self.repairing.clone(),
+            self.shutdown.clone(),
+        );
+        let payload = serde_json::json!({ "origin": self.origin, "catch_up": true }).to_string();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let mut connection = publisher.clone();
+                let mut command = redis::cmd("PUBLISH");
+                command.arg(&channel).arg(&payload);
+                // Cleared first: a publish dropped from here on starts a new repair.
+                repairing.store(false, Ordering::SeqCst);
+                if breaker
+                    .call(command.query_async::<()>(&mut connection))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                repairing.store(true, Ordering::SeqCst);
+            }
+        });
     }
 
     /// Publishes `payload` on the hub channel, to the other instances.
@@ -100,7 +149,9 @@ impl Broker for RedisBroker {
         // On failure the others find it in the store with their next message of this
         // room (a gap), or when their pub/sub connection comes back (a catch-up). The
         // breaker has logged the outage; a line per message would flood the log.
-        let _ = self.send(payload).await;
+        if self.send(payload).await.is_err() {
+            self.repair();
+        }
     }
 
     async fn end(&self, ending: Ending) {
@@ -178,6 +229,9 @@ fn forward(received: &redis::Msg, origin: &str, local: &broadcast::Sender<Announ
             ..
         }) => {
             let _ = local.send(Announcement::Ended(ending));
+        }
+        Ok(Envelope { catch_up: true, .. }) => {
+            let _ = local.send(Announcement::CatchUp);
         }
         Ok(_) => tracing::warn!("an empty envelope on the Redis hub channel"),
         Err(error) => tracing::warn!(%error, "an unreadable message on the Redis hub channel"),
