@@ -146,6 +146,18 @@ pub struct Config {
     )]
     pub db_max_connections: u32,
 
+    /// How long a request waits for a PostgreSQL connection from the pool before it
+    /// gets 503, in milliseconds: short, so a database outage fails requests fast
+    /// instead of hanging them (they recover by themselves when it is back).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DB_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub db_acquire_timeout_ms: u64,
+
     /// Largest request body accepted, in bytes (larger ones get 413).
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
@@ -515,6 +527,7 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("redis_prefix", &self.redis_prefix)
             .field("db_max_connections", &self.db_max_connections)
+            .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
@@ -586,6 +599,15 @@ mod tests {
                 "{flag}"
             );
         }
+    }
+
+    #[test]
+    fn the_postgres_acquire_timeout_is_short_by_default_and_configurable() {
+        let cli = Cli::parse_from(["switchboard"]);
+        assert_eq!(cli.config.db_acquire_timeout_ms, 2000);
+        let cli = Cli::parse_from(["switchboard", "--db-acquire-timeout-ms", "500"]);
+        assert_eq!(cli.config.db_acquire_timeout_ms, 500);
+        assert!(Cli::try_parse_from(["switchboard", "--db-acquire-timeout-ms", "0"]).is_err());
     }
 
     #[test]

@@ -190,7 +190,9 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error")
             }
-            Self::Unavailable => tracing::warn!("store unavailable"),
+            // Not named here: the cause is logged where it is known (a store error
+            // below, `/readyz` per dependency), so a Redis outage is not called the store's.
+            Self::Unavailable => {}
             _ => {}
         }
         let mut response = status.into_response();

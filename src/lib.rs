@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod breaker;
 pub mod classic;
 pub mod cli;
 pub mod config;
@@ -67,6 +68,8 @@ pub struct Shared {
     pub hub: Arc<hub::Hub>,
     /// The Redis connection when `--redis-url` is given (it reconnects by itself).
     pub redis: Option<redis::aio::ConnectionManager>,
+    /// Every call to Redis goes through it: while Redis is down, requests skip it.
+    pub redis_breaker: Arc<breaker::Breaker>,
     /// Cancelled when the server starts shutting down: long-lived tasks (WebSocket,
     /// SSE, long polls) listen to it, because axum's graceful shutdown does not end them.
     pub shutdown: CancellationToken,
@@ -84,7 +87,12 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Installed before the first request so no request goes uncounted.
         http::metrics::handle();
-        let store = store::connect(&config.database_url, config.db_max_connections).await?;
+        let store = store::connect_with(
+            &config.database_url,
+            config.db_max_connections,
+            std::time::Duration::from_millis(config.db_acquire_timeout_ms),
+        )
+        .await?;
         store.migrate().await?;
         // Demo users first: they are for an empty directory, and the admin is not demo.
         if config.demo_users {
@@ -108,9 +116,28 @@ impl App {
             Some(url) => Some(connect_redis(url).await?),
             None => None,
         };
-        let shared_limits = redis
-            .clone()
-            .map(|connection| limits::redis_gcra::RedisGcra::new(connection, &config.redis_prefix));
+        let redis_breaker = Arc::new(breaker::Breaker::redis());
+        if let Some(connection) = &redis {
+            let connection = connection.clone();
+            redis_breaker.spawn_probing(
+                move || {
+                    let mut connection = connection.clone();
+                    async move {
+                        redis::cmd("PING")
+                            .query_async::<String>(&mut connection)
+                            .await
+                    }
+                },
+                shutdown.clone(),
+            );
+        }
+        let shared_limits = redis.clone().map(|connection| {
+            limits::redis_gcra::RedisGcra::new(
+                connection,
+                redis_breaker.clone(),
+                &config.redis_prefix,
+            )
+        });
         let limits = Arc::new(RateLimits::new(&config, shared_limits));
         limits.spawn_housekeeping(shutdown.clone());
         let auth = Arc::new(auth);
@@ -120,6 +147,7 @@ impl App {
             (Some(url), Some(publisher)) => Arc::new(hub::redis_broker::RedisBroker::start(
                 redis::Client::open(url.as_str())?,
                 publisher.clone(),
+                redis_breaker.clone(),
                 &config.redis_prefix,
                 shutdown.clone(),
             )),
@@ -138,6 +166,7 @@ impl App {
             auth,
             limits,
             redis,
+            redis_breaker,
             shutdown,
             started: Instant::now(),
         }));

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::auth::Admin;
+use crate::breaker::Refused;
 use crate::error::ApiError;
 use crate::http::extract::Json;
 use crate::http::metrics;
@@ -32,6 +33,9 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// How long `/readyz` waits for the store's answer.
+const STORE_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
 /// What [`readyz`] found about each dependency.
 struct Readiness {
     store: bool,
@@ -48,20 +52,38 @@ impl Readiness {
 /// Asks the store, and Redis when configured, and records the answers as the
 /// `switchboard_dependency_up{dependency}` gauges that `/metrics` shows.
 async fn check_dependencies(state: &AppState) -> Readiness {
-    let store = match state.store.ping().await {
-        Ok(()) => true,
-        Err(error) => {
-            tracing::warn!(%error, "readiness: the store is unreachable");
+    // Bounded: a load balancer should hear "not ready" within a second, not after the
+    // pool's acquire timeout.
+    let store = match tokio::time::timeout(STORE_PING_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, dependency = "store", "readiness: the store is unreachable");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                dependency = "store",
+                "readiness: the store did not answer within {STORE_PING_TIMEOUT:?}"
+            );
             false
         }
     };
     let redis = match &state.redis {
         Some(redis) => {
             let mut connection = redis.clone();
-            let pong: redis::RedisResult<String> =
-                redis::cmd("PING").query_async(&mut connection).await;
-            if let Err(error) = &pong {
-                tracing::warn!(%error, "readiness: Redis is unreachable");
+            let ping = redis::cmd("PING");
+            // Through the breaker: quick while Redis is down, and a good answer closes it.
+            let pong = state
+                .redis_breaker
+                .call(ping.query_async::<String>(&mut connection))
+                .await;
+            match &pong {
+                Ok(_) => {}
+                // Down since the breaker opened (which it logged): no line per probe.
+                Err(Refused::Open) => {}
+                Err(error) => {
+                    tracing::warn!(%error, dependency = "redis", "readiness: Redis is unreachable")
+                }
             }
             Some(pong.is_ok())
         }

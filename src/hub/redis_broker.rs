@@ -25,13 +25,20 @@ use tokio_util::sync::CancellationToken;
 use super::broker::{Announcement, Broker};
 use super::message::Message;
 use super::{Delivered, Ending};
+use crate::breaker::{Breaker, Refused};
 
 pub struct RedisBroker {
     local: broadcast::Sender<Announcement>,
     publisher: redis::aio::ConnectionManager,
+    /// While Redis is down, publishes are dropped at once instead of each waiting;
+    /// the others catch up from the store when their pub/sub connection is back.
+    breaker: Arc<Breaker>,
     channel: String,
     /// This instance, so it can skip its own messages coming back from Redis.
     origin: String,
+    /// Set while a task waits to tell the others to catch up (see [`Self::repair`]).
+    repairing: Arc<std::sync::atomic::AtomicBool>,
+    shutdown: CancellationToken,
 }
 
 /// What travels on the channel: a message, or a credential ending.
@@ -42,6 +49,9 @@ struct Envelope {
     message: Option<Message>,
     #[serde(default)]
     ended: Option<Ending>,
+    /// The sender dropped messages while Redis was down: catch up from the store.
+    #[serde(default)]
+    catch_up: bool,
 }
 
 impl RedisBroker {
@@ -50,6 +60,7 @@ impl RedisBroker {
     pub fn start(
         client: redis::Client,
         publisher: redis::aio::ConnectionManager,
+        breaker: Arc<Breaker>,
         prefix: &str,
         shutdown: CancellationToken,
     ) -> Self {
@@ -61,23 +72,68 @@ impl RedisBroker {
             channel.clone(),
             origin.clone(),
             local.clone(),
-            shutdown,
+            shutdown.clone(),
         ));
         Self {
             local,
             publisher,
+            breaker,
             channel,
             origin,
+            repairing: Default::default(),
+            shutdown,
         }
     }
 
+    /// After a dropped publish: probes Redis every second until it answers, then
+    /// asks every instance to catch up from the store. An instance whose pub/sub came
+    /// back before this one could publish again has already caught up once and would
+    /// otherwise miss what was dropped since, until the room's next message; and with no
+    /// further traffic here nothing else would probe Redis and close the breaker.
+    fn repair(&self) {
+        use std::sync::atomic::Ordering;
+        if self.repairing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (publisher, breaker, channel, repairing, shutdown) = (
+            self.publisher.clone(),
+            self.breaker.clone(),
+            self.channel.clone(),
+            self.repairing.clone(),
+            self.shutdown.clone(),
+        );
+        let payload = serde_json::json!({ "origin": self.origin, "catch_up": true }).to_string();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let mut connection = publisher.clone();
+                let mut command = redis::cmd("PUBLISH");
+                command.arg(&channel).arg(&payload);
+                // Cleared first: a publish dropped from here on starts a new repair.
+                repairing.store(false, Ordering::SeqCst);
+                if breaker
+                    .call(command.query_async::<()>(&mut connection))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                repairing.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+
     /// Publishes `payload` on the hub channel, to the other instances.
-    async fn send(&self, payload: String) -> redis::RedisResult<()> {
+    /// Fails at once while the breaker is open (it logs the outage once).
+    async fn send(&self, payload: String) -> Result<(), Refused<redis::RedisError>> {
         let mut connection = self.publisher.clone();
-        redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(payload)
-            .query_async::<()>(&mut connection)
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(&self.channel).arg(payload);
+        self.breaker
+            .call(command.query_async::<()>(&mut connection))
             .await
     }
 }
@@ -90,18 +146,23 @@ impl Broker for RedisBroker {
             self.origin, message.json
         );
         let _ = self.local.send(Announcement::Message(message));
-        if let Err(error) = self.send(payload).await {
-            // The others find it in the store with their next message of this room
-            // (a gap), or when their pub/sub connection comes back (a catch-up).
-            tracing::warn!(%error, "publishing a message to Redis failed");
+        // On failure the others find it in the store with their next message of this
+        // room (a gap), or when their pub/sub connection comes back (a catch-up). The
+        // breaker has logged the outage; a line per message would flood the log.
+        if self.send(payload).await.is_err() {
+            self.repair();
         }
     }
 
     async fn end(&self, ending: Ending) {
         let payload = serde_json::json!({ "origin": self.origin, "ended": ending }).to_string();
         let _ = self.local.send(Announcement::Ended(ending));
-        if let Err(error) = self.send(payload).await {
-            tracing::warn!(%error, "publishing a credential ending to Redis failed");
+        // Rare and not in the store: worth a line each, unless merely skipped.
+        match self.send(payload).await {
+            Ok(()) | Err(Refused::Open) => {}
+            Err(error) => {
+                tracing::warn!(%error, "publishing a credential ending to Redis failed")
+            }
         }
     }
 
@@ -168,6 +229,9 @@ fn forward(received: &redis::Msg, origin: &str, local: &broadcast::Sender<Announ
             ..
         }) => {
             let _ = local.send(Announcement::Ended(ending));
+        }
+        Ok(Envelope { catch_up: true, .. }) => {
+            let _ = local.send(Announcement::CatchUp);
         }
         Ok(_) => tracing::warn!("an empty envelope on the Redis hub channel"),
         Err(error) => tracing::warn!(%error, "an unreadable message on the Redis hub channel"),

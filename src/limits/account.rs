@@ -18,7 +18,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::redis_gcra::RedisGcra;
-use super::warn_redis_down;
 use crate::auth::sha256_hex;
 
 pub struct AccountThrottle {
@@ -64,7 +63,8 @@ impl AccountThrottle {
             match shared.check(&key, self.interval, self.burst).await {
                 Ok(verdict) if verdict.allowed => return Ok(Reservation { key, shared: true }),
                 Ok(verdict) => return Err(verdict.retry_after),
-                Err(error) => warn_redis_down(&error),
+                // Redis is down (the breaker logs it): judge locally.
+                Err(_) => {}
             }
         }
         self.reserve_here(&key, Instant::now())?;
@@ -77,9 +77,9 @@ impl AccountThrottle {
             return;
         }
         if let (true, Some(shared)) = (reservation.shared, &self.shared) {
-            match shared.refund(&reservation.key, self.interval).await {
-                Ok(()) => return,
-                Err(error) => warn_redis_down(&error),
+            // Redis is down (the breaker logs it): give it back locally instead.
+            if shared.refund(&reservation.key, self.interval).await.is_ok() {
+                return;
             }
         }
         self.refund_here(&reservation.key, Instant::now());

@@ -115,10 +115,6 @@ fn per_second(n: u32, burst_factor: u32) -> Quota {
     Quota::per_second(rate).allow_burst(burst)
 }
 
-/// How often a Redis failure is logged at most: once per outage is enough to see it,
-/// once per request would flood the log.
-const REDIS_WARN_EVERY: Duration = Duration::from_secs(30);
-
 impl RateLimits {
     /// Limits shared through Redis (`shared`), or kept in this process (`None`).
     pub fn new(config: &Config, shared: Option<RedisGcra>) -> Self {
@@ -146,16 +142,17 @@ impl RateLimits {
         let Budget { quota, limiter } = self.budget(class);
         if let Some(shared) = &self.shared {
             let bucket = format!("{}:{key}", class.name());
-            match shared
+            let verdict = shared
                 .check(
                     &bucket,
                     quota.replenish_interval(),
                     quota.burst_size().get(),
                 )
-                .await
-            {
-                Ok(verdict) => return verdict,
-                Err(error) => warn_redis_down(&error),
+                .await;
+            // Otherwise Redis is down (the breaker logs it, once per outage): judge
+            // locally.
+            if let Ok(verdict) = verdict {
+                return verdict;
             }
         }
         match limiter.check_key(key) {
@@ -287,14 +284,5 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .into_response();
         set_headers(response.headers_mut(), limit, 0, verdict.retry_after);
         response
-    }
-}
-
-pub(crate) fn warn_redis_down(error: &redis::RedisError) {
-    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-    if last.is_none_or(|t| t.elapsed() >= REDIS_WARN_EVERY) {
-        *last = Some(std::time::Instant::now());
-        tracing::warn!(%error, "Redis unreachable: rate limits fall back to this instance");
     }
 }

@@ -8,8 +8,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use redis::Script;
 use redis::aio::ConnectionManager;
+
+use crate::breaker::{Breaker, Refused};
 
 /// `KEYS[1]` the bucket; `ARGV[1]` milliseconds per request (the emission interval);
 /// `ARGV[2]` the burst. Returns `{allowed, remaining, retry_after_ms, reset_ms}`.
@@ -60,15 +64,18 @@ pub struct Verdict {
 #[derive(Clone)]
 pub struct RedisGcra {
     connection: ConnectionManager,
+    /// While Redis is down, checks skip it at once (the caller falls back).
+    breaker: Arc<Breaker>,
     script: Script,
     refund: Script,
     prefix: String,
 }
 
 impl RedisGcra {
-    pub fn new(connection: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(connection: ConnectionManager, breaker: Arc<Breaker>, prefix: &str) -> Self {
         Self {
             connection,
+            breaker,
             script: Script::new(GCRA),
             refund: Script::new(REFUND),
             prefix: format!("{prefix}ratelimit:"),
@@ -82,14 +89,15 @@ impl RedisGcra {
         bucket: &str,
         interval: Duration,
         burst: u32,
-    ) -> redis::RedisResult<Verdict> {
+    ) -> Result<Verdict, Refused<redis::RedisError>> {
         let mut connection = self.connection.clone();
-        let (allowed, remaining, retry_after, reset): (i64, i64, i64, i64) = self
-            .script
-            .key(format!("{}{bucket}", self.prefix))
+        let mut invocation = self.script.key(format!("{}{bucket}", self.prefix));
+        invocation
             .arg(interval.as_millis().max(1) as u64)
-            .arg(burst)
-            .invoke_async(&mut connection)
+            .arg(burst);
+        let (allowed, remaining, retry_after, reset): (i64, i64, i64, i64) = self
+            .breaker
+            .call(invocation.invoke_async(&mut connection))
             .await?;
         let millis = |ms: i64| Duration::from_millis(ms.max(0) as u64);
         Ok(Verdict {
@@ -101,13 +109,17 @@ impl RedisGcra {
     }
 
     /// Gives one request of `bucket`'s budget back (see [`REFUND`]).
-    pub async fn refund(&self, bucket: &str, interval: Duration) -> redis::RedisResult<()> {
+    pub async fn refund(
+        &self,
+        bucket: &str,
+        interval: Duration,
+    ) -> Result<(), Refused<redis::RedisError>> {
         let mut connection = self.connection.clone();
+        let mut invocation = self.refund.key(format!("{}{bucket}", self.prefix));
+        invocation.arg(interval.as_millis().max(1) as u64);
         let _: i64 = self
-            .refund
-            .key(format!("{}{bucket}", self.prefix))
-            .arg(interval.as_millis().max(1) as u64)
-            .invoke_async(&mut connection)
+            .breaker
+            .call(invocation.invoke_async(&mut connection))
             .await?;
         Ok(())
     }

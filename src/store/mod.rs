@@ -299,8 +299,18 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+    connect_with(url, max_connections, postgres::DEFAULT_ACQUIRE_TIMEOUT).await
+}
+
+/// [`connect`], with how long a PostgreSQL request waits for a pooled connection
+/// (`--db-acquire-timeout-ms`; SQLite's pool is local and ignores it).
+pub async fn connect_with(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: std::time::Duration,
+) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if is_postgres_url(url) {
-        Arc::new(postgres::PgStore::connect(url, max_connections).await?)
+        Arc::new(postgres::PgStore::connect(url, max_connections, acquire_timeout).await?)
     } else {
         Arc::new(sqlite::SqliteStore::connect(url, max_connections).await?)
     };

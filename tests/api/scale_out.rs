@@ -251,6 +251,8 @@ async fn after_a_redis_outage_every_subscriber_gets_every_missed_message_once() 
         return;
     };
     let url = redis.url();
+    // 600 sends at once queue for B's pool: on a busy machine (the full suite) longer
+    // than the 2 s default acquire timeout, which is for outages, not for this burst.
     let a = spawn_app_with(Backend::Postgres, |c| {
         c.redis_url = Some(url.clone());
         c.rate_limits = false;
@@ -261,6 +263,7 @@ async fn after_a_redis_outage_every_subscriber_gets_every_missed_message_once() 
         c.redis_url = Some(url.clone());
         c.rate_limits = false;
         c.database_url = database;
+        c.db_acquire_timeout_ms = 30_000;
     })
     .await;
     assert!(a.state.hub.settings().queue < MISSED as usize);
@@ -345,5 +348,149 @@ async fn after_a_redis_outage_every_subscriber_gets_every_missed_message_once() 
         .slow_consumers
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(cut_off, 0, "nobody was cut off as a slow consumer");
+    drop(b);
+}
+
+/// Issue 18: while Redis is down, requests cost what they cost without it (the breaker
+/// skips Redis), are still rate-limited by this instance, `/readyz` names Redis as the
+/// dependency that is down, and once Redis is back the breaker closes by itself and
+/// messages cross instances again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_redis_outage_requests_stay_fast_and_limited_locally() {
+    const TEST: &str = "during_a_redis_outage_requests_stay_fast_and_limited_locally";
+    const N: usize = 20;
+    const BOUND: std::time::Duration = std::time::Duration::from_millis(100);
+    let Some(mut redis) = OwnRedis::start(TEST) else {
+        return;
+    };
+    let url = redis.url();
+    let backend = if std::env::var("TEST_DATABASE_URL").is_ok() {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    let limits = |c: &mut switchboard::config::Config| {
+        c.redis_url = Some(url.clone());
+        // Bursts of 2 * 20: the measured requests fit, a burst of 100 does not.
+        c.rate_general_per_second = 20;
+        c.rate_write_per_second = 20;
+    };
+    let a = spawn_app_with(backend, limits).await;
+    let database = a.db.url.clone();
+    let b = spawn_app_with(backend, |c| {
+        limits(c);
+        c.database_url = database;
+    })
+    .await;
+    let cookie = realtime::admin_cookie(&a).await;
+    let sender = reqwest::Client::new();
+    let send = |text: String| {
+        realtime::post_send_on(
+            &sender,
+            &a,
+            &cookie,
+            json!({"text": text, "room": "degraded"}),
+        )
+    };
+    let time = |started: std::time::Instant| started.elapsed();
+
+    // Normal, for comparison.
+    let mut normal = Vec::new();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(a.get("/api/users").await.status(), 200);
+        normal.push(time(started));
+    }
+
+    redis.kill();
+    // The first call after the kill finds out (bounded by the breaker's timeout).
+    let started = std::time::Instant::now();
+    assert_eq!(a.get("/api/users").await.status(), 200);
+    let first = time(started);
+    let (mut gets, mut sends) = (Vec::new(), Vec::new());
+    for i in 0..N {
+        let started = std::time::Instant::now();
+        assert_eq!(a.get("/api/users").await.status(), 200);
+        gets.push(time(started));
+        let started = std::time::Instant::now();
+        assert_eq!(send(format!("during {i}")).await.status(), 201);
+        sends.push(time(started));
+    }
+    eprintln!(
+        "{TEST}: normal GET /api/users {normal:?}; first after the kill {first:?}; \
+         during the outage GET max {:?}, POST /api/send max {:?} (all: {gets:?} / {sends:?})",
+        gets.iter().max().unwrap(),
+        sends.iter().max().unwrap()
+    );
+    for (what, times) in [("GET /api/users", &gets), ("POST /api/send", &sends)] {
+        for took in times.iter() {
+            assert!(*took < BOUND, "{what} took {took:?} during the outage");
+        }
+    }
+
+    // Still limited, by this instance.
+    let mut refused = 0;
+    for _ in 0..100 {
+        if a.get("/api/users").await.status() == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "a burst of 100 is limited during the outage");
+
+    // /readyz names Redis, for an admin; anonymous callers learn only "not ready".
+    let started = std::time::Instant::now();
+    let response = a.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["dependencies"]["redis"], "down", "{body}");
+    assert_eq!(body["dependencies"]["store"], "up", "{body}");
+    assert!(time(started) < BOUND, "readyz took {:?}", time(started));
+    let anonymous = a.anonymous().get(a.url("/readyz")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 503);
+    let logs = crate::helpers::logs();
+    assert!(
+        logs.contains("redis is unreachable"),
+        "the breaker's warning names redis"
+    );
+
+    // Back: the breaker closes within a few seconds, and messages cross again.
+    redis.restart();
+    let back = std::time::Instant::now();
+    loop {
+        if a.get("/readyz").await.status() == 200 && b.get("/readyz").await.status() == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(5),
+            "still not ready after Redis came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ready = back.elapsed();
+    let cookie_b = realtime::admin_cookie(&b).await;
+    let mut on_b = realtime::ws_in_room(&b, &cookie_b, "degraded", None).await;
+    // Sends until the live one arrives (B's pub/sub reconnects within its 1 s retry).
+    let mut live = None;
+    for i in 0..50 {
+        let sent = send(format!("after {i}")).await;
+        assert_eq!(sent.status(), 201);
+        let arrived = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            realtime::next_of(&mut on_b, "message"),
+        )
+        .await;
+        if let Ok(message) = arrived
+            && message["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("after"))
+        {
+            live = Some(back.elapsed());
+            break;
+        }
+    }
+    let live = live.expect("a message sent on A reaches a subscriber on B after Redis is back");
+    eprintln!(
+        "{TEST}: ready again {ready:?} and live across instances {live:?} after Redis restarted"
+    );
     drop(b);
 }

@@ -16,15 +16,23 @@ use crate::hub::message::{Appended, NewMessage, Position};
 mod messages;
 mod users;
 
+/// How long a query waits for a pooled connection unless configured: short, so a
+/// database outage answers 503 quickly instead of hanging requests.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct PgStore {
     pool: PgPool,
 }
 
 impl PgStore {
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .connect(url)
             .await?;
         Ok(Self { pool })
