@@ -349,6 +349,20 @@ async fn under_tls_silent_connections_are_closed_and_the_cap_keeps_health_probes
     })
     .await;
     let _held = connect_all(header_timeout_later.address, cap, b"").await;
+    // axum-server admits each TCP connection in a task of its own, so the held
+    // connections may not all hold their slots yet when the next one arrives: wait
+    // (bounded) until the server says it is full, then check the probes.
+    let full_by = Instant::now() + Duration::from_secs(5);
+    loop {
+        match header_timeout_later.status("/api/users").await {
+            Some(503) => break,
+            other => assert!(
+                Instant::now() < full_by,
+                "past the cap /api/users answered {other:?}, not 503"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(header_timeout_later.status("/healthz").await, Some(200));
     assert_eq!(header_timeout_later.status("/readyz").await, Some(200));
     assert_eq!(header_timeout_later.status("/api/users").await, Some(503));
