@@ -191,10 +191,15 @@ async fn clients_that_join_from_zero_and_do_not_read_cost_one_page_each() {
         "replay memory: after the first wave left {after_first} KiB; peaks of waves 1-3: {peaks:?} KiB; the test's captured log grew by {} KiB meanwhile",
         (helpers::logs().len() - logged) / 1024
     );
-    let noise = 1024 + grown / 10;
+    // A wave that left anything per client behind (a page, its queue) would add at
+    // least a first wave's worth (100 clients x a page); what the allocator keeps
+    // spread over its arenas adds a few MiB at most (seen: +3.5 to +4.3 MiB per wave
+    // on a busy machine, under 1 MiB with MALLOC_ARENA_MAX=1). So each later wave
+    // may add at most half of what the first one cost.
+    let allowance = (grown / 2).max(2 * 1024);
     assert!(
-        peaks[2] <= peaks[1] + noise,
-        "the third wave grew the server further: {peaks:?} KiB"
+        peaks[2] <= peaks[1] + allowance,
+        "the third wave grew the server further: {peaks:?} KiB (allowance {allowance} KiB)"
     );
     assert!(
         peaks[1] <= peaks[0] + grown / 2,
