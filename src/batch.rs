@@ -172,7 +172,7 @@ pub async fn batch(
         fields.insert("requests".into(), format!("at most {MAX_ITEMS} items"));
         return Err(ApiError::invalid(fields));
     }
-    let max_body = state.config.max_body_bytes;
+    let max_body = state.config.http.max_body_bytes;
     let send = |method: Method, uri: Uri, body: Option<Value>| {
         let mut request = Request::builder().method(method).uri(uri);
         for name in FORWARDED {

@@ -1,11 +1,16 @@
 //! The command line: every setting is a flag with a `SWITCHBOARD_*` environment
-//! variable, parsed once into [`Config`]; the `///` comments are the `--help` text.
+//! variable, parsed once into [`Config`], whose groups (HTTP, edge, database,
+//! security, rate limits, realtime, logging) are what each part of the server takes;
+//! the `///` comments are the `--help` text. An explicit flag beats its variable, a
+//! bad value stops the start with the flag's name, and tests build a `Config` from
+//! [`Config::defaults`], which reads no environment.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -101,8 +106,33 @@ pub enum TokenAction {
     },
 }
 
-#[derive(Args, Clone)]
+/// Every setting of the server, in groups (`switchboard --help` lists them by group).
+/// The groups are what the parts take: the hub gets [`RealtimeConfig`], the limiter
+/// [`RateLimitConfig`], and so on. Secrets are [`Secret`]s, so `Debug` can be derived
+/// and still never prints one.
+#[derive(Args, Clone, Debug)]
 pub struct Config {
+    #[command(flatten)]
+    pub http: HttpConfig,
+    /// Connection cap and timeouts at the HTTP edge (slow clients).
+    #[command(flatten)]
+    pub edge: EdgeConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub security: SecurityConfig,
+    #[command(flatten)]
+    pub rate: RateLimitConfig,
+    #[command(flatten)]
+    pub realtime: RealtimeConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// Where the server listens and what it accepts from a request.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpConfig {
     /// Address and port to listen on.
     #[arg(
         long,
@@ -112,125 +142,28 @@ pub struct Config {
     )]
     pub bind: SocketAddr,
 
-    /// Database: `sqlite://path/to/file.db` (created when missing) or
-    /// `postgres://user:pass@host/db` (the database must exist).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DATABASE_URL",
-        default_value = "sqlite://./data/switchboard.db",
-        global = true
-    )]
-    pub database_url: String,
-
-    /// Redis (`redis://host:6379`), for running several instances: rate limits are
-    /// then shared by all of them. Without it everything stays in this process.
-    #[arg(long, env = "SWITCHBOARD_REDIS_URL", global = true)]
-    pub redis_url: Option<String>,
-
-    /// Prefix of every Redis key this server writes, so several deployments (or test
-    /// runs) can share one Redis.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_REDIS_PREFIX",
-        default_value = "switchboard:",
-        global = true
-    )]
-    pub redis_prefix: String,
-
-    /// Most database connections the server opens (SQLite: readers; one writer is extra).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DB_MAX_CONNECTIONS",
-        default_value_t = 16,
-        global = true
-    )]
-    pub db_max_connections: u32,
-
-    /// How long a request waits for a PostgreSQL connection from the pool before it
-    /// gets 503, in milliseconds: short, so a database outage fails requests fast
-    /// instead of hanging them (they recover by themselves when it is back).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DB_ACQUIRE_TIMEOUT_MS",
-        default_value_t = 2000,
-        value_parser = clap::value_parser!(u64).range(1..),
-        global = true
-    )]
-    pub db_acquire_timeout_ms: u64,
-
     /// Largest request body accepted, in bytes (larger ones get 413).
-    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1024 * 1024, value_parser = at_least_one, global = true)]
     pub max_body_bytes: usize,
 
     /// Seconds an API request may take before it is answered 503.
     #[arg(
-        long,
+        long = "request-timeout-secs",
         env = "SWITCHBOARD_REQUEST_TIMEOUT_SECS",
         default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..),
         global = true
     )]
     pub request_timeout_secs: u64,
 
     /// Seconds to wait for open requests and connections at shutdown.
     #[arg(
-        long,
+        long = "shutdown-grace-secs",
         env = "SWITCHBOARD_SHUTDOWN_GRACE_SECS",
         default_value_t = 10,
         global = true
     )]
     pub shutdown_grace_secs: u64,
-
-    /// Add the seed's three demo users (Alice, Bob, Charlie) when the directory is empty.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DEMO_USERS",
-        default_value_t = true,
-        action = ArgAction::Set,
-        global = true
-    )]
-    pub demo_users: bool,
-
-    /// Email of the admin account created on first start when no admin exists. Its
-    /// password is `SWITCHBOARD_ADMIN_PASSWORD` when set (an environment variable only,
-    /// so it never shows in `ps`), otherwise a random one printed once to the console.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_ADMIN_EMAIL",
-        default_value = "admin@example.com",
-        global = true
-    )]
-    pub admin_email: String,
-
-    /// Password for that first admin. Prefer the environment variable: a flag shows up
-    /// in the process list.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_ADMIN_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
-    pub admin_password: Option<String>,
-
-    /// Shortest password accepted (8-128; see README, "Security").
-    #[arg(
-        long,
-        env = "SWITCHBOARD_PASSWORD_MIN_CHARS",
-        default_value_t = crate::auth::password::DEFAULT_MIN_CHARS,
-        value_parser = clap::builder::TypedValueParser::map(
-            clap::value_parser!(u16).range(8..=128),
-            usize::from
-        ),
-        global = true
-    )]
-    pub password_min_chars: usize,
-
-    /// Minutes a session may be unused before it expires.
-    #[arg(long, env = "SWITCHBOARD_SESSION_IDLE_MINUTES", default_value_t = 7 * 24 * 60, global = true)]
-    pub session_idle_minutes: u64,
-
-    /// Hours after login when a session expires, however active.
-    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_HOURS", default_value_t = 30 * 24, global = true)]
-    pub session_max_hours: u64,
 
     /// Origins (scheme://host[:port]) besides the server's own that may send
     /// cookie-authenticated writes and open WebSockets, comma-separated. Needed behind a
@@ -258,58 +191,6 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network, global = true)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
-    /// Login attempts allowed per minute from one client address.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_RATE_LOGIN_PER_MINUTE",
-        default_value_t = 10,
-        global = true
-    )]
-    pub rate_login_per_minute: u32,
-
-    /// Failed password checks allowed per minute for one account, from any address
-    /// (a burst of this many, then one every 60/n seconds; a right password costs
-    /// nothing).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_RATE_LOGIN_ACCOUNT_PER_MINUTE",
-        default_value_t = 5,
-        global = true
-    )]
-    pub rate_login_account_per_minute: u32,
-
-    /// Search and autocomplete requests per second per account (bursts of twice this
-    /// pass, so live search while typing never trips it).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_RATE_SEARCH_PER_SECOND",
-        default_value_t = 20,
-        global = true
-    )]
-    pub rate_search_per_second: u32,
-
-    /// Writes (POST, PUT, PATCH, DELETE) per second per account.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_RATE_WRITE_PER_SECOND",
-        default_value_t = 20,
-        global = true
-    )]
-    pub rate_write_per_second: u32,
-
-    /// Other requests per second per account.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_RATE_GENERAL_PER_SECOND",
-        default_value_t = 100,
-        global = true
-    )]
-    pub rate_general_per_second: u32,
-
-    /// Turns rate limiting off (benchmarks; never in production).
-    #[arg(long, env = "SWITCHBOARD_RATE_LIMITS", default_value_t = true, action = ArgAction::Set, global = true)]
-    pub rate_limits: bool,
-
     /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2) instead of HTTP.
     #[arg(
         long,
@@ -317,7 +198,7 @@ pub struct Config {
         requires = "tls_key",
         global = true
     )]
-    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_cert: Option<PathBuf>,
 
     /// PEM private key for `--tls-cert`.
     #[arg(
@@ -326,36 +207,213 @@ pub struct Config {
         requires = "tls_cert",
         global = true
     )]
-    pub tls_key: Option<std::path::PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
 
-    /// Connection cap and timeouts at the HTTP edge (slow clients).
-    #[command(flatten)]
-    pub edge: EdgeConfig,
+/// The database, and Redis for running several instances.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseConfig {
+    /// Database: `sqlite://path/to/file.db` (created when missing) or
+    /// `postgres://user:pass@host/db` (the database must exist).
+    #[arg(
+        id = "database_url",
+        value_name = "URL",
+        long = "database-url",
+        env = "SWITCHBOARD_DATABASE_URL",
+        default_value = "sqlite://./data/switchboard.db",
+        global = true
+    )]
+    pub url: Url,
 
+    /// Most database connections the server opens (SQLite: readers; one writer is extra).
+    #[arg(
+        id = "db_max_connections",
+        value_name = "N",
+        long = "db-max-connections",
+        env = "SWITCHBOARD_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub max_connections: u32,
+
+    /// How long a request waits for a PostgreSQL connection from the pool before it
+    /// gets 503, in milliseconds: short, so a database outage fails requests fast
+    /// instead of hanging them (they recover by themselves when it is back).
+    #[arg(
+        long = "db-acquire-timeout-ms",
+        env = "SWITCHBOARD_DB_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub acquire_timeout_ms: u64,
+
+    /// Add the seed's three demo users (Alice, Bob and Charlie) when the directory is empty.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DEMO_USERS",
+        default_value_t = true,
+        action = ArgAction::Set,
+        global = true
+    )]
+    pub demo_users: bool,
+
+    /// Redis (`redis://host:6379`), for running several instances: rate limits are
+    /// then shared by all of them. Without it everything stays in this process.
+    #[arg(long = "redis-url", env = "SWITCHBOARD_REDIS_URL", global = true)]
+    pub redis_url: Option<Url>,
+
+    /// Prefix of every Redis key this server writes, so several deployments (or test
+    /// runs) can share one Redis.
+    #[arg(
+        long = "redis-prefix",
+        env = "SWITCHBOARD_REDIS_PREFIX",
+        default_value = "switchboard:",
+        global = true
+    )]
+    pub redis_prefix: String,
+}
+
+/// Accounts, sessions and the first admin.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Security")]
+pub struct SecurityConfig {
+    /// Email of the admin account created on first start when no admin exists. Its
+    /// password is `SWITCHBOARD_ADMIN_PASSWORD` when set (an environment variable only,
+    /// so it never shows in `ps`), otherwise a random one printed once to the console.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_EMAIL",
+        default_value = "admin@example.com",
+        global = true
+    )]
+    pub admin_email: String,
+
+    /// That admin's password: read from `SWITCHBOARD_ADMIN_PASSWORD` by
+    /// [`Cli::from_process`], never a flag (a flag shows in the process list).
+    #[arg(skip)]
+    pub admin_password: Option<Secret>,
+
+    /// Shortest password accepted (8-128; see README, "Security").
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PASSWORD_MIN_CHARS",
+        default_value_t = crate::auth::password::DEFAULT_MIN_CHARS,
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::value_parser!(u16).range(8..=128),
+            usize::from
+        ),
+        global = true
+    )]
+    pub password_min_chars: usize,
+
+    /// Minutes a session may be unused before it expires.
+    #[arg(long, env = "SWITCHBOARD_SESSION_IDLE_MINUTES", default_value_t = 7 * 24 * 60, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub session_idle_minutes: u64,
+
+    /// Hours after login when a session expires, however active.
+    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_HOURS", default_value_t = 30 * 24, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub session_max_hours: u64,
+}
+
+/// Requests allowed per client address and per account.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Rate limits")]
+pub struct RateLimitConfig {
+    /// Login attempts allowed per minute from one client address.
+    #[arg(
+        long = "rate-login-per-minute",
+        env = "SWITCHBOARD_RATE_LOGIN_PER_MINUTE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub login_per_minute: u32,
+
+    /// Failed password checks allowed per minute for one account, from any address
+    /// (a burst of this many, then one every 60/n seconds; a right password costs
+    /// nothing).
+    #[arg(
+        long = "rate-login-account-per-minute",
+        env = "SWITCHBOARD_RATE_LOGIN_ACCOUNT_PER_MINUTE",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub login_account_per_minute: u32,
+
+    /// Search and autocomplete requests per second per account (bursts of twice this
+    /// pass, so live search while typing never trips it).
+    #[arg(
+        long = "rate-search-per-second",
+        env = "SWITCHBOARD_RATE_SEARCH_PER_SECOND",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub search_per_second: u32,
+
+    /// Writes (POST, PUT, PATCH, DELETE) per second per account (bursts of twice this
+    /// pass).
+    #[arg(
+        long = "rate-write-per-second",
+        env = "SWITCHBOARD_RATE_WRITE_PER_SECOND",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub write_per_second: u32,
+
+    /// Other requests per second per account (bursts of twice this pass).
+    #[arg(
+        long = "rate-general-per-second",
+        env = "SWITCHBOARD_RATE_GENERAL_PER_SECOND",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub general_per_second: u32,
+
+    /// Turns rate limiting off (benchmarks; never in production).
+    #[arg(id = "rate_limits",
+        value_name = "BOOL", long = "rate-limits", env = "SWITCHBOARD_RATE_LIMITS", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub enabled: bool,
+}
+
+/// The realtime hub: chat history, message size, and what one connection or
+/// account may hold. This group is what [`crate::hub::Hub`] takes.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Realtime")]
+pub struct RealtimeConfig {
     /// Messages kept per chat room; older ones are deleted (a client resuming from
     /// before them is told to reload instead of getting a partial replay).
     #[arg(
-        long,
+        long = "history-max-messages",
         env = "SWITCHBOARD_HISTORY_MAX_MESSAGES",
         default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..),
         global = true
     )]
-    pub history_max_messages: i64,
+    pub history_max_messages: u32,
 
     /// Days a chat message is kept.
     #[arg(
-        long,
+        long = "history-max-days",
         env = "SWITCHBOARD_HISTORY_MAX_DAYS",
         default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..),
         global = true
     )]
-    pub history_max_days: i64,
+    pub history_max_days: u32,
 
     /// Longest chat message, in characters.
     #[arg(
-        long,
+        long = "max-message-chars",
         env = "SWITCHBOARD_MAX_MESSAGE_CHARS",
         default_value_t = 4_000,
+        value_parser = at_least_one,
         global = true
     )]
     pub max_message_chars: usize,
@@ -363,60 +421,73 @@ pub struct Config {
     /// Chat messages per second one realtime connection may send (bursts of twice
     /// this pass).
     #[arg(
-        long,
+        long = "realtime-send-per-second",
         env = "SWITCHBOARD_REALTIME_SEND_PER_SECOND",
         default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..),
         global = true
     )]
-    pub realtime_send_per_second: u32,
+    pub send_per_second: u32,
 
     /// Realtime connections (WebSocket, Socket.IO, SSE, long polls) one account may
     /// hold open at once.
     #[arg(
-        long,
+        long = "realtime-connections-per-user",
         env = "SWITCHBOARD_REALTIME_CONNECTIONS_PER_USER",
         default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..),
         global = true
     )]
-    pub realtime_connections_per_user: u32,
+    pub connections_per_user: u32,
 
     /// Realtime connections one client address may hold open at once.
     #[arg(
-        long,
+        long = "realtime-connections-per-ip",
         env = "SWITCHBOARD_REALTIME_CONNECTIONS_PER_IP",
         default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..),
         global = true
     )]
-    pub realtime_connections_per_ip: u32,
+    pub connections_per_ip: u32,
 
     /// Deliveries queued per realtime connection; a client that falls further
     /// behind is disconnected (`slow_consumer`) and resumes from its position.
     #[arg(
-        long,
+        long = "realtime-queue",
         env = "SWITCHBOARD_REALTIME_QUEUE",
         default_value_t = 256,
+        value_parser = at_least_one,
         global = true
     )]
-    pub realtime_queue: usize,
+    pub queue: usize,
 
     /// Rooms one realtime connection may follow at once (a WebSocket, a Socket.IO
     /// socket, one `/api/events?rooms=` stream); joining one more is refused with
     /// `too_many_rooms` until the client leaves one.
     #[arg(
-        long,
+        long = "realtime-rooms-per-connection",
         env = "SWITCHBOARD_REALTIME_ROOMS_PER_CONNECTION",
         default_value_t = 50,
+        value_parser = at_least_one,
         global = true
     )]
-    pub realtime_rooms_per_connection: usize,
+    pub rooms_per_connection: usize,
+}
 
+/// What the server logs and how.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Logging")]
+pub struct LogConfig {
     /// Log filter, in `tracing` syntax (e.g. `info`, `warn,switchboard=debug`).
-    #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", global = true)]
-    pub log: String,
+    /// Default: `RUST_LOG` when that is set, otherwise `info`; this flag (or its
+    /// variable) wins over `RUST_LOG`.
+    #[arg(id = "log",
+        value_name = "FILTER", long = "log", env = "SWITCHBOARD_LOG", value_parser = parse_log_filter, global = true)]
+    pub filter: Option<String>,
 
     /// Log line format.
-    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
-    pub log_format: LogFormat,
+    #[arg(long = "log-format", env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub format: LogFormat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -430,6 +501,7 @@ pub enum LogFormat {
 /// The HTTP edge: how many connections may be open and how long one may take to
 /// send a request or sit idle (see `crate::edge`).
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Connections")]
 pub struct EdgeConfig {
     /// Seconds a client has to send a request's line and headers, counted from the
     /// connection's opening (the TLS handshake included) or from the first byte of a
@@ -469,6 +541,20 @@ pub struct EdgeConfig {
 }
 
 impl Config {
+    /// The defaults `--help` shows, without reading the environment: what tests start
+    /// from, so an exported `SWITCHBOARD_*` variable cannot change a test.
+    pub fn defaults() -> Self {
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(["switchboard"])
+            .expect("the defaults parse");
+        Cli::from_arg_matches(&matches)
+            .expect("the defaults parse")
+            .config
+    }
+}
+
+impl HttpConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
@@ -482,14 +568,88 @@ impl Config {
     }
 }
 
-impl Default for Config {
-    /// The defaults `--help` shows (environment variables still apply).
-    fn default() -> Self {
-        Cli::parse_from(["switchboard"]).config
+impl Cli {
+    /// The command line and the environment of this process, the way `main` reads
+    /// them: flags beat their `SWITCHBOARD_*` variables (clap's rule), and the first
+    /// admin's password comes from `SWITCHBOARD_ADMIN_PASSWORD` only.
+    pub fn from_process() -> Self {
+        let mut cli = Cli::parse();
+        cli.config.security.admin_password = std::env::var("SWITCHBOARD_ADMIN_PASSWORD")
+            .ok()
+            .filter(|password| !password.is_empty())
+            .map(Secret::new);
+        cli
     }
 }
 
-/// A count that must not be zero (no connection at all would be served).
+/// A value that must never reach a log: `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A database or Redis URL: `Debug` and `Display` hide its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Url(String);
+
+impl Url {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The URL with its password, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Url {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<String> for Url {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl std::str::FromStr for Url {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(text))
+    }
+}
+
+impl fmt::Debug for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// A count that must not be zero.
 fn at_least_one(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(0) | Err(_) => Err(format!("{text:?} is not a whole number of at least 1")),
@@ -503,6 +663,14 @@ fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     text.parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
+}
+
+/// A `tracing` filter that parses, so a typo is refused at start instead of
+/// silently logging at `info`.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|err| format!("{text:?} is not a log filter: {err}"))
 }
 
 /// A database URL with its password replaced, for logs and `Debug`.
@@ -519,95 +687,115 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("bind", &self.bind)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
-            .field("redis_prefix", &self.redis_prefix)
-            .field("db_max_connections", &self.db_max_connections)
-            .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("request_timeout_secs", &self.request_timeout_secs)
-            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
-            .field("demo_users", &self.demo_users)
-            .field("admin_email", &self.admin_email)
-            .field(
-                "admin_password",
-                &self.admin_password.as_ref().map(|_| "***"),
-            )
-            .field("password_min_chars", &self.password_min_chars)
-            .field("session_idle_minutes", &self.session_idle_minutes)
-            .field("session_max_hours", &self.session_max_hours)
-            .field("allowed_origins", &self.allowed_origins)
-            .field("cors_origins", &self.cors_origins)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("rate_limits", &self.rate_limits)
-            .field("tls_cert", &self.tls_cert)
-            .field("edge", &self.edge)
-            .field("log", &self.log)
-            .field("log_format", &self.log_format)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from(args)?;
+        Ok(Cli::from_arg_matches(&matches)?.config)
+    }
+
     #[test]
-    fn passwords_are_redacted_from_database_urls() {
+    fn passwords_are_redacted_from_urls_and_secrets_from_debug() {
         assert_eq!(
             redact_url("postgres://sb:s3cret@db:5432/sb"),
             "postgres://sb:***@db:5432/sb"
         );
         assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
-        assert!(
-            !format!(
-                "{:?}",
-                Config {
-                    database_url: "postgres://a:hunter2@h/d".into(),
-                    ..Config::default()
-                }
-            )
-            .contains("hunter2")
-        );
+        let mut config = Config::defaults();
+        config.database.url = Url::new("postgres://a:hunter2@h/d");
+        config.database.redis_url = Some(Url::new("redis://:swordfish@r:6379"));
+        config.security.admin_password = Some(Secret::new("correct horse battery"));
+        let shown = format!("{config:?}");
+        for secret in ["hunter2", "swordfish", "correct horse"] {
+            assert!(!shown.contains(secret), "{secret} shows in {shown}");
+        }
+        // Everything else does: Debug is derived, so no field can be forgotten.
+        for field in [
+            "history_max_messages",
+            "rooms_per_connection",
+            "login_per_minute",
+        ] {
+            assert!(shown.contains(field), "{field} is missing from {shown}");
+        }
+        assert_eq!(config.database.url.expose(), "postgres://a:hunter2@h/d");
     }
 
     #[test]
     fn no_arguments_means_serve_on_localhost_8080_with_sqlite() {
         let cli = Cli::parse_from(["switchboard"]);
         assert!(cli.command.is_none());
-        assert_eq!(cli.config.bind.to_string(), "127.0.0.1:8080");
-        assert!(cli.config.database_url.starts_with("sqlite://"));
+        let config = Config::defaults();
+        assert_eq!(config.http.bind.to_string(), "127.0.0.1:8080");
+        assert!(config.database.url.expose().starts_with("sqlite://"));
+    }
+
+    /// The defaults tests build on read no environment, and a flag beats its
+    /// variable. (The variable is set only in a child process, so no other test
+    /// running in this one can see it.)
+    #[test]
+    fn defaults_ignore_the_environment_and_a_flag_beats_its_variable() {
+        if std::env::var_os("SWITCHBOARD_CONFIG_TEST_CHILD").is_some() {
+            assert_eq!(Config::defaults().realtime.queue, 256);
+            let cli = Cli::parse_from(["switchboard"]);
+            assert_eq!(cli.config.realtime.queue, 7, "the variable applies");
+            let cli = Cli::parse_from(["switchboard", "--realtime-queue", "9"]);
+            assert_eq!(cli.config.realtime.queue, 9, "the flag wins");
+            return;
+        }
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "config::tests::defaults_ignore_the_environment_and_a_flag_beats_its_variable",
+                "--nocapture",
+            ])
+            .env("SWITCHBOARD_CONFIG_TEST_CHILD", "1")
+            .env("SWITCHBOARD_REALTIME_QUEUE", "7")
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     #[test]
-    fn edge_timeouts_and_cap_refuse_zero() {
-        for flag in [
-            "--header-timeout-secs",
-            "--idle-timeout-secs",
-            "--max-connections",
+    fn the_admin_password_is_no_flag() {
+        let error = parse(&["switchboard", "--admin-password", "x"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(Config::defaults().security.admin_password.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flags_name() {
+        for (flag, value) in [
+            ("--history-max-messages", "-1"),
+            ("--history-max-messages", "0"),
+            ("--history-max-days", "-5"),
+            ("--realtime-queue", "0"),
+            ("--realtime-rooms-per-connection", "0"),
+            ("--max-message-chars", "0"),
+            ("--rate-write-per-second", "0"),
+            ("--db-max-connections", "0"),
+            ("--log", "info,[unclosed"),
+            ("--header-timeout-secs", "0"),
+            ("--idle-timeout-secs", "0"),
+            ("--max-connections", "0"),
+            ("--db-acquire-timeout-ms", "0"),
         ] {
-            assert!(
-                Cli::try_parse_from(["switchboard", flag, "0"]).is_err(),
-                "{flag}"
-            );
-            assert!(
-                Cli::try_parse_from(["switchboard", flag, "3"]).is_ok(),
-                "{flag}"
-            );
+            let arg = format!("{flag}={value}");
+            let error = parse(&["switchboard", &arg]).expect_err(&arg).to_string();
+            assert!(error.contains(flag), "{arg}: {error}");
         }
+        let config = parse(&["switchboard", "--log", "warn,switchboard=debug"]).unwrap();
+        assert_eq!(config.log.filter.as_deref(), Some("warn,switchboard=debug"));
+        assert_eq!(Config::defaults().log.filter, None, "RUST_LOG or info");
     }
 
     #[test]
     fn the_postgres_acquire_timeout_is_short_by_default_and_configurable() {
-        let cli = Cli::parse_from(["switchboard"]);
-        assert_eq!(cli.config.db_acquire_timeout_ms, 2000);
-        let cli = Cli::parse_from(["switchboard", "--db-acquire-timeout-ms", "500"]);
-        assert_eq!(cli.config.db_acquire_timeout_ms, 500);
-        assert!(Cli::try_parse_from(["switchboard", "--db-acquire-timeout-ms", "0"]).is_err());
+        assert_eq!(Config::defaults().database.acquire_timeout_ms, 2000);
+        let config = parse(&["switchboard", "--db-acquire-timeout-ms", "500"]).unwrap();
+        assert_eq!(config.database.acquire_timeout_ms, 500);
     }
 
     #[test]
@@ -621,6 +809,6 @@ mod tests {
             "sqlite://x.db",
         ]);
         assert!(matches!(cli.command, Some(Command::Seed { users: 5 })));
-        assert_eq!(cli.config.database_url, "sqlite://x.db");
+        assert_eq!(cli.config.database.url.expose(), "sqlite://x.db");
     }
 }

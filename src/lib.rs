@@ -88,14 +88,14 @@ impl App {
         // Installed before the first request so no request goes uncounted.
         http::metrics::handle();
         let store = store::connect_with(
-            &config.database_url,
-            config.db_max_connections,
-            std::time::Duration::from_millis(config.db_acquire_timeout_ms),
+            config.database.url.expose(),
+            config.database.max_connections,
+            std::time::Duration::from_millis(config.database.acquire_timeout_ms),
         )
         .await?;
         store.migrate().await?;
         // Demo users first: they are for an empty directory, and the admin is not demo.
-        if config.demo_users {
+        if config.database.demo_users {
             directory::add_demo_users(store.as_ref()).await?;
         }
         auth::bootstrap::ensure_admin(store.as_ref(), &config).await?;
@@ -105,15 +105,15 @@ impl App {
                 .await?
                 .into_bytes(),
             dummy_hash: auth::password::hash(auth::password::random_password()).await?,
-            secure_cookies: config.tls(),
-            session_idle_secs: (config.session_idle_minutes * 60) as i64,
-            session_max_secs: (config.session_max_hours * 3600) as i64,
-            allowed_origins: config.allowed_origins.clone(),
-            password_policy: auth::password::Policy::new(config.password_min_chars),
+            secure_cookies: config.http.tls(),
+            session_idle_secs: (config.security.session_idle_minutes * 60) as i64,
+            session_max_secs: (config.security.session_max_hours * 3600) as i64,
+            allowed_origins: config.http.allowed_origins.clone(),
+            password_policy: auth::password::Policy::new(config.security.password_min_chars),
         };
         let shutdown = CancellationToken::new();
-        let redis = match &config.redis_url {
-            Some(url) => Some(connect_redis(url).await?),
+        let redis = match &config.database.redis_url {
+            Some(url) => Some(connect_redis(url.expose()).await?),
             None => None,
         };
         let redis_breaker = Arc::new(breaker::Breaker::redis());
@@ -135,20 +135,24 @@ impl App {
             limits::redis_gcra::RedisGcra::new(
                 connection,
                 redis_breaker.clone(),
-                &config.redis_prefix,
+                &config.database.redis_prefix,
             )
         });
-        let limits = Arc::new(RateLimits::new(&config, shared_limits));
+        let limits = Arc::new(RateLimits::new(
+            &config.rate,
+            &config.http.trusted_proxies,
+            shared_limits,
+        ));
         limits.spawn_housekeeping(shutdown.clone());
         let auth = Arc::new(auth);
         auth::session::spawn_pruning(store.clone(), auth.clone(), shutdown.clone());
         // Several instances (a Redis): fan-out goes through Redis pub/sub.
-        let broker: Arc<dyn hub::Broker> = match (&config.redis_url, &redis) {
+        let broker: Arc<dyn hub::Broker> = match (&config.database.redis_url, &redis) {
             (Some(url), Some(publisher)) => Arc::new(hub::redis_broker::RedisBroker::start(
-                redis::Client::open(url.as_str())?,
+                redis::Client::open(url.expose())?,
                 publisher.clone(),
                 redis_breaker.clone(),
-                &config.redis_prefix,
+                &config.database.redis_prefix,
                 shutdown.clone(),
             )),
             _ => Arc::new(hub::InProcessBroker::default()),
@@ -156,7 +160,7 @@ impl App {
         let hub = hub::Hub::start(
             store.clone(),
             broker,
-            hub::HubSettings::from_config(&config),
+            config.realtime.clone(),
             shutdown.clone(),
         );
         let state = AppState(Arc::new(Shared {
@@ -196,14 +200,14 @@ impl App {
         // Outside the router: routing must see `/api/users` for `/api/users/`.
         let app = NormalizePathLayer::trim_trailing_slash().layer(router);
         let token = state.shutdown.clone();
-        let grace = state.config.shutdown_grace();
+        let grace = state.config.http.shutdown_grace();
         let edge = edge::Edge::new(&state.config.edge);
         let signalled = async move {
             shutdown.await;
             tracing::info!("shutting down");
             token.cancel();
         };
-        let result = match (&state.config.tls_cert, &state.config.tls_key) {
+        let result = match (&state.config.http.tls_cert, &state.config.http.tls_key) {
             (Some(cert), Some(key)) => {
                 let tls = tls::config(cert, key).await?;
                 let handle = axum_server::Handle::new();

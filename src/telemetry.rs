@@ -5,19 +5,21 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat};
+use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber and [`log_panics`]. `RUST_LOG`, when set, wins over
-/// `--log`.
-pub fn init_logging(config: &Config) {
+/// Installs the global subscriber and [`log_panics`]. The filter is `--log` (or
+/// `SWITCHBOARD_LOG`) when given, which the command line has already checked; else
+/// `RUST_LOG` when set and valid; else `info`.
+pub fn init_logging(config: &LogConfig) {
     log_panics();
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = match &config.filter {
+        Some(given) => EnvFilter::new(given),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal());
-    match config.log_format {
+    match config.format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }

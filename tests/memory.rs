@@ -32,8 +32,8 @@ fn rss_kib() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_client_is_cut_off_and_memory_stays_bounded() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.realtime_queue = 64;
-        config.max_message_chars = 4_000;
+        config.realtime.queue = 64;
+        config.realtime.max_message_chars = 4_000;
     })
     .await;
     let cookie = admin_cookie(&app).await;

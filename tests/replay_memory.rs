@@ -120,10 +120,10 @@ async fn all_gone(app: &TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_join_from_zero_and_do_not_read_cost_one_page_each() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.max_message_chars = 4_000;
-        config.rate_limits = false;
-        config.realtime_connections_per_user = 1_000;
-        config.realtime_connections_per_ip = 1_000;
+        config.realtime.max_message_chars = 4_000;
+        config.rate.enabled = false;
+        config.realtime.connections_per_user = 1_000;
+        config.realtime.connections_per_ip = 1_000;
     })
     .await;
     let store = app.state.store.clone();

@@ -38,7 +38,7 @@ impl Origin {
         state: &AppState,
     ) -> Self {
         Self {
-            client_ip: client_ip::of_parts(extensions, headers, &state.config.trusted_proxies),
+            client_ip: client_ip::of_parts(extensions, headers, &state.config.http.trusted_proxies),
             request_id: extensions.get::<RequestId>().cloned(),
         }
     }

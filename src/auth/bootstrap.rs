@@ -14,26 +14,27 @@ pub async fn ensure_admin(store: &dyn Store, config: &Config) -> anyhow::Result<
         return Ok(());
     }
     const NAME: &str = "Admin";
-    let policy = password::Policy::new(config.password_min_chars);
+    let policy = password::Policy::new(config.security.password_min_chars);
     let account = password::Account {
         name: NAME,
-        email: &config.admin_email,
+        email: &config.security.admin_email,
     };
-    let (secret, generated) = match &config.admin_password {
-        Some(given) if !given.is_empty() => {
-            if let Err(problem) = policy.check(given, account) {
+    let (secret, generated) = match &config.security.admin_password {
+        Some(given) if !given.expose().is_empty() => {
+            let given = given.expose().to_owned();
+            if let Err(problem) = policy.check(&given, account) {
                 anyhow::bail!(
                     "SWITCHBOARD_ADMIN_PASSWORD {problem} (see README, \"Security\"); \
                      or leave it unset to have a random one generated"
                 );
             }
-            (given.clone(), false)
+            (given, false)
         }
         _ => (policy.generate(account), true),
     };
     let admin = NewUser {
         name: NAME.into(),
-        email: config.admin_email.clone(),
+        email: config.security.admin_email.clone(),
         role: Role::Admin,
         password_hash: Some(password::hash(secret.clone()).await?),
     };
@@ -44,7 +45,7 @@ pub async fn ensure_admin(store: &dyn Store, config: &Config) -> anyhow::Result<
         Err(StoreError::EmailTaken) => anyhow::bail!(
             "there is no admin, and {} belongs to a member: give another --admin-email, \
              or make that account an admin with `switchboard user add`",
-            config.admin_email
+            config.security.admin_email
         ),
         Err(other) => return Err(other.into()),
     }
@@ -53,7 +54,7 @@ pub async fn ensure_admin(store: &dyn Store, config: &Config) -> anyhow::Result<
         eprintln!(
             "\n  First admin account created.\n    email:    {}\n    password: {secret}\n  \
              It is shown only this once. Change it with `switchboard user passwd --email {}`.\n",
-            config.admin_email, config.admin_email
+            config.security.admin_email, config.security.admin_email
         );
     }
     Ok(())

@@ -59,7 +59,7 @@ async fn run(state: AppState, mut request: Request, next: Next) -> Result<Respon
                 return Err(refused);
             };
             let (parts, body) = request.into_parts();
-            let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+            let bytes = axum::body::to_bytes(body, state.config.http.max_body_bytes)
                 .await
                 .map_err(|_| ApiError::PayloadTooLarge)?;
             let token = csrf::form_token(&bytes);

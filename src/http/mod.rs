@@ -94,7 +94,7 @@ pub fn router(state: AppState) -> Router {
         ServiceBuilder::new()
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
-                config.request_timeout(),
+                config.http.request_timeout(),
             ))
             .layer(identified()),
     );
@@ -123,15 +123,16 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .option_layer(
-            (!config.cors_origins.is_empty()).then(|| security::cors(&config.cors_origins)),
+            (!config.http.cors_origins.is_empty())
+                .then(|| security::cors(&config.http.cors_origins)),
         )
-        .option_layer(config.tls().then(|| from_fn(security::hsts)))
+        .option_layer(config.http.tls().then(|| from_fn(security::hsts)))
         .layer(from_fn(security::headers))
         .layer(from_fn(compression::compress))
         .layer(from_fn(caching::conditional_get))
         .layer(from_fn(envelope::envelope))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
         .service(routes);
     // Batch items are dispatched through this same stack (without the extension, so
     // the stack does not hold itself).

@@ -343,7 +343,7 @@ impl Connection {
         else {
             return Ok(None);
         };
-        let limit = (followed.replay_to - followed.given).min(self.hub.settings().replay_page);
+        let limit = (followed.replay_to - followed.given).min(self.hub.replay_page());
         let page = self.hub.page_after(&room, followed.given, limit).await?;
         match page {
             Page::Messages(messages) if !messages.is_empty() => {

@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Credential;
-use crate::config::Config;
+use crate::config::RealtimeConfig;
 use crate::error::ApiError;
 use crate::store::Store;
 pub use broker::{Announcement, Broker, InProcessBroker};
@@ -101,35 +101,10 @@ pub struct LogPosition {
     pub last_id: i64,
 }
 
-/// Limits and retention, from the configuration.
-#[derive(Clone, Debug)]
-pub struct HubSettings {
-    pub max_message_chars: usize,
-    pub history_max_messages: i64,
-    pub history_max_days: i64,
-    pub send_per_second: u32,
-    pub connections_per_user: u32,
-    pub connections_per_ip: u32,
-    pub queue: usize,
-    pub rooms_per_connection: usize,
-    /// Messages read from the store per replay page.
-    pub replay_page: i64,
-}
-
-impl HubSettings {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            max_message_chars: config.max_message_chars,
-            history_max_messages: config.history_max_messages,
-            history_max_days: config.history_max_days,
-            send_per_second: config.realtime_send_per_second,
-            connections_per_user: config.realtime_connections_per_user,
-            connections_per_ip: config.realtime_connections_per_ip,
-            queue: config.realtime_queue.max(1),
-            rooms_per_connection: config.realtime_rooms_per_connection.max(1),
-            replay_page: (REPLAY_PAGE_CHARS / config.max_message_chars.max(1)).clamp(8, 500) as i64,
-        }
-    }
+/// Messages read from the store per replay page, for messages of at most
+/// `max_message_chars`: about [`REPLAY_PAGE_CHARS`] of text, 8 to 500 messages.
+fn replay_page_for(max_message_chars: usize) -> i64 {
+    (REPLAY_PAGE_CHARS / max_message_chars.max(1)).clamp(8, 500) as i64
 }
 
 /// The local subscribers of one room, and who is present in it.
@@ -165,7 +140,9 @@ pub struct HubStats {
 pub struct Hub {
     store: Arc<dyn Store>,
     broker: Arc<dyn Broker>,
-    settings: HubSettings,
+    settings: RealtimeConfig,
+    /// Messages read from the store per replay page.
+    replay_page: i64,
     rooms: Mutex<HashMap<String, LocalRoom>>,
     counts: Mutex<ConnectionCounts>,
     /// Every local connection's tie to its credential, by connection id, for
@@ -184,13 +161,26 @@ impl Hub {
     pub fn start(
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
-        settings: HubSettings,
+        settings: RealtimeConfig,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let replay_page = replay_page_for(settings.max_message_chars);
+        Self::start_paged(store, broker, settings, replay_page, shutdown)
+    }
+
+    /// [`Hub::start`] with replay pages of `replay_page` messages (tests use tiny ones).
+    pub(crate) fn start_paged(
+        store: Arc<dyn Store>,
+        broker: Arc<dyn Broker>,
+        settings: RealtimeConfig,
+        replay_page: i64,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let hub = Arc::new(Self {
             store,
             broker,
             settings,
+            replay_page,
             rooms: Mutex::new(HashMap::new()),
             counts: Mutex::new(ConnectionCounts::default()),
             ties: Mutex::new(HashMap::new()),
@@ -204,8 +194,13 @@ impl Hub {
         hub
     }
 
-    pub fn settings(&self) -> &HubSettings {
+    pub fn settings(&self) -> &RealtimeConfig {
         &self.settings
+    }
+
+    /// Messages read from the store per replay page.
+    pub fn replay_page(&self) -> i64 {
+        self.replay_page
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -593,11 +588,11 @@ async fn retention(hub: Arc<Hub>) {
             _ = hub.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let max_age_ms = hub.settings.history_max_days.saturating_mul(86_400_000);
+        let max_age_ms = i64::from(hub.settings.history_max_days) * 86_400_000;
         let cutoff = crate::store::messages::now_ms().saturating_sub(max_age_ms);
         match hub
             .store
-            .prune_messages(hub.settings.history_max_messages, cutoff)
+            .prune_messages(i64::from(hub.settings.history_max_messages), cutoff)
             .await
         {
             Ok(0) => {}

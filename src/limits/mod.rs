@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::config::Config;
+use crate::config::RateLimitConfig;
 use crate::error::ApiError;
 use redis_gcra::{RedisGcra, Verdict};
 
@@ -117,20 +117,24 @@ fn per_second(n: u32, burst_factor: u32) -> Quota {
 
 impl RateLimits {
     /// Limits shared through Redis (`shared`), or kept in this process (`None`).
-    pub fn new(config: &Config, shared: Option<RedisGcra>) -> Self {
-        let login_rate = NonZeroU32::new(config.rate_login_per_minute.max(1)).expect("at least 1");
+    pub fn new(
+        config: &RateLimitConfig,
+        trusted_proxies: &[ipnet::IpNet],
+        shared: Option<RedisGcra>,
+    ) -> Self {
+        let login_rate = NonZeroU32::new(config.login_per_minute.max(1)).expect("at least 1");
         Self {
-            enabled: config.rate_limits,
-            trusted_proxies: config.trusted_proxies.clone(),
+            enabled: config.enabled,
+            trusted_proxies: trusted_proxies.to_vec(),
             // A burst of the whole minute's allowance, then one every 60/n seconds:
             // attempt n+1 within a minute is refused.
             login: Budget::new(Quota::per_minute(login_rate).allow_burst(login_rate)),
-            search: Budget::new(per_second(config.rate_search_per_second, 2)),
-            write: Budget::new(per_second(config.rate_write_per_second, 2)),
-            general: Budget::new(per_second(config.rate_general_per_second, 2)),
+            search: Budget::new(per_second(config.search_per_second, 2)),
+            write: Budget::new(per_second(config.write_per_second, 2)),
+            general: Budget::new(per_second(config.general_per_second, 2)),
             accounts: account::AccountThrottle::new(
-                config.rate_limits,
-                config.rate_login_account_per_minute,
+                config.enabled,
+                config.login_account_per_minute,
                 shared.clone(),
             ),
             shared,

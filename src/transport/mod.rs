@@ -61,7 +61,7 @@ impl FromRequestParts<AppState> for ClientIp {
         Ok(ClientIp(crate::limits::client_ip::of_parts(
             &parts.extensions,
             &parts.headers,
-            &state.config.trusted_proxies,
+            &state.config.http.trusted_proxies,
         )))
     }
 }

@@ -226,7 +226,7 @@ async fn admit(
     let ip = crate::limits::client_ip::of_parts(
         &parts.extensions,
         &parts.headers,
-        &state.config.trusted_proxies,
+        &state.config.http.trusted_proxies,
     );
     let credential = identity.credential.clone();
     let connection = state

@@ -18,7 +18,7 @@ use crate::helpers::{
 const STRONG: &str = "tangerine otter violin 42";
 
 fn no_rate_limits(c: &mut Config) {
-    c.rate_limits = false;
+    c.rate.enabled = false;
 }
 
 async fn post(client: &reqwest::Client, url: String, body: &Value) -> reqwest::Response {
@@ -112,7 +112,7 @@ async fn weak_passwords_are_refused_with_the_reason_on_the_field(backend: Backen
 }
 
 async fn the_minimum_length_is_configurable(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.password_min_chars = 26).await;
+    let app = spawn_app_with(backend, |c| c.security.password_min_chars = 26).await;
     let body = json!({"name": "Gus", "email": "gus@example.com", "password": STRONG});
     let body = json_with_status(app.post_json("/api/users", &body).await, 422).await;
     assert_eq!(body["fields"]["password"], "must be at least 26 characters");
@@ -126,12 +126,10 @@ async fn a_weak_first_admin_password_stops_the_start(backend: Backend) {
         ("admin@example.com", "name or email"),
     ] {
         let db = TestDb::create(backend).await;
-        let config = Config {
-            database_url: db.url.clone(),
-            admin_email: ADMIN_EMAIL.into(),
-            admin_password: Some(weak.into()),
-            ..Config::default()
-        };
+        let mut config = Config::defaults();
+        config.database.url = switchboard::config::Url::new(&db.url);
+        config.security.admin_email = ADMIN_EMAIL.into();
+        config.security.admin_password = Some(switchboard::config::Secret::new(weak));
         let Err(error) = App::build(config).await else {
             panic!("{weak:?} was accepted as the first admin's password");
         };
@@ -338,9 +336,9 @@ async fn try_login(app: &TestApp, ip: &str, email: &str, password: &str) -> reqw
 }
 
 fn throttled(c: &mut Config) {
-    c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    c.rate_login_per_minute = 1000;
-    c.rate_login_account_per_minute = 3;
+    c.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    c.rate.login_per_minute = 1000;
+    c.rate.login_account_per_minute = 3;
 }
 
 /// Guesses at one account from ever new addresses are limited per account; the
@@ -402,8 +400,8 @@ async fn successful_logins_are_not_counted(backend: Backend) {
 /// per account (its guesses and logins spend the same account budget).
 async fn guessing_the_current_password_is_limited_like_a_login(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
-        c.rate_login_per_minute = 1000;
-        c.rate_login_account_per_minute = 3;
+        c.rate.login_per_minute = 1000;
+        c.rate.login_account_per_minute = 3;
     })
     .await;
     let (_, client) = app.member("Max Nagel", "max@example.com").await;
@@ -425,7 +423,7 @@ async fn guessing_the_current_password_is_limited_like_a_login(backend: Backend)
     assert_eq!(response.status(), 429, "the same account's budget");
 
     // And per address, as a login: three a minute from this address.
-    let app = spawn_app_with(backend, |c| c.rate_login_per_minute = 3).await;
+    let app = spawn_app_with(backend, |c| c.rate.login_per_minute = 3).await;
     let mut statuses = Vec::new();
     for n in 0..3 {
         let response = post(
@@ -497,8 +495,8 @@ async fn instances_share_the_per_account_budget() {
     let prefix = format!("switchboard-test:{}:", uuid::Uuid::new_v4());
     let shared = |c: &mut Config| {
         throttled(c);
-        c.redis_url = Some(url.clone());
-        c.redis_prefix = prefix.clone();
+        c.database.redis_url = Some(url.as_str().into());
+        c.database.redis_prefix = prefix.clone();
     };
     let a = spawn_app_with(Backend::Sqlite, shared).await;
     let b = spawn_app_with(Backend::Sqlite, shared).await;

@@ -9,7 +9,7 @@ use switchboard::store::Backend;
 
 use crate::helpers::{
     ADMIN_EMAIL, ADMIN_PASSWORD, MEMBER_PASSWORD, TestApp, assert_envelope, install_crypto,
-    json_with_status, logs, spawn_app, spawn_app_with,
+    json_with_status, logs, spawn_app, spawn_app_with, tls_config,
 };
 
 /// A client with no cookie jar and no default headers: every header a test sends is
@@ -218,7 +218,7 @@ async fn every_route_checks_who_is_calling(backend: Backend) {
 }
 
 async fn login_failures_say_nothing_and_take_as_long(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.rate_limits = false).await;
+    let app = spawn_app_with(backend, |c| c.rate.enabled = false).await;
     let attempt = |email: &'static str, password: &'static str| {
         let client = app.anonymous();
         let url = app.url("/api/auth/login");
@@ -349,8 +349,8 @@ async fn logins_past_the_per_minute_budget_are_refused_per_address(backend: Back
     // A small budget: refilling one attempt takes 20 s, far longer than the
     // attempts take even on a loaded machine (at 10 a minute, one refills in 6 s).
     let app = spawn_app_with(backend, |c| {
-        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        c.rate_login_per_minute = 3;
+        c.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.rate.login_per_minute = 3;
     })
     .await;
     let attempt = |forwarded_for: &'static str, password: &'static str| {
@@ -383,7 +383,7 @@ async fn logins_past_the_per_minute_budget_are_refused_per_address(backend: Back
 
 async fn a_forged_forwarded_for_does_not_dodge_the_limit(backend: Backend) {
     // No trusted proxies: X-Forwarded-For is the client's word and is ignored.
-    let app = spawn_app_with(backend, |c| c.rate_login_per_minute = 3).await;
+    let app = spawn_app_with(backend, |c| c.rate.login_per_minute = 3).await;
     let mut statuses = Vec::new();
     for i in 0..4 {
         let response = bare_client()
@@ -473,7 +473,7 @@ async fn expired_sessions_are_rejected(backend: Backend) {
     let (absolute, _) = login_raw(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let (idle, _) = login_raw(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let hash = switchboard::auth::sha256_hex;
-    let idle_secs = app.state.config.session_idle_minutes as i64 * 60;
+    let idle_secs = app.state.config.security.session_idle_minutes as i64 * 60;
     execute(
         &app,
         &format!(
@@ -706,7 +706,7 @@ async fn responses_carry_defensive_headers(backend: Backend) {
 
 async fn cors_allows_only_the_listed_origins(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
-        c.cors_origins = vec!["http://app.example".into()];
+        c.http.cors_origins = vec!["http://app.example".into()];
     })
     .await;
     let preflight = |origin: &'static str| {
@@ -822,15 +822,7 @@ async fn tls_serves_http2_with_secure_cookies_and_hsts() {
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, certified.cert.pem()).unwrap();
     std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
-    let config = switchboard::Config {
-        database_url: format!("sqlite://{}", dir.path().join("tls.db").display()),
-        demo_users: false,
-        admin_email: ADMIN_EMAIL.into(),
-        admin_password: Some(ADMIN_PASSWORD.into()),
-        tls_cert: Some(cert_path),
-        tls_key: Some(key_path),
-        ..switchboard::Config::default()
-    };
+    let config = tls_config(dir.path(), cert_path, key_path);
     let app = switchboard::App::build(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

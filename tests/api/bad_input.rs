@@ -127,7 +127,7 @@ async fn realtime_query_errors_are_invalid_query(backend: Backend) {
 /// "could not be read"; it is a 413 like on every other route.
 async fn an_oversized_form_is_a_413(backend: Backend) {
     let app = spawn_app(backend).await;
-    let name = "x".repeat(app.state.config.max_body_bytes + 1);
+    let name = "x".repeat(app.state.config.http.max_body_bytes + 1);
     let form = serde_urlencoded::to_string([("name", name.as_str()), ("email", "x@x.io")]).unwrap();
     let response = app
         .client

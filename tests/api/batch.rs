@@ -115,7 +115,7 @@ async fn a_cross_site_batch_is_refused_whole(backend: Backend) {
 }
 
 async fn every_item_spends_its_own_rate_limit(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.rate_write_per_second = 1).await;
+    let app = spawn_app_with(backend, |c| c.rate.write_per_second = 1).await;
     // A budget of 2 writes (burst = 2 x rate); the batch itself is a write.
     let requests: Vec<Value> = (0..4)
         .map(|i| json!({"endpoint": "/api/users", "method": "POST", "body": {"name": format!("R{i}"), "email": format!("r{i}@example.com")}}))

@@ -24,8 +24,8 @@ pub(crate) const WAIT: Duration = Duration::from_secs(10);
 /// many messages; the limits have tests of their own).
 pub(crate) async fn spawn_unlimited(backend: Backend) -> TestApp {
     spawn_app_with(backend, |config| {
-        config.rate_limits = false;
-        config.realtime_send_per_second = 100_000;
+        config.rate.enabled = false;
+        config.realtime.send_per_second = 100_000;
     })
     .await
 }

@@ -32,7 +32,7 @@ struct Open {
 }
 
 fn spawn_quiet(backend: Backend) -> impl Future<Output = TestApp> {
-    spawn_app_with(backend, |config| config.rate_limits = false)
+    spawn_app_with(backend, |config| config.rate.enabled = false)
 }
 
 async fn open_all(app: &TestApp, auth: &Auth) -> Open {
@@ -425,17 +425,17 @@ async fn a_logout_on_one_instance_ends_connections_on_another() {
     };
     let prefix = format!("switchboard-test:{}:", uuid::Uuid::new_v4());
     let a = spawn_app_with(backend, |c| {
-        c.rate_limits = false;
-        c.redis_url = Some(url.clone());
-        c.redis_prefix = prefix.clone();
+        c.rate.enabled = false;
+        c.database.redis_url = Some(url.as_str().into());
+        c.database.redis_prefix = prefix.clone();
     })
     .await;
     let database = a.db.url.clone();
     let b = spawn_app_with(backend, |c| {
-        c.rate_limits = false;
-        c.redis_url = Some(url.clone());
-        c.redis_prefix = prefix.clone();
-        c.database_url = database;
+        c.rate.enabled = false;
+        c.database.redis_url = Some(url.as_str().into());
+        c.database.redis_prefix = prefix.clone();
+        c.database.url = database.into();
     })
     .await;
     let (_, auth) = member(&a, "Xena").await;

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::clients::{admin_cookie, next_sse_message, next_text, open_sse, open_ws, post_send};
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app_with};
+use crate::helpers::{spawn_app_with, tls_config};
 
 /// Scheduling slack: the machine running the tests may be busy.
 const SLACK: Duration = Duration::from_secs(4);
@@ -82,7 +82,7 @@ async fn connect_all(address: SocketAddr, count: usize, first_bytes: &[u8]) -> V
 async fn silent_and_half_sent_requests_are_closed_at_the_header_timeout_while_others_are_served() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
         config.edge.header_timeout_secs = 1;
-        config.rate_limits = false;
+        config.rate.enabled = false;
     })
     .await;
     let header_timeout = Duration::from_secs(1);
@@ -141,7 +141,7 @@ async fn idle_keep_alive_connections_are_closed_and_streams_polls_and_websockets
     let app = spawn_app_with(Backend::Sqlite, |config| {
         config.edge.header_timeout_secs = 1;
         config.edge.idle_timeout_secs = 2;
-        config.rate_limits = false;
+        config.rate.enabled = false;
     })
     .await;
     let cookie = admin_cookie(&app).await;
@@ -199,7 +199,7 @@ async fn past_the_connection_cap_connections_are_refused_and_health_probes_answe
     let app = spawn_app_with(Backend::Sqlite, |config| {
         config.edge.max_connections = cap;
         config.edge.header_timeout_secs = 30;
-        config.rate_limits = false;
+        config.rate.enabled = false;
     })
     .await;
     // The cap's worth of connections that say nothing (the test client's kept
@@ -252,15 +252,7 @@ impl TlsApp {
         let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&cert_path, certified.cert.pem()).unwrap();
         std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
-        let mut config = switchboard::Config {
-            database_url: format!("sqlite://{}", dir.path().join("tls.db").display()),
-            demo_users: false,
-            admin_email: ADMIN_EMAIL.into(),
-            admin_password: Some(ADMIN_PASSWORD.into()),
-            tls_cert: Some(cert_path),
-            tls_key: Some(key_path),
-            ..switchboard::Config::default()
-        };
+        let mut config = tls_config(dir.path(), cert_path, key_path);
         tweak(&mut config);
         let app = switchboard::App::build(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

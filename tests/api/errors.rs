@@ -81,7 +81,7 @@ async fn a_wrong_method_is_405_with_allow(backend: Backend) {
 }
 
 async fn a_body_over_the_limit_is_413_and_nothing_is_stored(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.max_body_bytes = 1024).await;
+    let app = spawn_app_with(backend, |c| c.http.max_body_bytes = 1024).await;
     let name = "n".repeat(2000);
     let body = json_with_status(
         app.post_json(
@@ -157,7 +157,7 @@ async fn lock_users_table(app: &TestApp) -> Box<dyn std::any::Any + Send> {
 }
 
 async fn a_request_over_the_timeout_is_503(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.request_timeout_secs = 1).await;
+    let app = spawn_app_with(backend, |c| c.http.request_timeout_secs = 1).await;
     let lock = lock_users_table(&app).await;
     let started = std::time::Instant::now();
     let body = json_with_status(

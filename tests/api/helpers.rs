@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
+use switchboard::config::{Secret, Url};
 use switchboard::store::Backend;
 use switchboard::{App, AppState, Config};
 use tokio::net::TcpListener;
@@ -205,18 +206,32 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
+/// An HTTPS server's settings on SQLite in `dir`, with the test admin.
+pub fn tls_config(
+    dir: &std::path::Path,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+) -> Config {
+    let mut config = Config::defaults();
+    config.database.url = Url::new(format!("sqlite://{}", dir.join("tls.db").display()));
+    config.database.demo_users = false;
+    config.security.admin_email = ADMIN_EMAIL.into();
+    config.security.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    config.http.tls_cert = Some(cert);
+    config.http.tls_key = Some(key);
+    config
+}
+
 /// The app with settings changed by `tweak` first.
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
     capture_logs();
     let db = TestDb::create(backend).await;
-    let mut config = Config {
-        database_url: db.url.clone(),
-        demo_users: false,
-        db_max_connections: 4,
-        admin_email: ADMIN_EMAIL.into(),
-        admin_password: Some(ADMIN_PASSWORD.into()),
-        ..Config::default()
-    };
+    let mut config = Config::defaults();
+    config.database.url = Url::new(&db.url);
+    config.database.demo_users = false;
+    config.database.max_connections = 4;
+    config.security.admin_email = ADMIN_EMAIL.into();
+    config.security.admin_password = Some(Secret::new(ADMIN_PASSWORD));
     tweak(&mut config);
     let app = App::build(config).await.expect("the app builds");
     let state = app.state().clone();

@@ -326,7 +326,7 @@ async fn the_document_lists_the_errors_every_operation_can_answer(backend: Backe
 /// The errors the layers answer, provoked on every operation: each status must be
 /// one the operation documents, with a body its schema accepts.
 async fn every_provoked_error_is_documented(backend: Backend) {
-    let app = spawn_app_with(backend, |config| config.max_body_bytes = 4096).await;
+    let app = spawn_app_with(backend, |config| config.http.max_body_bytes = 4096).await;
     let doc = fetch_document(&app).await;
     let user = app.create_user("Err Target", "err@example.com").await;
     let user_id = user["id"].to_string();
@@ -451,10 +451,10 @@ async fn login_cookie(app: &TestApp) -> String {
 /// (with the envelope).
 async fn rate_limited_answers_are_documented(backend: Backend) {
     let app = spawn_app_with(backend, |config| {
-        config.rate_general_per_second = 1;
-        config.rate_write_per_second = 1;
-        config.rate_search_per_second = 1;
-        config.rate_login_per_minute = 1;
+        config.rate.general_per_second = 1;
+        config.rate.write_per_second = 1;
+        config.rate.search_per_second = 1;
+        config.rate.login_per_minute = 1;
     })
     .await;
     let doc = fetch_document(&app).await;

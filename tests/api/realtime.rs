@@ -515,7 +515,10 @@ async fn realtime_routes_refuse_strangers_and_foreign_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_flooding_clients_get_errors_and_others_are_unaffected() {
-    let app = spawn_app_with(Backend::Sqlite, |config| config.max_message_chars = 100).await;
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.realtime.max_message_chars = 100
+    })
+    .await;
     let cookie = admin_cookie(&app).await;
     let mut bystander = ws_in_room(&app, &cookie, "calm", None).await;
     let mut ws = ws_in_room(&app, &cookie, "calm", None).await;
@@ -586,8 +589,8 @@ async fn oversized_and_flooding_clients_get_errors_and_others_are_unaffected() {
 
 async fn a_position_older_than_retention_gets_a_reset(backend: Backend) {
     let app = spawn_app_with(backend, |config| {
-        config.history_max_messages = 3;
-        config.rate_limits = false;
+        config.realtime.history_max_messages = 3;
+        config.rate.enabled = false;
     })
     .await;
     let cookie = admin_cookie(&app).await;
@@ -732,7 +735,7 @@ async fn the_stats_stream_ticks_and_multi_room_ids_resume_every_room(backend: Ba
 }
 
 async fn shutdown_tells_realtime_clients_to_reconnect_and_finishes(backend: Backend) {
-    let app = spawn_app_with(backend, |config| config.shutdown_grace_secs = 5).await;
+    let app = spawn_app_with(backend, |config| config.http.shutdown_grace_secs = 5).await;
     let cookie = admin_cookie(&app).await;
     let mut ws = ws_in_room(&app, &cookie, "general", None).await;
     let mut sse = open_sse(&app, "/api/rooms/general/events", &cookie, None).await;
@@ -790,8 +793,8 @@ async fn shutdown_tells_realtime_clients_to_reconnect_and_finishes(backend: Back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_capped_per_account_and_per_address() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.realtime_connections_per_user = 2;
-        config.realtime_connections_per_ip = 3;
+        config.realtime.connections_per_user = 2;
+        config.realtime.connections_per_ip = 3;
     })
     .await;
     let admin = admin_cookie(&app).await;
@@ -829,12 +832,12 @@ async fn connections_are_capped_per_account_and_per_address() {
 /// may grow); across pages every transport gets every id once, in order, then live.
 async fn replays_cross_page_boundaries_then_go_live_on_every_transport(backend: Backend) {
     let app = spawn_app_with(backend, |config| {
-        config.rate_limits = false;
-        config.realtime_send_per_second = 100_000;
-        config.max_message_chars = 32_768;
+        config.rate.enabled = false;
+        config.realtime.send_per_second = 100_000;
+        config.realtime.max_message_chars = 32_768;
     })
     .await;
-    assert_eq!(app.state.hub.settings().replay_page, 8);
+    assert_eq!(app.state.hub.replay_page(), 8);
     let cookie = admin_cookie(&app).await;
     for i in 1..=30 {
         let room = if i % 3 == 0 { "pb" } else { "pa" };
@@ -897,7 +900,7 @@ async fn replays_cross_page_boundaries_then_go_live_on_every_transport(backend: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_and_leaves_are_budgeted_and_rooms_per_connection_capped() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.realtime_rooms_per_connection = 2;
+        config.realtime.rooms_per_connection = 2;
     })
     .await;
     let cookie = admin_cookie(&app).await;

@@ -12,7 +12,7 @@ use crate::helpers::{ids, json_with_status, spawn_app_with, walk_pages};
 const USERS: u64 = 10_000;
 
 async fn search_and_pages_match_a_naive_scan(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.rate_limits = false).await;
+    let app = spawn_app_with(backend, |c| c.rate.enabled = false).await;
     let added = switchboard::directory::synthetic::seed(app.state.store.as_ref(), USERS)
         .await
         .unwrap();

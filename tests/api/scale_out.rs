@@ -4,6 +4,7 @@
 //! prefix of its own and deletes its keys afterwards.
 
 use serde_json::json;
+use switchboard::config::{Secret, Url};
 use switchboard::store::Backend;
 
 use crate::clients as realtime;
@@ -54,9 +55,9 @@ async fn instances_share_one_login_budget() {
     let prefix = format!("switchboard-test:{}:", uuid::Uuid::new_v4());
     // Four a minute: a loaded machine cannot refill one (15 s) during the test.
     let shared = |c: &mut switchboard::Config| {
-        c.redis_url = Some(url.clone());
-        c.redis_prefix = prefix.clone();
-        c.rate_login_per_minute = 4;
+        c.database.redis_url = Some(url.as_str().into());
+        c.database.redis_prefix = prefix.clone();
+        c.rate.login_per_minute = 4;
     };
     let a = spawn_app_with(Backend::Sqlite, shared).await;
     let b = spawn_app_with(Backend::Sqlite, shared).await;
@@ -93,12 +94,10 @@ async fn instances_share_one_login_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_stops_start_up_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let config = switchboard::Config {
-        database_url: format!("sqlite://{}", dir.path().join("x.db").display()),
-        redis_url: Some("redis://127.0.0.1:1".into()),
-        admin_password: Some("a long enough password".into()),
-        ..switchboard::Config::default()
-    };
+    let mut config = switchboard::Config::defaults();
+    config.database.url = Url::new(format!("sqlite://{}", dir.path().join("x.db").display()));
+    config.database.redis_url = Some(Url::new("redis://127.0.0.1:1"));
+    config.security.admin_password = Some(Secret::new("a long enough password"));
     let error = match switchboard::App::build(config).await {
         Ok(_) => panic!("started without its Redis"),
         Err(error) => format!("{error:#}"),
@@ -121,15 +120,15 @@ async fn a_message_sent_through_one_instance_reaches_clients_of_another() {
     };
     let prefix = format!("switchboard-test:{}:", uuid::Uuid::new_v4());
     let a = spawn_app_with(backend, |c| {
-        c.redis_url = Some(url.clone());
-        c.redis_prefix = prefix.clone();
+        c.database.redis_url = Some(url.as_str().into());
+        c.database.redis_prefix = prefix.clone();
     })
     .await;
     let database = a.db.url.clone();
     let b = spawn_app_with(backend, |c| {
-        c.redis_url = Some(url.clone());
-        c.redis_prefix = prefix.clone();
-        c.database_url = database;
+        c.database.redis_url = Some(url.as_str().into());
+        c.database.redis_prefix = prefix.clone();
+        c.database.url = database.into();
     })
     .await;
 
@@ -254,16 +253,16 @@ async fn after_a_redis_outage_every_subscriber_gets_every_missed_message_once() 
     // 600 sends at once queue for B's pool: on a busy machine (the full suite) longer
     // than the 2 s default acquire timeout, which is for outages, not for this burst.
     let a = spawn_app_with(Backend::Postgres, |c| {
-        c.redis_url = Some(url.clone());
-        c.rate_limits = false;
+        c.database.redis_url = Some(url.as_str().into());
+        c.rate.enabled = false;
     })
     .await;
     let database = a.db.url.clone();
     let b = spawn_app_with(Backend::Postgres, |c| {
-        c.redis_url = Some(url.clone());
-        c.rate_limits = false;
-        c.database_url = database;
-        c.db_acquire_timeout_ms = 30_000;
+        c.database.redis_url = Some(url.as_str().into());
+        c.rate.enabled = false;
+        c.database.url = database.into();
+        c.database.acquire_timeout_ms = 30_000;
     })
     .await;
     assert!(a.state.hub.settings().queue < MISSED as usize);
@@ -370,16 +369,16 @@ async fn during_a_redis_outage_requests_stay_fast_and_limited_locally() {
         Backend::Sqlite
     };
     let limits = |c: &mut switchboard::config::Config| {
-        c.redis_url = Some(url.clone());
+        c.database.redis_url = Some(url.as_str().into());
         // Bursts of 2 * 20: the measured requests fit, a burst of 100 does not.
-        c.rate_general_per_second = 20;
-        c.rate_write_per_second = 20;
+        c.rate.general_per_second = 20;
+        c.rate.write_per_second = 20;
     };
     let a = spawn_app_with(backend, limits).await;
     let database = a.db.url.clone();
     let b = spawn_app_with(backend, |c| {
         limits(c);
-        c.database_url = database;
+        c.database.url = database.into();
     })
     .await;
     let cookie = realtime::admin_cookie(&a).await;

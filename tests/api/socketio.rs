@@ -60,7 +60,7 @@ fn errors(events: &[(String, Value)]) -> Vec<String> {
 }
 
 async fn app() -> TestApp {
-    spawn_app_with(Backend::Sqlite, |config| config.rate_limits = false).await
+    spawn_app_with(Backend::Sqlite, |config| config.rate.enabled = false).await
 }
 
 /// The handshake advertises `maxPayload`; over the WebSocket transport a message

@@ -35,7 +35,7 @@ async fn the_list_is_a_json_array_of_users(backend: Backend) {
 }
 
 async fn a_fresh_server_shows_the_three_demo_users(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.demo_users = true).await;
+    let app = spawn_app_with(backend, |c| c.database.demo_users = true).await;
     let body = json_with_status(app.get("/api/users").await, 200).await;
     let names: Vec<&str> = body
         .as_array()
@@ -465,7 +465,7 @@ async fn trailing_slashes_are_accepted(backend: Backend) {
 /// agree with the users table exactly, with nothing left waiting to be applied.
 async fn search_follows_creates_renames_and_deletes_at_once(backend: Backend) {
     // 70 writes at once: more than the per-account write budget allows.
-    let app = &spawn_app_with(backend, |c| c.rate_limits = false).await;
+    let app = &spawn_app_with(backend, |c| c.rate.enabled = false).await;
     let create = |name: String, email: String| async move {
         app.create_user(&name, &email).await["id"].as_i64().unwrap()
     };

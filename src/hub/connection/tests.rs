@@ -10,8 +10,8 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::hub::InProcessBroker;
 use crate::hub::message::NewMessage;
-use crate::hub::{HubSettings, InProcessBroker};
 
 const ROOM: &str = "lobby";
 
@@ -25,21 +25,18 @@ async fn hub(page: i64, queue: usize) -> Fixture {
     let url = format!("sqlite://{}", dir.path().join("hub.db").display());
     let store = crate::store::connect(&url, 2).await.unwrap();
     store.migrate().await.unwrap();
-    let settings = HubSettings {
-        max_message_chars: 100,
-        history_max_messages: 10_000,
-        history_max_days: 30,
-        send_per_second: 10_000,
-        connections_per_user: 100,
-        connections_per_ip: 100,
-        queue,
-        rooms_per_connection: 3,
-        replay_page: page,
-    };
-    let hub = Hub::start(
+    let mut settings = crate::config::Config::defaults().realtime;
+    settings.max_message_chars = 100;
+    settings.send_per_second = 10_000;
+    settings.connections_per_user = 100;
+    settings.connections_per_ip = 100;
+    settings.queue = queue;
+    settings.rooms_per_connection = 3;
+    let hub = Hub::start_paged(
         store,
         Arc::new(InProcessBroker::default()),
         settings,
+        page,
         CancellationToken::new(),
     );
     Fixture { hub, _dir: dir }
