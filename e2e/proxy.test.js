@@ -100,7 +100,7 @@ test('the client address reaches the instances as X-Forwarded-For, and a forged 
   assert.ok(!keys.some((k) => k.endsWith('203.0.113.9')), JSON.stringify(keys));
 });
 
-test('SSE and long polls pass through unbuffered', { skip }, async () => {
+test('SSE events and long-poll answers pass through nginx at once', { skip }, async () => {
   const room = 'unbuffered';
   const controller = new AbortController();
   const events = await fetch(`${cluster.url}/api/rooms/${room}/events?since=0`, {

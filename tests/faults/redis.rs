@@ -67,16 +67,19 @@ async fn redis_outage(test: &str, fault: Fault) {
         Fault::Kill => blocking(|| cluster.redis.restart()),
         Fault::Pause => cluster.redis.resume(),
     }
-    let (live, probe) = until_live(
-        &session,
-        &bases,
-        &subscribers,
-        room,
-        restored,
-        Duration::from_secs(1),
+    // Both clocks run from the same moment.
+    let ((live, probe), ready) = futures_util::future::join(
+        until_live(
+            &session,
+            &bases,
+            &subscribers,
+            room,
+            restored,
+            Duration::from_secs(1),
+        ),
+        until_ready(&bases, restored, Duration::from_secs(10)),
     )
     .await;
-    let ready = until_ready(&bases, restored, Duration::from_secs(10)).await;
     assert_exactly_once_in_order(&subscribers, probe);
 
     eprintln!(
