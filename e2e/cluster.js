@@ -29,7 +29,7 @@ function which(program) {
 export function missing() {
   const absent = [];
   if (!existsSync(NGINX)) absent.push(`${NGINX} (apt-get install nginx-light)`);
-  if (!which('redis-server')) absent.push('redis-server');
+  for (const tool of ['redis-server', 'redis-cli']) if (!which(tool)) absent.push(tool);
   for (const tool of ['initdb', 'pg_ctl']) if (!existsSync(path.join(PG_BIN, tool))) absent.push(path.join(PG_BIN, tool));
   if (IS_ROOT && spawnSync('id', ['-u', 'postgres']).status !== 0) absent.push('a postgres user');
   return absent;
