@@ -80,6 +80,8 @@ METHOD = """
 - **Noise**: the machine is shared, so req/s and latencies swing (see `peers/BASELINE.md`: ±12–75%
   between repetitions). Compare within one run; per-CPU-second figures and ratios are steadier.
   Raw results: `bench/results/<run>/results.jsonl` (git-ignored), with the logs.
+- **Outages** (issue 18: Redis, PostgreSQL or an instance down) are measured by the fault suite
+  (`cargo test --test faults -- --nocapture`), not here: `bench/OUTAGES.md`.
 """
 
 def load(paths):
