@@ -3,7 +3,8 @@
 //!
 //! Each instance keeps its members in one Redis hash, `{prefix}presence:{instance}`
 //! (field `{user id}:{room}`, value the user's name; field `v` a version that every
-//! write raises), listed in the set `{prefix}presence:instances`. The hash expires
+//! write raises), listed in the set `{prefix}presence:instances` (which expires
+//! like the hashes once no instance refreshes it). The hash expires
 //! [`TTL`] after its instance last refreshed it, which it does every [`HEARTBEAT`]:
 //! a killed instance's members expire with its hash. A change (a user's first
 //! connection in a room on this instance, or their last one here gone) is written
@@ -181,9 +182,12 @@ impl SharedPresence {
         });
     }
 
-    /// The hub may have missed news: read every other instance whole again.
+    /// The hub may have missed news: read every other instance whole again (kept
+    /// by id, so that one whose hash is gone meanwhile still leaves).
     pub fn forget_versions(&self) {
-        lock(&self.applied).clear();
+        for version in lock(&self.applied).values_mut() {
+            *version = u64::MAX;
+        }
     }
 
     fn tell(&self, news: PresenceNews) {
@@ -220,7 +224,8 @@ impl SharedPresence {
                         alone = false;
                     } else if answered.elapsed() >= TTL && !alone {
                         alone = true;
-                        self.forget_versions();
+                        let mut applied = lock(&self.applied);
+                        applied.clear();
                         self.tell(PresenceNews::Alone);
                     }
                 }
@@ -312,6 +317,10 @@ impl SharedPresence {
             .arg(self.registry())
             .arg(&*self.instance)
             .ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(self.registry())
+            .arg(ttl_ms())
+            .ignore();
         let mut connection = self.redis.clone();
         mine.dirty = self
             .breaker
@@ -330,6 +339,10 @@ impl SharedPresence {
                 .cmd("SADD")
                 .arg(self.registry())
                 .arg(&*self.instance)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(self.registry())
+                .arg(ttl_ms())
                 .ignore();
             let mut connection = self.redis.clone();
             match self
