@@ -356,7 +356,7 @@ fn nullable_client_id_schema() -> Schema {
 struct RoomInfo {
     name: String,
     last_id: i64,
-    /// Members present on this instance.
+    /// Members present (on every instance, when they share a Redis).
     present: u64,
 }
 

@@ -6,13 +6,18 @@
 //! [`super::redis_broker::RedisBroker`] (Redis pub/sub) several: it publishes each
 //! message to the other instances and hands what it receives to `subscribe`'s
 //! channel. It also carries [`Ending`]s: "connections opened with this credential
-//! end", so a logout on one instance closes the sockets held by another.
+//! end", so a logout on one instance closes the sockets held by another; presence
+//! ([`super::shared_presence`]: who is in which room on which instance); and
+//! transports' [`Notice`]s (Socket.IO's `user_joined`), which are not in the log.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::message::Author;
+use super::shared_presence::PresenceNews;
 use super::{Delivered, Ending};
 
 /// What the pump receives.
@@ -28,6 +33,18 @@ pub enum Announcement {
     CatchUp,
     /// A credential ended: end the local connections opened with it.
     Ended(Ending),
+    /// Who other instances have in their rooms changed.
+    Presence(Arc<PresenceNews>),
+    /// Another instance's transport notice, for this instance's transports.
+    Notice(Arc<Notice>),
+}
+
+/// A transport's event for the clients of every instance that is not a message of
+/// the log (Socket.IO's `user_joined` / `user_left`): relayed as is, at most once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Notice {
+    pub event: String,
+    pub data: serde_json::Value,
 }
 
 #[async_trait]
@@ -39,6 +56,16 @@ pub trait Broker: Send + Sync + 'static {
     async fn end(&self, ending: Ending);
     /// The announcements this instance receives.
     fn subscribe(&self) -> broadcast::Receiver<Announcement>;
+    /// `user`'s presence in `room` on this instance changed: their first connection
+    /// here arrived (`present`) or their last one here left. Called under the hub's
+    /// lock, so it must not wait: a broker that shares presence writes it out in the
+    /// background. One instance has nobody to tell.
+    fn presence(&self, _room: &str, _user: &Author, _present: bool) {}
+    /// Relays `notice` to the other instances (this one has delivered it already).
+    async fn relay(&self, _notice: Notice) {}
+    /// The pump missed announcements (it lagged): state kept from them elsewhere
+    /// (which presence versions were applied) must be read again.
+    fn lagged(&self) {}
 }
 
 /// One instance: announcements go straight to the local pump.

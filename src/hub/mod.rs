@@ -21,6 +21,10 @@
 //! [`Hub::end_credential`] after a logout, a password change, a revoked token, a
 //! deleted account or a role change, and every instance ends the connections opened
 //! with it.
+//!
+//! Presence ([`presence`]) is counted per user; with several instances the broker
+//! shares it ([`shared_presence`]), so every instance counts, lists and announces the
+//! members of all of them.
 
 pub mod broker;
 pub mod connection;
@@ -29,6 +33,7 @@ pub mod message;
 pub mod presence;
 pub mod redis_broker;
 pub mod replay;
+pub mod shared_presence;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -36,14 +41,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast as channel, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Credential;
 use crate::config::RealtimeConfig;
 use crate::error::ApiError;
 use crate::store::Store;
-pub use broker::{Announcement, Broker, InProcessBroker};
+pub use broker::{Announcement, Broker, InProcessBroker, Notice};
 pub use connection::{Connection, Joined, Next};
 pub use ending::{EndReason, Ending, Revoked, Tie};
 use message::{Appended, Author, Message, NewMessage, Position};
@@ -107,7 +112,9 @@ fn replay_page_for(max_message_chars: usize) -> i64 {
     (REPLAY_PAGE_CHARS / max_message_chars.max(1)).clamp(8, 500) as i64
 }
 
-/// The local subscribers of one room, and who is present in it.
+/// The local subscribers of one room, and who is present in it. Kept while either
+/// is not empty: with several instances a room may have members but no subscriber
+/// here.
 #[derive(Default)]
 struct LocalRoom {
     subscribers: HashMap<u64, Subscriber>,
@@ -149,6 +156,8 @@ pub struct Hub {
     /// [`Hub::end_credential`].
     ties: Mutex<HashMap<u64, Arc<Tie>>>,
     next_connection: AtomicU64,
+    /// Other instances' transport notices (see [`Hub::relayed`]).
+    relayed: channel::Sender<Arc<Notice>>,
     pub stats: HubStats,
     /// Cancelled at shutdown: every realtime task listens to it.
     pub shutdown: CancellationToken,
@@ -185,6 +194,7 @@ impl Hub {
             counts: Mutex::new(ConnectionCounts::default()),
             ties: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
+            relayed: channel::channel(256).0,
             stats: HubStats::default(),
             shutdown,
             started: Instant::now(),
@@ -398,7 +408,7 @@ impl Hub {
         let local = rooms.entry(room.to_owned()).or_default();
         local.subscribers.insert(connection, subscriber);
         if present {
-            arrive(local, room, connection, author);
+            self.arrive(local, room, connection, author);
         }
     }
 
@@ -408,7 +418,24 @@ impl Hub {
         if let Some(local) = rooms.get_mut(room)
             && local.subscribers.contains_key(&connection)
         {
-            arrive(local, room, connection, author);
+            self.arrive(local, room, connection, author);
+        }
+    }
+
+    /// `author`'s connection `connection` is present in `room`: announced to the
+    /// room's other subscribers when the user was not present yet (on any instance),
+    /// and to the other instances when it is the user's first connection here.
+    fn arrive(&self, local: &mut LocalRoom, room: &str, connection: u64, author: &Author) {
+        let moved = local.presence.arrive(room, author);
+        if moved.here {
+            self.broker.presence(room, author, true);
+        }
+        if let Some(change) = moved.change {
+            broadcast(
+                local,
+                Delivery::Presence(Arc::new(change)),
+                Some(connection),
+            );
         }
     }
 
@@ -420,15 +447,22 @@ impl Hub {
         if local.subscribers.remove(&connection).is_none() {
             return;
         }
-        if present && let Some(change) = local.presence.depart(room, author) {
-            broadcast(local, Delivery::Presence(Arc::new(change)), None);
+        if present {
+            let moved = local.presence.depart(room, author);
+            if moved.here {
+                self.broker.presence(room, author, false);
+            }
+            if let Some(change) = moved.change {
+                broadcast(local, Delivery::Presence(Arc::new(change)), None);
+            }
         }
-        if local.subscribers.is_empty() {
+        if local.subscribers.is_empty() && local.presence.is_empty() {
             rooms.remove(room);
         }
     }
 
-    /// Who is in `room` on this instance: exact count, first `limit` members by name.
+    /// Who is in `room` (on every instance, with a shared presence): exact count,
+    /// first `limit` members by name.
     pub fn presence(&self, room: &str, limit: usize) -> PresenceSnapshot {
         let rooms = self.rooms.lock().expect("rooms lock");
         match rooms.get(room) {
@@ -437,8 +471,8 @@ impl Hub {
         }
     }
 
-    /// How many users are in `room` on this instance: [`Hub::presence`]'s count,
-    /// without listing (and sorting) the members.
+    /// How many users are in `room`: [`Hub::presence`]'s count, without listing
+    /// (and sorting) the members.
     pub fn presence_count(&self, room: &str) -> usize {
         let rooms = self.rooms.lock().expect("rooms lock");
         rooms.get(room).map_or(0, |local| local.presence.count())
@@ -446,7 +480,19 @@ impl Hub {
 
     /// Rooms with subscribers on this instance.
     pub fn active_rooms(&self) -> usize {
-        self.rooms.lock().expect("rooms lock").len()
+        let rooms = self.rooms.lock().expect("rooms lock");
+        rooms.values().filter(|r| !r.subscribers.is_empty()).count()
+    }
+
+    /// Relays a transport's notice to the other instances' transports (those of
+    /// this one have it already). At most once: lost while Redis is down.
+    pub async fn relay(&self, notice: Notice) {
+        self.broker.relay(notice).await;
+    }
+
+    /// The notices other instances' transports relayed.
+    pub fn relayed(&self) -> channel::Receiver<Arc<Notice>> {
+        self.relayed.subscribe()
     }
 
     /// Pushes a message to every local subscriber of its room.
@@ -490,8 +536,9 @@ impl Hub {
             .rooms
             .lock()
             .expect("rooms lock")
-            .keys()
-            .cloned()
+            .iter()
+            .filter(|(_, local)| !local.subscribers.is_empty())
+            .map(|(room, _)| room.clone())
             .collect();
         for room in rooms {
             match self.store.room_position(&room).await {
@@ -499,18 +546,6 @@ impl Hub {
                 Err(error) => tracing::warn!(%error, room, "catching up a room failed"),
             }
         }
-    }
-}
-
-/// `author`'s connection `connection` is present in `room`: announced to the
-/// room's other subscribers when the user was not present yet.
-fn arrive(local: &mut LocalRoom, room: &str, connection: u64, author: &Author) {
-    if let Some(change) = local.presence.arrive(room, author) {
-        broadcast(
-            local,
-            Delivery::Presence(Arc::new(change)),
-            Some(connection),
-        );
     }
 }
 
@@ -566,8 +601,14 @@ async fn pump(hub: Arc<Hub>) {
                 Ok(Announcement::Position { room, last_id }) => {
                     hub.announce_position(&room, last_id);
                 }
+                Ok(Announcement::Presence(news)) => hub.apply_presence(&news),
+                Ok(Announcement::Notice(notice)) => {
+                    // Nobody listening (no Socket.IO) is fine.
+                    let _ = hub.relayed.send(notice);
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "the hub pump fell behind the broker; catching up from the store");
+                    hub.broker.lagged();
                     hub.catch_up_all().await;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,

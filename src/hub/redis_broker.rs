@@ -12,6 +12,9 @@
 //! store, so one published while an instance's pub/sub connection was down does not
 //! reach that instance; Redis redelivers nothing, and the instance's connections
 //! opened with that credential stay open until they close (a reconnect is refused).
+//!
+//! Presence changes (written by [`SharedPresence`], which owns their format and the
+//! hashes behind them) and transports' [`Notice`]s travel on it as well.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +25,9 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::broker::{Announcement, Broker};
-use super::message::Message;
+use super::broker::{Announcement, Broker, Notice};
+use super::message::{Author, Message};
+use super::shared_presence::{Delta, SharedPresence};
 use super::{Delivered, Ending};
 use crate::breaker::{Breaker, Refused};
 
@@ -38,6 +42,7 @@ pub struct RedisBroker {
     origin: String,
     /// Set while a task waits to tell the others to catch up (see [`Self::repair`]).
     repairing: Arc<std::sync::atomic::AtomicBool>,
+    presence: Arc<SharedPresence>,
     shutdown: CancellationToken,
 }
 
@@ -52,6 +57,11 @@ struct Envelope {
     /// The sender dropped messages while Redis was down: catch up from the store.
     #[serde(default)]
     catch_up: bool,
+    /// The sender's presence changed.
+    #[serde(default)]
+    presence: Option<Delta>,
+    #[serde(default)]
+    notice: Option<Notice>,
 }
 
 impl RedisBroker {
@@ -67,11 +77,21 @@ impl RedisBroker {
         let (local, _) = broadcast::channel(1024);
         let channel = format!("{prefix}hub");
         let origin = uuid::Uuid::new_v4().to_string();
+        let presence = SharedPresence::start(
+            &origin,
+            publisher.clone(),
+            breaker.clone(),
+            prefix,
+            &channel,
+            local.clone(),
+            shutdown.clone(),
+        );
         tokio::spawn(listen(
             client,
             channel.clone(),
             origin.clone(),
             local.clone(),
+            presence.clone(),
             shutdown.clone(),
         ));
         Self {
@@ -81,6 +101,7 @@ impl RedisBroker {
             channel,
             origin,
             repairing: Default::default(),
+            presence,
             shutdown,
         }
     }
@@ -169,6 +190,20 @@ impl Broker for RedisBroker {
     fn subscribe(&self) -> broadcast::Receiver<Announcement> {
         self.local.subscribe()
     }
+
+    fn presence(&self, room: &str, user: &Author, present: bool) {
+        self.presence.note(room, user, present);
+    }
+
+    async fn relay(&self, notice: Notice) {
+        let payload = serde_json::json!({ "origin": self.origin, "notice": notice }).to_string();
+        // Ephemeral: lost while Redis is down, like any pub/sub message.
+        let _ = self.send(payload).await;
+    }
+
+    fn lagged(&self) {
+        self.presence.forget_versions();
+    }
 }
 
 async fn listen(
@@ -176,6 +211,7 @@ async fn listen(
     channel: String,
     origin: String,
     local: broadcast::Sender<Announcement>,
+    presence: Arc<SharedPresence>,
     shutdown: CancellationToken,
 ) {
     let mut connected_before = false;
@@ -195,7 +231,7 @@ async fn listen(
                         tokio::select! {
                             _ = shutdown.cancelled() => return,
                             received = stream.next() => match received {
-                                Some(received) => forward(&received, &origin, &local),
+                                Some(received) => forward(&received, &origin, &local, &presence),
                                 None => break,
                             },
                         }
@@ -212,7 +248,12 @@ async fn listen(
     }
 }
 
-fn forward(received: &redis::Msg, origin: &str, local: &broadcast::Sender<Announcement>) {
+fn forward(
+    received: &redis::Msg,
+    origin: &str,
+    local: &broadcast::Sender<Announcement>,
+    presence: &SharedPresence,
+) {
     let Ok(payload) = received.get_payload::<String>() else {
         return;
     };
@@ -232,6 +273,17 @@ fn forward(received: &redis::Msg, origin: &str, local: &broadcast::Sender<Announ
         }
         Ok(Envelope { catch_up: true, .. }) => {
             let _ = local.send(Announcement::CatchUp);
+        }
+        Ok(Envelope {
+            origin,
+            presence: Some(delta),
+            ..
+        }) => presence.received(&origin, delta),
+        Ok(Envelope {
+            notice: Some(notice),
+            ..
+        }) => {
+            let _ = local.send(Announcement::Notice(Arc::new(notice)));
         }
         Ok(_) => tracing::warn!("an empty envelope on the Redis hub channel"),
         Err(error) => tracing::warn!(%error, "an unreadable message on the Redis hub channel"),

@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
 struct RoomInfo {
     name: String,
     last_id: i64,
-    /// Members present on this instance.
+    /// Members present (on every instance, when they share a Redis).
     present: usize,
 }
 

@@ -33,8 +33,11 @@
 //! disconnect, after which socket.io-client does not reconnect by itself.
 //!
 //! The Flask-style notices (`user_joined`, `user_left`, "You joined room") go through
-//! socketioxide's in-memory adapter, so they reach the sockets of this instance only;
-//! chat messages go through the hub and reach every instance.
+//! socketioxide's in-memory adapter; chat messages go through the hub and reach every
+//! instance. `user_joined` / `user_left` are also relayed through the hub
+//! ([`crate::hub::Hub::relay`]) to the other instances' sockets, and their
+//! `user_count` is the hub's presence, counted across instances; "You joined room"
+//! reaches this instance's sockets only.
 //!
 //! `user_joined` / `user_left` go to every socket, so each one costs O(sockets): sent as
 //! they came, 10,000 clients joining made 50 million packets (six minutes of a core).
@@ -69,7 +72,7 @@ use crate::auth::{Authenticated, Identity};
 use crate::directory::model::name_characters_problem;
 use crate::error::ApiError;
 use crate::hub::message::{self, Author, GENERAL_ROOM, Message};
-use crate::hub::{Connection, Delivered, EndReason, Joined, Next};
+use crate::hub::{Connection, Delivered, EndReason, Hub, Joined, Next};
 
 /// Where the engine.io endpoint lives (socket.io-client's default `path`).
 pub const PATH: &str = "/socket.io";
@@ -116,7 +119,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .with_state(notices.clone())
         .build_svc();
     io.ns("/", on_connect.with(admit));
-    tokio::spawn(notices.announce(io.clone(), state.shutdown.clone()));
+    tokio::spawn(
+        notices
+            .clone()
+            .listen(state.hub.relayed(), state.shutdown.clone()),
+    );
+    tokio::spawn(notices.announce(io.clone(), state.hub.clone(), state.shutdown.clone()));
     // At shutdown, close every transport (not a Socket.IO disconnect, after which
     // socket.io-client would not reconnect by itself): clients reconnect and resume.
     let shutdown = state.shutdown.clone();
@@ -294,6 +302,8 @@ struct Notice {
     username: String,
     /// Accounts present in `general` right after this join or leave.
     user_count: usize,
+    /// Another instance's: not relayed again.
+    relayed: bool,
 }
 
 /// The instance's `user_joined` / `user_left` notices, broadcast by one task (see the
@@ -330,9 +340,45 @@ impl Notices {
         std::mem::take(&mut *self.waiting.lock().expect("notices lock"))
     }
 
-    /// Broadcasts what is waiting, rests in proportion to the packets that made, and
-    /// again, until shutdown.
-    async fn announce(self: Arc<Self>, io: SocketIo, shutdown: CancellationToken) {
+    /// Queues the notices that other instances relay, until shutdown.
+    async fn listen(
+        self: Arc<Self>,
+        mut relayed: tokio::sync::broadcast::Receiver<Arc<crate::hub::Notice>>,
+        shutdown: CancellationToken,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let notice = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                received = relayed.recv() => match received {
+                    Ok(notice) => notice,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            let event = match notice.event.as_str() {
+                "user_joined" => "user_joined",
+                "user_left" => "user_left",
+                _ => continue,
+            };
+            let data = &notice.data;
+            if let (Some(username), Some(user_count)) =
+                (data["username"].as_str(), data["user_count"].as_u64())
+            {
+                self.push(Notice {
+                    event,
+                    username: username.to_owned(),
+                    user_count: usize::try_from(user_count).unwrap_or(usize::MAX),
+                    relayed: true,
+                });
+            }
+        }
+    }
+
+    /// Broadcasts what is waiting (relaying this instance's own notices to the
+    /// others), rests in proportion to the packets that made, and again, until
+    /// shutdown.
+    async fn announce(self: Arc<Self>, io: SocketIo, hub: Arc<Hub>, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -342,6 +388,10 @@ impl Notices {
             for notice in &batch {
                 let data = json!({ "username": notice.username, "user_count": notice.user_count });
                 let _ = io.emit(notice.event, &data).await;
+                if !notice.relayed {
+                    let event = notice.event.to_owned();
+                    hub.relay(crate::hub::Notice { event, data }).await;
+                }
             }
             let rest = rest_after(batch.len(), self.sockets.load(Ordering::Relaxed));
             tokio::select! {
@@ -532,6 +582,7 @@ impl Session {
                 event: "user_left",
                 username,
                 user_count: hub.presence_count(GENERAL_ROOM),
+                relayed: false,
             });
         }
     }
@@ -602,6 +653,7 @@ impl Session {
                     event: "user_joined",
                     username: username.clone(),
                     user_count,
+                    relayed: false,
                 });
                 let _ = ack.send(&json!({ "username": username, "user_count": user_count }));
                 Ok(())
@@ -963,6 +1015,7 @@ mod tests {
             event: "user_joined",
             username: format!("u{i}"),
             user_count: i,
+            relayed: false,
         };
         let notices = Notices::new();
         notices.push(notice(1));

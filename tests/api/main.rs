@@ -19,6 +19,7 @@ mod ops;
 mod realtime;
 mod scale;
 mod scale_out;
+mod shared_presence;
 mod socketio;
 mod users;
 mod web;

@@ -10,7 +10,7 @@ use switchboard::store::Backend;
 use crate::clients as realtime;
 use crate::helpers::{ADMIN_EMAIL, TestApp, spawn_app_with};
 
-fn redis_url(test: &str) -> Option<String> {
+pub(crate) fn redis_url(test: &str) -> Option<String> {
     let url = std::env::var("TEST_REDIS_URL").ok();
     if url.is_none() {
         eprintln!("SKIPPED {test}: TEST_REDIS_URL is not set");
@@ -19,7 +19,7 @@ fn redis_url(test: &str) -> Option<String> {
 }
 
 /// Deletes every key under `prefix`.
-async fn clean(url: &str, prefix: &str) {
+pub(crate) async fn clean(url: &str, prefix: &str) {
     let client = redis::Client::open(url).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -166,14 +166,14 @@ async fn a_message_sent_through_one_instance_reaches_clients_of_another() {
 /// A `redis-server` of the test's own on a free port, so that the test can kill it
 /// and start it again on the same port. `None` (the test is skipped, loudly) when
 /// the binary is missing.
-struct OwnRedis {
+pub(crate) struct OwnRedis {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<std::process::Child>,
 }
 
 impl OwnRedis {
-    fn start(test: &str) -> Option<Self> {
+    pub(crate) fn start(test: &str) -> Option<Self> {
         if std::process::Command::new("redis-server")
             .arg("--version")
             .output()
@@ -196,11 +196,11 @@ impl OwnRedis {
         Some(redis)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -220,7 +220,7 @@ impl OwnRedis {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
