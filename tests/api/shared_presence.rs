@@ -29,15 +29,15 @@ fn backend() -> Backend {
 /// Two instances on one database and the Redis at `url` (keys under `prefix`).
 async fn two_instances(url: &str, prefix: &str) -> (TestApp, TestApp) {
     let shared = |c: &mut switchboard::Config| {
-        c.redis_url = Some(url.to_owned());
-        c.redis_prefix = prefix.to_owned();
-        c.rate_limits = false;
+        c.database.redis_url = Some(url.into());
+        c.database.redis_prefix = prefix.to_owned();
+        c.rate.enabled = false;
     };
     let a = spawn_app_with(backend(), shared).await;
     let database = a.db.url.clone();
     let b = spawn_app_with(backend(), |c| {
         shared(c);
-        c.database_url = database;
+        c.database.url = database.into();
     })
     .await;
     (a, b)
@@ -313,9 +313,9 @@ async fn a_killed_instances_members_leave_within_seconds() {
     };
     let prefix = prefix();
     let a = spawn_app_with(backend(), |c| {
-        c.redis_url = Some(url.clone());
-        c.redis_prefix = prefix.clone();
-        c.rate_limits = false;
+        c.database.redis_url = Some(url.as_str().into());
+        c.database.redis_prefix = prefix.clone();
+        c.rate.enabled = false;
     })
     .await;
     let b = Process::start(&a.db.url, &url, &prefix);
