@@ -56,6 +56,20 @@ function countStreams() {
       super.close();
     }
   };
+  // Polls the page still waits for (an aborted one is cancelled there and then; the
+  // network events of a cancel and of the next poll may be reported in either order).
+  const nativeFetch = window.fetch.bind(window);
+  window.__polls = { waiting: new Set(), most: 0 };
+  window.fetch = (input, init = {}) => {
+    const url = new URL(String(input?.url ?? input), location.href);
+    if (url.pathname !== '/api/poll') return nativeFetch(input, init);
+    const entry = { signal: init.signal };
+    const polls = window.__polls;
+    polls.waiting.add(entry);
+    const live = [...polls.waiting].filter((e) => !e.signal?.aborted).length;
+    polls.most = Math.max(polls.most, live);
+    return nativeFetch(input, init).finally(() => polls.waiting.delete(entry));
+  };
   const NativeSocket = window.WebSocket;
   window.__blockWebSocket = false;
   window.WebSocket = class extends NativeSocket {
@@ -65,18 +79,30 @@ function countStreams() {
   };
 }
 
-async function chatPage({ room, blockWebSocket = false, viewport } = {}) {
+async function chatPage({ room, blockWebSocket = false, blockSse = false, viewport } = {}) {
   const opened = await newPage(browser, server.url, viewport ? { viewport } : {});
   const { context, page } = opened;
   await context.addInitScript(countStreams);
-  const network = { events: [], perRoom: [], polls: [], sockets: 0, sends: [] };
+  if (blockSse) {
+    await context.route('**/api/events?**', (route) => route.abort());
+    await context.route('**/api/rooms/*/events**', (route) => route.abort());
+  }
+  const network = { events: [], perRoom: [], polls: [], sockets: 0, sends: [], pollsInFlight: 0, mostPolls: 0 };
+  const isPoll = (request) => new URL(request.url()).pathname === '/api/poll';
   page.on('request', (request) => {
     const { pathname } = new URL(request.url());
     if (pathname === '/api/events') network.events.push(request.url());
     if (/^\/api\/rooms\/[^/]+\/events$/.test(pathname)) network.perRoom.push(request.url());
-    if (pathname === '/api/poll') network.polls.push(request.url());
+    if (pathname === '/api/poll') {
+      network.polls.push(request.url());
+      network.pollsInFlight += 1;
+      network.mostPolls = Math.max(network.mostPolls, network.pollsInFlight);
+    }
     if (pathname === '/api/send') network.sends.push(request);
   });
+  const pollDone = (request) => { if (isPoll(request)) network.pollsInFlight -= 1; };
+  page.on('requestfinished', pollDone);
+  page.on('requestfailed', pollDone);
   page.on('websocket', () => { network.sockets += 1; });
   await login(page);
   if (blockWebSocket) await page.addInitScript(() => { window.__blockWebSocket = true; });
@@ -185,6 +211,30 @@ for (const transport of ['websocket', 'sse']) {
     await chat.context.close();
   });
 }
+
+test('without WebSocket and SSE, open rooms share ONE long-poll loop: one poll at a time', async () => {
+  const rooms = ['poll-0', 'poll-1', 'poll-2'];
+  const chat = await chatPage({ room: rooms[0], blockWebSocket: true, blockSse: true });
+  const { page, network } = chat;
+  await connected(page, 'longpoll');
+  for (const name of rooms.slice(1)) await openByName(page, name);
+  await connected(page, 'longpoll');
+  // The shown room is waited on: its message comes at once.
+  const started = Date.now();
+  await api(bea.context, server.url, 'POST', '/api/send', { room: rooms[2], text: 'to the shown room' });
+  await page.locator('#messages li.msg .msg-text', { hasText: 'to the shown room' }).waitFor({ timeout: 3_000 });
+  // A room in the background is checked every few seconds.
+  await api(bea.context, server.url, 'POST', '/api/send', { room: rooms[0], text: 'to the background' });
+  await unread(page, rooms[0]).filter({ hasText: '1' }).waitFor({ timeout: 15_000 });
+  assert.ok(Date.now() - started < 15_000);
+  const asked = new Set(network.polls.map((url) => new URL(url).searchParams.get('room')));
+  assert.deepEqual([...asked].sort(), rooms);
+  assert.equal(await page.evaluate(() => window.__polls.most), 1, 'never more than one poll waited for');
+  assert.ok(network.mostPolls <= 2, `a cancelled poll overlaps the next one at most: ${network.mostPolls}`);
+  assert.deepEqual(network.perRoom.length + network.events.length > 0, true, 'SSE was tried (and blocked)');
+  assert.deepEqual(chat.problems.errors, []);
+  await chat.context.close();
+});
 
 /** Fills `room` with `count` messages "m1".."m{count}" (ids 1..count), 50 to a batch. */
 async function fill(room, count) {

@@ -287,8 +287,11 @@ function setBadge(status, transport) {
 /** A message for any open room: shown if it is the shown room, counted as unread otherwise. */
 function arrived(message) {
   if (message.room !== room) {
-    open.arrived(message.room, room);
-    renderRooms();
+    // One's own messages (sent from another tab, or echoed after switching) are read.
+    if (message.user?.id !== me) {
+      open.arrived(message.room, room);
+      renderRooms();
+    }
     return;
   }
   if (arriving) {
