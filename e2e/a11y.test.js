@@ -94,6 +94,12 @@ for (const scheme of ['light', 'dark']) {
     assert.deepEqual(await seriousViolations(page), [], '/chat');
     await page.getByRole('textbox', { name: 'Message #general' }).fill('typing');
     assert.deepEqual(await seriousViolations(page), [], '/chat while typing');
+    // A second room open: #general stays open in the list, with its Close button.
+    await page.getByLabel('Open or create a room').fill('design');
+    await page.getByLabel('Open or create a room').press('Enter');
+    await page.locator('#chat[data-ready="true"][data-room="design"]').waitFor();
+    await page.getByRole('button', { name: 'Close #general' }).waitFor();
+    assert.deepEqual(await seriousViolations(page), [], '/chat with two rooms open');
     assert.deepEqual(problems.errors, []);
     await context.close();
   });

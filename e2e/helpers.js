@@ -28,11 +28,12 @@ export function binaryPath() {
 
 /**
  * Starts `switchboard serve` on 127.0.0.1:0 with a fresh database.
- * @param {{users?: number}} options  `users`: synthetic users seeded first (`switchboard seed`)
+ * @param {{users?: number, env?: Record<string, string>}} options  `users`: synthetic users
+ *   seeded first (`switchboard seed`); `env`: settings of this test's own (e.g. a rate limit)
  * @returns {Promise<{url: string, database: string, stop: () => Promise<void>, log: string[]}>}
  *   `database`: the SQLite file, for arranging rows no API would write
  */
-export async function startServer({ users = 0 } = {}) {
+export async function startServer({ users = 0, env: settings = {} } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-e2e-'));
   // Hermetic: settings of the developer's own server (SWITCHBOARD_*) do not leak in.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SWITCHBOARD_')));
@@ -47,6 +48,7 @@ export async function startServer({ users = 0 } = {}) {
     SWITCHBOARD_LOG: 'info,sqlx=warn',
     // Every test logs in from 127.0.0.1: the real limit (10 a minute) would trip.
     SWITCHBOARD_RATE_LOGIN_PER_MINUTE: '1000',
+    ...settings,
   };
   delete env.RUST_LOG;
   const binary = binaryPath();

@@ -48,7 +48,10 @@ async function chatPage({ email, password, room, blockWebSocket = false, blockSs
   const opened = await newPage(browser, server.url);
   const { context, page } = opened;
   await context.addInitScript(controllableWebSocket);
-  if (blockSse) await context.route('**/api/rooms/*/events**', (route) => route.abort());
+  if (blockSse) {
+    await context.route('**/api/events?**', (route) => route.abort());
+    await context.route('**/api/rooms/*/events**', (route) => route.abort());
+  }
   await login(page, email, password);
   if (blockWebSocket) await page.addInitScript(() => { window.__blockWebSocket = true; });
   await page.goto(room ? `/chat?room=${room}` : '/chat');

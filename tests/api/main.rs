@@ -14,6 +14,7 @@ mod credentials;
 mod edge;
 mod errors;
 mod fuzz_findings;
+mod history;
 mod openapi;
 mod ops;
 mod realtime;

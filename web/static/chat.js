@@ -6,25 +6,34 @@
  * - draws the room's recent messages (`GET /api/rooms/{room}/messages`), then follows
  *   the room with realtime.js from the `Switchboard-Position` that answer carried, so
  *   nothing is missed or shown twice;
+ * - keeps every room opened in the page open (up to MAX_OPEN_ROOMS, each with a Close
+ *   button in the list) and followed on the page's ONE realtime connection, counting
+ *   messages that arrive in a room not shown as unread;
+ * - loads older messages (`?before=` the first shown) when the log is scrolled to the
+ *   top (or with "Load older messages"), keeping what was on screen where it was;
  * - shows who is present (`presence`, `user_joined`, `user_left`; long polling carries
  *   no presence, so then it is read from `GET /api/rooms/{room}/presence`);
  * - sends from the composer (Enter sends, Shift+Enter is a new line), showing the
  *   message as "sending" until the hub echoes it, and failures in the toast region;
  * - shows the connection and the transport in use in a badge;
  * - reloads the room when the hub says `reset` (our position is older than retention).
+ * Sends go through realtime.js (the WebSocket, or a POST through ajax.js).
  * Messages are built with DOM APIs and textContent only: no user text is parsed as HTML.
  */
 import client from './ajax.js';
 import { connect } from './realtime.js';
 import { toast } from './toasts.js';
 import { bdi, el } from './dom.js';
-import { Presence, connectionLabel, formatTime, isRoomName, roomsToShow, sendable } from './chatstate.js';
+import {
+  HISTORY_PAGE, OpenRooms, Presence, connectionLabel, formatTime, isRoomName, olderPage, roomsToShow, sendable,
+} from './chatstate.js';
 
-const HISTORY = 50;
 const ROOMS_EVERY_MS = 30_000;
 const PRESENCE_EVERY_MS = 15_000;
 /** Within this many pixels of the bottom, a new message scrolls the list down. */
 const STICK_PX = 80;
+/** Within this many pixels of the top, the log loads older messages. */
+const OLDER_PX = 120;
 
 const root = document.getElementById('chat');
 const me = Number(root.dataset.userId);
@@ -37,19 +46,31 @@ const presenceCount = document.getElementById('presence-count');
 const presenceNames = document.getElementById('presence-names');
 const log = document.getElementById('message-log'); // the scrolling live region
 const list = document.getElementById('messages'); // the <ol> of messages in it
+const older = document.getElementById('older'); // "Load older messages" / "Loading…" / the start
 const composer = document.getElementById('composer');
 const textInput = document.getElementById('composer-text');
 const sendButton = document.getElementById('composer-send');
 const composerLabel = composer.querySelector('label[for="composer-text"]');
 
 let room = root.dataset.room;
+/** The page's one realtime connection, following every open room. */
 let live = null;
-/** Bumped whenever a room is (re)opened: answers and events of an older one are ignored. */
+/** Bumped whenever a room is (re)opened: answers of an older one are ignored. */
 let generation = 0;
 let knownRooms = [];
-const presence = new Presence();
+const open = new OpenRooms();
+/** room -> who is in it (kept for every open room, from the events of the one connection). */
+const presences = new Map();
+const presenceOf = (name) => {
+  if (!presences.has(name)) presences.set(name, new Presence());
+  return presences.get(name);
+};
 /** client_id -> the "sending" list item shown until the hub echoes the message. */
 const pending = new Map();
+/** While the shown room's history loads, its live messages wait here (then shown, de-duplicated). */
+let arriving = null;
+/** Scrolling back: whether older messages may remain, and the page being read. */
+const scrollBack = { more: false, loading: false };
 
 function randomId() {
   if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
@@ -62,13 +83,21 @@ const api = (name, rest) => `/api/rooms/${encodeURIComponent(name)}/${rest}`;
 // ---- the room list -----------------------------------------------------------------
 
 function renderRooms() {
-  const items = roomsToShow(knownRooms, room).map(({ name, present }) => {
+  const items = roomsToShow(knownRooms, room, open.rooms).map(({ name, present }) => {
     const link = el('a', { href: roomUrl(name), dataset: { room: name } }, el('span', { className: 'room-name' }, `#${name}`));
     if (name === room) link.setAttribute('aria-current', 'page');
     if (present > 0) {
       link.append(el('span', { className: 'room-present' }, String(present), el('span', { className: 'visually-hidden' }, ' present')));
     }
-    return el('li', {}, link);
+    const unread = open.unreadIn(name);
+    if (unread > 0) {
+      link.append(el('span', { className: 'room-unread' }, String(unread), el('span', { className: 'visually-hidden' }, ' unread')));
+    }
+    const item = el('li', { dataset: { open: String(open.has(name)) } }, link);
+    if (open.has(name) && name !== room) {
+      item.append(el('button', { type: 'button', className: 'room-close', dataset: { close: name }, 'aria-label': `Close #${name}`, title: `Close #${name}` }, '×'));
+    }
+    return item;
   });
   roomList.replaceChildren(...items);
 }
@@ -83,6 +112,11 @@ async function loadRooms() {
 }
 
 roomList.addEventListener('click', (event) => {
+  const close = event.target.closest('button[data-close]');
+  if (close) {
+    closeRoom(close.dataset.close);
+    return;
+  }
   const link = event.target.closest('a[data-room]');
   if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
   event.preventDefault();
@@ -112,6 +146,7 @@ window.addEventListener('popstate', () => {
 // ---- presence ------------------------------------------------------------------------
 
 function renderPresence() {
+  const presence = presenceOf(room);
   const { count, names, more } = presence.describe(me);
   presenceCount.textContent = count;
   const parts = names.flatMap((name, i) => [i ? ', ' : ': ', bdi(name)]);
@@ -126,11 +161,11 @@ function renderPresence() {
 }
 
 async function loadPresence(gen) {
+  const name = room;
   try {
-    const snapshot = await client.get(api(room, 'presence'), { cache: false });
-    if (gen !== generation) return;
-    presence.snapshot(snapshot);
-    renderPresence();
+    const snapshot = await client.get(api(name, 'presence'), { cache: false });
+    presenceOf(name).snapshot(snapshot);
+    if (gen === generation) renderPresence();
   } catch {
     // Presence is a nicety; the next event or refresh fixes it.
   }
@@ -173,6 +208,67 @@ function showMessage(message) {
   if (stick) scrollToBottom();
 }
 
+const shownIds = () => new Set([...list.querySelectorAll('li.msg[data-id]')].map((item) => Number(item.dataset.id)));
+
+/** The line above the messages: a button while older ones may remain, "Loading…" while they load. */
+function renderOlder() {
+  // Keyboard users who pressed the button keep their place when it is drawn again.
+  const hadFocus = older.contains(document.activeElement);
+  older.dataset.state = scrollBack.loading ? 'loading' : scrollBack.more ? 'more' : 'start';
+  log.setAttribute('aria-busy', String(scrollBack.loading));
+  if (scrollBack.loading) {
+    older.replaceChildren('Loading older messages…');
+  } else if (scrollBack.more) {
+    older.replaceChildren(el('button', { type: 'button', className: 'small secondary', id: 'load-older' }, 'Load older messages'));
+  } else {
+    older.replaceChildren(list.querySelector('li.msg') ? `This is the start of #${room}.` : '');
+  }
+  if (hadFocus) (older.querySelector('button') ?? log).focus({ preventScroll: true });
+}
+
+/**
+ * Adds the page before the first shown message above it, keeping what is on screen
+ * where it is: the first message's distance from the top of the log is the same after.
+ */
+async function loadOlder() {
+  if (scrollBack.loading || !scrollBack.more) return;
+  const first = list.querySelector('li.msg[data-id]');
+  if (!first) return;
+  const gen = generation;
+  const name = room;
+  scrollBack.loading = true;
+  renderOlder();
+  try {
+    const page = await client.get(`${api(name, 'messages')}?${new URLSearchParams({ before: first.dataset.id, limit: String(HISTORY_PAGE) })}`, { cache: false });
+    if (gen !== generation) return;
+    const { add, more } = olderPage(page, shownIds(), HISTORY_PAGE);
+    const offset = first.getBoundingClientRect().top - log.getBoundingClientRect().top;
+    scrollBack.more = more;
+    scrollBack.loading = false;
+    renderOlder();
+    // Old messages are not news: the log's live region must not read them all out.
+    log.setAttribute('aria-live', 'off');
+    list.prepend(...add.map(buildMessage));
+    log.scrollTop += first.getBoundingClientRect().top - log.getBoundingClientRect().top - offset;
+    setTimeout(() => log.setAttribute('aria-live', 'polite'), 0);
+  } catch (error) {
+    if (gen !== generation) return;
+    scrollBack.loading = false;
+    renderOlder();
+    toast(`Could not load older messages: ${error.error ?? error}`, 'error');
+    return;
+  }
+  // Still at the top (a tall window, short messages): keep going.
+  if (log.scrollTop < OLDER_PX) loadOlder();
+}
+
+log.addEventListener('scroll', () => {
+  if (log.scrollTop < OLDER_PX) loadOlder();
+}, { passive: true });
+older.addEventListener('click', (event) => {
+  if (event.target.closest('#load-older')) loadOlder();
+});
+
 function describeEmpty() {
   if (list.children.length > 0) return;
   list.append(el('li', { className: 'msg-empty' }, `No messages in #${room} yet. Say hello!`));
@@ -188,46 +284,72 @@ function setBadge(status, transport) {
   root.dataset.transport = transport ?? '';
 }
 
-function follow(name, position, gen) {
-  const mine = (fn) => (data) => {
-    if (gen === generation && data?.room === name) fn(data);
-  };
+/** A message for any open room: shown if it is the shown room, counted as unread otherwise. */
+function arrived(message) {
+  if (message.room !== room) {
+    // One's own messages (sent from another tab, or echoed after switching) are read.
+    if (message.user?.id !== me) {
+      open.arrived(message.room, room);
+      renderRooms();
+    }
+    return;
+  }
+  if (arriving) {
+    arriving.push(message);
+    return;
+  }
+  list.querySelector('li.msg-empty')?.remove();
+  showMessage(message);
+}
+
+/** Starts the page's one connection, following `name` from `position`. */
+function connectLive(name, position) {
   live = connect({
     rooms: position == null ? [name] : { [name]: position },
-    onMessage: mine((message) => {
-      list.querySelector('li.msg-empty')?.remove();
-      showMessage(message);
-    }),
-    onPresence: mine((snapshot) => {
-      presence.snapshot(snapshot);
-      renderPresence();
-    }),
-    onJoined: mine((change) => {
-      presence.joined(change);
-      renderPresence();
-    }),
-    onLeft: mine((change) => {
-      presence.left(change);
-      renderPresence();
-    }),
-    // Our position is older than what the hub keeps: draw the room again.
-    onReset: mine(() => openRoom(name, { push: false })),
+    onMessage: arrived,
+    onPresence: (snapshot) => {
+      presenceOf(snapshot.room).snapshot(snapshot);
+      if (snapshot.room === room) renderPresence();
+    },
+    onJoined: (change) => {
+      presenceOf(change.room).joined(change);
+      if (change.room === room) renderPresence();
+    },
+    onLeft: (change) => {
+      presenceOf(change.room).left(change);
+      if (change.room === room) renderPresence();
+    },
+    // Our position is older than what the hub keeps: the shown room is drawn again
+    // (and followed from its new position); another open room is just followed on.
+    onReset: (data) => {
+      if (data.room === room) openRoom(room, { push: false, reload: true });
+    },
     onNotice: (notice) => {
-      if (gen === generation && notice.type === 'error') toast(notice.error ?? 'The server refused that.', 'error');
+      if (notice.type === 'error') toast(notice.error ?? 'The server refused that.', 'error');
     },
     onStatus: (status, transport) => {
-      if (gen !== generation) return;
       setBadge(status, transport);
-      if (status === 'connected' && transport === 'longpoll') loadPresence(gen);
+      if (status === 'connected' && transport === 'longpoll') loadPresence(generation);
     },
   });
 }
 
-/** Shows room `name`: its recent messages, then live from where they end. */
-async function openRoom(name, { push }) {
+/** Stops following an open room that is not shown. */
+function closeRoom(name) {
+  if (name === room || !open.close(name)) return;
+  live?.leave(name);
+  presences.delete(name);
+  renderRooms();
+  roomList.querySelector(`a[data-room="${CSS.escape(room)}"]`)?.focus();
+}
+
+/**
+ * Shows room `name`: its recent messages, then live from where they end. A room
+ * already open is followed already: only its history is drawn again. `reload`: the
+ * hub reset our position, so the room is followed again from the new one.
+ */
+async function openRoom(name, { push, reload = false }) {
   const gen = ++generation;
-  live?.close();
-  live = null;
   room = name;
   root.dataset.room = name;
   root.dataset.ready = 'false';
@@ -236,32 +358,52 @@ async function openRoom(name, { push }) {
   title.textContent = `#${name}`;
   composerLabel.textContent = `Message #${name}`;
   textInput.placeholder = `Message #${name}`;
+  const following = !reload && live?.rooms.includes(name) === true;
+  if (reload) live?.leave(name);
+  for (const closed of open.view(name)) {
+    live?.leave(closed);
+    presences.delete(closed);
+  }
   renderRooms();
+  live?.focus(name);
   for (const item of pending.values()) item.remove();
   pending.clear();
-  presence.snapshot({ count: 0, users: [] });
   renderPresence();
   log.setAttribute('aria-busy', 'true');
   list.replaceChildren();
-  setBadge('connecting', null);
+  scrollBack.more = false;
+  scrollBack.loading = false;
+  older.replaceChildren();
+  arriving = [];
 
   let position = null;
+  let loaded = false;
   try {
-    const { data, headers } = await client.get(`${api(name, 'messages')}?limit=${HISTORY}`, { meta: true, cache: false });
+    const { data, headers } = await client.get(`${api(name, 'messages')}?limit=${HISTORY_PAGE}`, { meta: true, cache: false });
     if (gen !== generation) return;
     list.replaceChildren(...data.map(buildMessage));
+    scrollBack.more = olderPage(data, new Set(), HISTORY_PAGE).more;
     const header = headers.get('Switchboard-Position');
     position = header === null ? null : Number(header);
+    loaded = true;
   } catch (error) {
     if (gen !== generation) return;
     toast(`Could not load #${name}: ${error.error ?? error}`, 'error');
   }
+  // What arrived live meanwhile: shown unless the history had it already.
+  const waiting = arriving;
+  arriving = null;
+  for (const message of waiting) showMessage(message);
   describeEmpty();
-  log.setAttribute('aria-busy', 'false');
+  renderOlder();
   scrollToBottom();
+  // A window taller than the history: fill it.
+  if (log.scrollTop < OLDER_PX) loadOlder();
   // Presence comes with the subscription (WebSocket and SSE send a snapshot on join);
   // long polling has none, so then it is read by REST (see onStatus).
-  follow(name, position, gen);
+  if (!live) connectLive(name, position);
+  else if (!following) live.join(name, loaded ? position : null);
+  else if (live.transport === 'longpoll') loadPresence(gen);
   root.dataset.ready = 'true';
 }
 

@@ -1,8 +1,10 @@
 /**
  * chatstate.js holds the chat page's logic that needs no DOM, so Node tests can check
  * it: which room names are valid, which rooms the list shows, what the connection
- * badge and the presence line say, how a message's time is written, and the
- * presence of a room as `presence` / `user_joined` / `user_left` events change it.
+ * badge and the presence line say, how a message's time is written, the
+ * presence of a room as `presence` / `user_joined` / `user_left` events change it,
+ * which rooms stay open (followed on the page's one connection, with unread counts),
+ * and what a page of older messages adds when scrolling back.
  */
 
 /** The hub's rule for a room name: 1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit. */
@@ -19,18 +21,20 @@ export function isRoomName(name) {
 
 /**
  * The rooms the list shows: those `GET /api/rooms` knows (minus server-only ones),
- * plus `general` and the open room even before they have a message; by name.
+ * plus `general`, the current room and the other open ones even before they have a
+ * message; by name.
  * @param {{name: string, present?: number}[]} rooms
  * @param {string} current
+ * @param {string[]} [open]
  * @returns {{name: string, present: number}[]}
  */
-export function roomsToShow(rooms, current) {
+export function roomsToShow(rooms, current, open = []) {
   const byName = new Map();
   for (const room of rooms ?? []) {
     if (!room || !isRoomName(room.name) || HIDDEN_ROOMS.has(room.name)) continue;
     byName.set(room.name, { name: room.name, present: Number(room.present) || 0 });
   }
-  for (const name of [DEFAULT_ROOM, current]) {
+  for (const name of [DEFAULT_ROOM, current, ...open]) {
     if (isRoomName(name) && !byName.has(name)) byName.set(name, { name, present: 0 });
   }
   return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
@@ -122,4 +126,82 @@ export function formatTime(ts, now = new Date(), locale = undefined) {
 /** Whether the composer's text is worth sending (the hub trims and refuses blanks). */
 export function sendable(text) {
   return typeof text === 'string' && text.trim().length > 0;
+}
+
+/** Rooms followed at once by one page (the hub allows more per connection). */
+export const MAX_OPEN_ROOMS = 8;
+
+/**
+ * The rooms a page keeps open: every room opened in it stays followed (on the page's
+ * one connection) until closed, so its new messages count as unread while another room
+ * is shown. Past `max`, the room viewed longest ago closes.
+ */
+export class OpenRooms {
+  constructor(max = MAX_OPEN_ROOMS) {
+    this.max = Math.max(1, max);
+    /** Least recently viewed first. */
+    this.order = [];
+    /** room -> messages that arrived while it was not shown */
+    this.unread = new Map();
+  }
+
+  get rooms() {
+    return [...this.order];
+  }
+
+  has(room) {
+    return this.order.includes(room);
+  }
+
+  /** `room` is shown now: it is open, read, and the most recently viewed; returns the rooms closed to make space. */
+  view(room) {
+    this.order = this.order.filter((r) => r !== room);
+    this.order.push(room);
+    this.unread.delete(room);
+    const closed = [];
+    while (this.order.length > this.max) {
+      const oldest = this.order.shift();
+      this.unread.delete(oldest);
+      closed.push(oldest);
+    }
+    return closed;
+  }
+
+  /** Stops following `room`; false if it was not open. */
+  close(room) {
+    if (!this.has(room)) return false;
+    this.order = this.order.filter((r) => r !== room);
+    this.unread.delete(room);
+    return true;
+  }
+
+  /** A message arrived in `room` while `current` is shown. */
+  arrived(room, current) {
+    if (room === current || !this.has(room)) return;
+    this.unread.set(room, (this.unread.get(room) ?? 0) + 1);
+  }
+
+  unreadIn(room) {
+    return this.unread.get(room) ?? 0;
+  }
+}
+
+/** Messages per page of history, the first one and each older one. */
+export const HISTORY_PAGE = 50;
+
+/**
+ * What a page of older messages (`GET /api/rooms/{room}/messages?before=`) adds above
+ * the shown ones: those not shown yet, oldest first; and whether anything older may
+ * remain (a short page, or one reaching message 1, is the start of the room).
+ * @param {{id: number}[]} page
+ * @param {Set<number>} shown ids already in the list
+ * @param {number} limit the page size asked for
+ */
+export function olderPage(page, shown, limit = HISTORY_PAGE) {
+  const list = Array.isArray(page) ? page : [];
+  const add = list
+    .filter((m) => m && Number.isFinite(Number(m.id)) && !shown.has(Number(m.id)))
+    .sort((a, b) => Number(a.id) - Number(b.id));
+  const oldest = list.reduce((min, m) => Math.min(min, Number(m?.id) || Infinity), Infinity);
+  return { add, more: list.length >= limit && oldest > 1 };
 }

@@ -5,6 +5,13 @@
  * message id it delivered, so the page sees each message once and in order whatever
  * the transport did (dropped, replayed, reconnected).
  *
+ * However many rooms the page follows, it holds ONE connection: one WebSocket (rooms are
+ * joined and left on it), one EventSource on `/api/events?rooms=a,b&since=a:12,b:7`
+ * (opened again with the new set when a room is joined or left, each room resuming from
+ * its position), or one long-poll loop (one request at a time). Browsers allow six
+ * HTTP/1.1 connections per origin; a stream per room would exhaust them.
+ * Sends that do not go over the WebSocket are POSTs through ajax.js (CSRF, errors).
+ *
  * Plain ES module; the browser APIs it uses (WebSocket, EventSource, fetch, timers)
  * can be injected, so Node tests drive it with doubles.
  *
@@ -18,7 +25,10 @@
  *     onStatus: (status, transport) => badge(status, transport),
  *   });
  *   await live.send('general', 'hello');
+ *   live.join('random', 41);                  // follow another room on the same connection
+ *   live.focus('random');                     // the room the person looks at (long polling waits on it)
  */
+import defaultClient, { createClient } from './ajax.js';
 
 export const TRANSPORTS = ['websocket', 'sse', 'longpoll'];
 
@@ -27,6 +37,12 @@ const FAILURES_BEFORE_FALLBACK = 2;
 const PING_EVERY_MS = 25_000;
 const PONG_WITHIN_MS = 10_000;
 const POLL_TIMEOUT_S = 25;
+/**
+ * Long polling waits on one room at a time (the focused one); with other rooms followed
+ * it waits at most this long, then checks them all at once (timeout 0), so a message in
+ * a background room shows within about this many seconds.
+ */
+const POLL_SWEEP_S = 8;
 
 /** Delay before reconnect attempt `n` (0-based): exponential, capped, with jitter. */
 export function backoff(n, random = Math.random, baseMs = 500, capMs = 30_000) {
@@ -40,22 +56,15 @@ function randomId() {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
-function readCookie(name, doc = globalThis.document) {
-  const jar = doc && typeof doc.cookie === 'string' ? doc.cookie : '';
-  for (const part of jar.split(';')) {
-    const [key, ...rest] = part.trim().split('=');
-    if (key === name) return decodeURIComponent(rest.join('='));
-  }
-  return null;
-}
-
 /**
  * Opens the live connection. Options (all optional but `rooms`):
  *  - rooms: {room: lastSeenId} or an array of room names (start from now);
  *  - onMessage, onPresence, onJoined, onLeft, onReset, onNotice, onStatus: callbacks;
  *  - transports: the order to try (default TRANSPORTS);
+ *  - focus: the room the person looks at (default: the first);
  *  - base: the server origin (default: this page's);
- *  - WebSocket, EventSource, fetch, setTimeout, clearTimeout, random: injectable.
+ *  - client: the ajax.js client sends go through (default: ajax.js's own, or one on `fetch`);
+ *  - WebSocket, EventSource, fetch, setTimeout, clearTimeout, random, now: injectable.
  */
 export function connect(options) {
   const env = {
@@ -65,8 +74,13 @@ export function connect(options) {
     setTimeout: options.setTimeout ?? globalThis.setTimeout.bind(globalThis),
     clearTimeout: options.clearTimeout ?? globalThis.clearTimeout.bind(globalThis),
     random: options.random ?? Math.random,
+    now: options.now ?? Date.now,
     base: options.base ?? globalThis.location?.origin ?? 'http://localhost',
   };
+  // Sends go through ajax.js (CSRF header, the error envelope, a 401 to the login page).
+  const client = options.client ?? (options.fetch ? createClient({ fetch: options.fetch }) : defaultClient);
+  // Relative on the page's own origin: ajax.js sends the CSRF token only there.
+  const sendUrl = options.base ? `${options.base}/api/send` : '/api/send';
   const on = {
     message: options.onMessage ?? (() => {}),
     presence: options.onPresence ?? (() => {}),
@@ -84,6 +98,8 @@ export function connect(options) {
     ? options.rooms.map((r) => [r, null])
     : Object.entries(options.rooms ?? {});
   for (const [room, id] of initial) positions.set(room, id == null ? null : Number(id));
+  /** The room the person looks at: long polling waits on it (see POLL_SWEEP_S). */
+  const focused = { room: options.focus ?? initial[0]?.[0] ?? null };
 
   let index = 0; // into `order`
   let failures = 0; // consecutive attempts of the current transport that never opened
@@ -194,6 +210,26 @@ export function connect(options) {
     start();
   }
 
+  /**
+   * The room set changed. A WebSocket joins or leaves on the open socket (`frame`);
+   * SSE and long polling open their one stream again with the new set, once for all
+   * the changes made in the same turn (opening a room may leave one and join another).
+   */
+  let restartTimer = null;
+  function roomsChanged(frame) {
+    if (closed) return;
+    if (current?.update) {
+      // Not open yet: it joins every room in `positions` when it opens.
+      if (current.isOpen()) current.update(frame);
+      return;
+    }
+    if (!current || restartTimer) return; // connecting or waiting to retry: it reads `positions` then
+    restartTimer = env.setTimeout(() => {
+      restartTimer = null;
+      reconnect(frame.type);
+    }, 0);
+  }
+
   function start() {
     if (closed || order.length === 0) {
       if (order.length === 0) setStatus('unsupported');
@@ -201,29 +237,14 @@ export function connect(options) {
     }
     setStatus('connecting');
     const kind = order[index];
-    const hooks = { opened, ended, handleEvent, positions, env };
+    const hooks = { opened, ended, handleEvent, positions, focused, env };
     current =
       kind === 'websocket' ? openWebSocket(hooks) : kind === 'sse' ? openSse(hooks) : openLongPoll(hooks);
   }
 
-  async function postSend(room, text, clientId) {
-    const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
-    const csrf = readCookie('csrftoken');
-    if (csrf) headers['X-CSRFToken'] = csrf;
-    const response = await env.fetch(`${env.base}/api/send`, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers,
-      body: JSON.stringify({ room, text, client_id: clientId }),
-    });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const error = new Error(body.error || `Sending failed (HTTP ${response.status})`);
-      error.status = response.status;
-      error.code = body.code;
-      throw error;
-    }
-    return body;
+  /** The idempotent POST; rejects with ajax.js's ApiError (`message`, `code`, `status`). */
+  function postSend(room, text, clientId) {
+    return client.post(sendUrl, { room, text, client_id: clientId });
   }
 
   start();
@@ -255,19 +276,32 @@ export function connect(options) {
       }
       return postSend(room, text, clientId);
     },
-    /** Follows another room, from `since` (an id already shown) or from now. */
+    /** The rooms followed, in the order they were joined. */
+    get rooms() {
+      return [...positions.keys()];
+    },
+    /** Follows another room on the same connection, from `since` (an id already shown) or from now. */
     join(room, since = null) {
       if (positions.has(room)) return;
-      positions.set(room, since);
-      reconnect('join');
+      const from = since == null ? null : Number(since);
+      positions.set(room, from);
+      roomsChanged(from == null ? { type: 'join', room } : { type: 'join', room, since: from });
     },
     leave(room) {
       if (!positions.delete(room)) return;
-      reconnect('leave');
+      if (focused.room === room) focused.room = positions.keys().next().value ?? null;
+      roomsChanged({ type: 'leave', room });
+    },
+    /** The room the person looks at: long polling waits on it, and checks the others every few seconds. */
+    focus(room) {
+      if (focused.room === room) return;
+      focused.room = room;
+      current?.refocus?.();
     },
     close() {
       closed = true;
       if (retryTimer) env.clearTimeout(retryTimer);
+      if (restartTimer) env.clearTimeout(restartTimer);
       current?.close('closed');
       current = null;
       setStatus('closed');
@@ -359,6 +393,8 @@ function openWebSocket({ opened, ended, handleEvent, positions, env }) {
   return {
     isOpen: () => isOpen && !finished,
     send: write,
+    /** A `join` or `leave` frame: the room set changes on the open socket. */
+    update: write,
     close(reason) {
       finished = true;
       env.clearTimeout(pingTimer);
@@ -369,133 +405,186 @@ function openWebSocket({ opened, ended, handleEvent, positions, env }) {
   };
 }
 
-/** One EventSource per room; the browser resends Last-Event-ID on its own reconnects. */
-function openSse({ opened, ended, handleEvent, positions, env }) {
-  const sources = [];
-  let isOpen = false;
-  let finished = false;
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    for (const source of sources) source.close();
-    ended(isOpen);
-  };
-  for (const [room, since] of positions) {
-    const query = since == null ? '' : `?since=${encodeURIComponent(since)}`;
-    let source;
-    try {
-      source = new env.EventSource(
-        `${env.base}/api/rooms/${encodeURIComponent(room)}/events${query}`,
-        { withCredentials: true },
-      );
-    } catch {
-      env.setTimeout(finish, 0);
-      break;
-    }
-    source.onopen = () => {
-      if (!isOpen) {
-        isOpen = true;
-        opened();
-      }
-    };
-    const handler = (type) => (event) => {
-      let data;
-      try {
-        data = JSON.parse(event.data);
-      } catch {
-        return;
-      }
-      const kind = data && typeof data.type === 'string' && type === 'message' ? data.type : type;
-      if (data && typeof data === 'object' && 'type' in data) delete data.type;
-      handleEvent(kind, { room, ...data });
-    };
-    source.onmessage = handler('message');
-    for (const type of ['presence', 'reset', 'user_joined', 'user_left', 'notification']) {
-      source.addEventListener(type, handler(type));
-    }
-    // The browser retries by itself while the stream is CONNECTING; CLOSED means it
-    // gave up (e.g. a 401 or 404), and our own reconnect resumes from our position.
-    source.onerror = () => {
-      if (source.readyState === 2 || !isOpen) finish();
-    };
-    sources.push(source);
-  }
-  if (sources.length === 0) env.setTimeout(finish, 0);
+/** `room:id` pairs for `/api/events?since=` (rooms followed from now have none). */
+export function compositePositions(positions) {
+  return [...positions]
+    .filter(([, id]) => id != null)
+    .map(([room, id]) => `${room}:${id}`)
+    .join(',');
+}
+
+/** The URL of the one stream that follows every room in `positions`. */
+export function eventsUrl(base, positions) {
+  const query = new URLSearchParams({ rooms: [...positions.keys()].join(',') });
+  const since = compositePositions(positions);
+  if (since) query.set('since', since);
+  return `${base}/api/events?${query}`;
+}
+
+/** A transport with no room to follow: nothing to open, nothing to wait for. */
+function idle(opened, env) {
+  const timer = env.setTimeout(opened, 0);
   return {
-    isOpen: () => false, // sends go by POST
+    isOpen: () => false,
     close() {
-      finished = true;
-      for (const source of sources) source.close();
+      env.clearTimeout(timer);
     },
   };
 }
 
-/** `GET /api/poll` per room, again as soon as it answers; woken by the server. */
-function openLongPoll({ opened, ended, handleEvent, positions, env }) {
-  const controller = typeof AbortController === 'function' ? new AbortController() : null;
+/**
+ * One EventSource on `/api/events` for every room. Its event ids carry every room's
+ * position (`a:12,b:7`), so the browser's own reconnect resumes them all by
+ * Last-Event-ID; a changed room set opens a new stream from our positions.
+ */
+function openSse({ opened, ended, handleEvent, positions, env }) {
+  if (positions.size === 0) return idle(opened, env);
   let isOpen = false;
   let finished = false;
+  let source;
+  try {
+    source = new env.EventSource(eventsUrl(env.base, positions), { withCredentials: true });
+  } catch {
+    return failedAttempt(ended, env);
+  }
   const finish = () => {
     if (finished) return;
     finished = true;
-    controller?.abort();
+    source.close();
     ended(isOpen);
   };
-  const loop = async (room) => {
-    // The first poll answers at once (timeout 0), so the page learns quickly that
-    // long polling works; the next ones wait for news.
-    let first = true;
-    while (!finished && positions.has(room)) {
-      const last = positions.get(room);
-      const query = new URLSearchParams({ room, timeout: String(first ? 0 : POLL_TIMEOUT_S) });
-      first = false;
-      if (last != null) query.set('last_id', String(last));
-      let response;
-      try {
-        response = await env.fetch(`${env.base}/api/poll?${query}`, {
-          credentials: 'same-origin',
-          headers: { Accept: 'application/json' },
-          signal: controller?.signal,
-        });
-      } catch {
-        finish();
-        return;
-      }
-      if (response.status === 410) {
-        // The position is older than the log keeps (or ahead of it): the page reloads
-        // the room and follows it again; polling this room from here would repeat it.
-        const body = await response.json().catch(() => ({}));
-        if (!isOpen) {
-          isOpen = true;
-          opened();
-        }
-        handleEvent('reset', { room, reason: body.code ?? 'reset' });
-        return;
-      }
-      if (!response.ok) {
-        finish();
-        return;
-      }
-      const messages = await response.json().catch(() => null);
-      if (!Array.isArray(messages)) {
-        finish();
-        return;
-      }
-      if (!isOpen) {
-        isOpen = true;
-        opened();
-      }
-      for (const message of messages) handleEvent('message', { room, ...message });
+  source.onopen = () => {
+    if (!isOpen) {
+      isOpen = true;
+      opened();
     }
   };
-  const rooms = [...positions.keys()];
-  for (const room of rooms) loop(room);
-  if (rooms.length === 0) env.setTimeout(finish, 0);
+  // Every payload names its room (messages, presence, resets alike).
+  const handler = (type) => (event) => {
+    if (finished) return; // a replaced stream: its successor resumes from our positions
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (!data || typeof data !== 'object') return;
+    const { type: inner, ...rest } = data;
+    handleEvent(type === 'message' && typeof inner === 'string' ? inner : type, rest);
+  };
+  source.onmessage = handler('message');
+  for (const type of ['presence', 'reset', 'user_joined', 'user_left', 'notification']) {
+    source.addEventListener(type, handler(type));
+  }
+  // The browser retries by itself while the stream is CONNECTING; CLOSED means it
+  // gave up (e.g. a 401 or 400), and our own reconnect resumes from our positions.
+  source.onerror = () => {
+    if (source.readyState === 2 || !isOpen) finish();
+  };
   return {
-    isOpen: () => false,
+    isOpen: () => false, // sends go by POST
     close() {
       finished = true;
-      controller?.abort();
+      source.close();
+    },
+  };
+}
+
+/**
+ * Long polling in one loop, one request at a time (`GET /api/poll` takes one room):
+ * first every room at once (timeout 0), then a wait on the focused room, which answers
+ * as soon as it has news; with other rooms followed the wait is at most POLL_SWEEP_S,
+ * after which they are all checked (timeout 0) and the wait starts again.
+ */
+function openLongPoll({ opened, ended, handleEvent, positions, focused, env }) {
+  if (positions.size === 0) return idle(opened, env);
+  let isOpen = false;
+  let finished = false;
+  let request = null; // the AbortController of the request in flight
+  /** Rooms answered 410: the page reloads them; polling them again would repeat the 410. */
+  const stopped = new Set();
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    request?.abort();
+    ended(isOpen);
+  };
+  const markOpen = () => {
+    if (!isOpen) {
+      isOpen = true;
+      opened();
+    }
+  };
+
+  /** One poll of `room`; false when the transport must end. */
+  const poll = async (room, timeout) => {
+    const last = positions.get(room);
+    const query = new URLSearchParams({ room, timeout: String(timeout) });
+    if (last != null) query.set('last_id', String(last));
+    const controller = typeof AbortController === 'function' ? new AbortController() : null;
+    request = controller;
+    let response;
+    try {
+      response = await env.fetch(`${env.base}/api/poll?${query}`, {
+        credentials: 'same-origin',
+        headers: { Accept: 'application/json' },
+        signal: controller?.signal,
+      });
+    } catch {
+      // Aborted to wait on another room (focus), or the network failed.
+      return finished ? false : controller?.signal.aborted === true;
+    } finally {
+      if (request === controller) request = null;
+    }
+    if (finished) return false;
+    if (response.status === 410) {
+      // The position is older than the log keeps (or ahead of it): the page reloads
+      // the room and follows it again.
+      const body = await response.json().catch(() => ({}));
+      markOpen();
+      stopped.add(room);
+      handleEvent('reset', { room, reason: body.code ?? 'reset' });
+      return true;
+    }
+    if (!response.ok) return false;
+    const messages = await response.json().catch(() => null);
+    if (!Array.isArray(messages) || finished) return false;
+    markOpen();
+    // The room may have been left while the poll waited.
+    if (positions.has(room)) for (const message of messages) handleEvent('message', { room, ...message });
+    return true;
+  };
+
+  const live = () => [...positions.keys()].filter((room) => !stopped.has(room));
+  const loop = async () => {
+    // The first round answers at once, so the page learns quickly that polling works
+    // and catches every room up.
+    for (const room of live()) if (!(await poll(room, 0))) return finish();
+    markOpen();
+    let swept = env.now();
+    while (!finished) {
+      const rooms = live();
+      if (rooms.length === 0) return; // every room reset: the page joins them again
+      const waitOn = rooms.includes(focused.room) ? focused.room : rooms[0];
+      const others = rooms.filter((room) => room !== waitOn);
+      if (!(await poll(waitOn, others.length ? POLL_SWEEP_S : POLL_TIMEOUT_S))) return finish();
+      // A busy focused room answers often: the others are still checked only every
+      // POLL_SWEEP_S, not after each of its answers.
+      if (others.length === 0 || env.now() - swept < POLL_SWEEP_S * 1000) continue;
+      for (const room of others) if (!finished && !(await poll(room, 0))) return finish();
+      swept = env.now();
+    }
+  };
+  loop();
+  return {
+    isOpen: () => false,
+    /** The focused room changed: stop waiting on the old one. */
+    refocus() {
+      request?.abort();
+    },
+    close() {
+      finished = true;
+      request?.abort();
     },
   };
 }

@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Presence, connectionLabel, formatTime, isRoomName, roomsToShow, sendable } from '../static/chatstate.js';
+import { OpenRooms, Presence, connectionLabel, formatTime, isRoomName, olderPage, roomsToShow, sendable } from '../static/chatstate.js';
 
 describe('room names', () => {
   test('follow the hub: 1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit', () => {
@@ -24,6 +24,10 @@ describe('room names', () => {
       { name: 'zeta', present: 2 },
     ]);
     assert.deepEqual(roomsToShow(undefined, 'general'), [{ name: 'general', present: 0 }]);
+  });
+
+  test('open rooms are listed even before their first message', () => {
+    assert.deepEqual(roomsToShow([], 'b', ['c', 'b', 'bad name']).map((r) => r.name), ['b', 'c', 'general']);
   });
 });
 
@@ -85,5 +89,53 @@ describe('times and the composer', () => {
     assert.equal(sendable('  \n\t'), false);
     assert.equal(sendable(undefined), false);
     assert.equal(sendable(' hi '), true);
+  });
+});
+
+describe('open rooms', () => {
+  test('a viewed room stays open; messages elsewhere count as unread until it is viewed', () => {
+    const open = new OpenRooms(3);
+    open.view('a');
+    open.view('b');
+    open.arrived('a', 'b');
+    open.arrived('a', 'b');
+    open.arrived('b', 'b'); // shown: read
+    open.arrived('zzz', 'b'); // not open
+    assert.equal(open.unreadIn('a'), 2);
+    assert.equal(open.unreadIn('b'), 0);
+    assert.equal(open.unreadIn('zzz'), 0);
+    assert.deepEqual(open.view('a'), []);
+    assert.equal(open.unreadIn('a'), 0);
+    assert.deepEqual(open.rooms, ['b', 'a']);
+  });
+
+  test('past the cap, the room viewed longest ago closes', () => {
+    const open = new OpenRooms(2);
+    open.view('a');
+    open.view('b');
+    open.arrived('a', 'b');
+    assert.deepEqual(open.view('c'), ['a']);
+    assert.deepEqual(open.rooms, ['b', 'c']);
+    assert.equal(open.unreadIn('a'), 0);
+    assert.equal(open.close('b'), true);
+    assert.equal(open.close('b'), false);
+    assert.deepEqual(open.rooms, ['c']);
+  });
+});
+
+describe('scrolling back', () => {
+  const page = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => ({ id: from + i }));
+
+  test('a full page adds what is not shown, oldest first, and more may remain', () => {
+    const { add, more } = olderPage([...page(51, 100)].reverse(), new Set([100, 101]), 50);
+    assert.deepEqual(add.map((m) => m.id), page(51, 99).map((m) => m.id));
+    assert.equal(more, true);
+  });
+
+  test('a short page, or one reaching message 1, is the start of the room', () => {
+    assert.equal(olderPage(page(1, 20), new Set(), 50).more, false);
+    assert.equal(olderPage(page(1, 50), new Set(), 50).more, false);
+    assert.equal(olderPage([], new Set(), 50).more, false);
+    assert.deepEqual(olderPage(null, new Set(), 50), { add: [], more: false });
   });
 });

@@ -88,6 +88,8 @@ function scriptedFetch() {
   const fetch = (url, init = {}) =>
     new Promise((resolve, reject) => {
       calls.push({ url, init, resolve, reject });
+      // As a browser's fetch does: an abort rejects.
+      init.signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
     });
   const answer = (index, status, body) =>
     calls[index].resolve(
@@ -257,7 +259,7 @@ describe('fallback', () => {
     sockets[1].drop();
     assert.equal(live.transport, 'sse');
     assert.equal(sources.length, 1);
-    assert.equal(sources[0].url, 'http://h/api/rooms/general/events?since=7');
+    assert.equal(sources[0].url, 'http://h/api/events?rooms=general&since=general%3A7');
     sources[0].open();
     sources[0].emit('message', message('general', 8));
     sources[0].emit('message', message('general', 8));
@@ -281,7 +283,7 @@ describe('fallback', () => {
     sources[0].readyState = 2;
     sources[0].onerror();
     timers.runAll();
-    assert.equal(sources[1].url, 'http://h/api/rooms/general/events?since=2');
+    assert.equal(sources[1].url, 'http://h/api/events?rooms=general&since=general%3A2');
   });
 
   test('long polling asks again from the newest id as soon as it is answered', async () => {
@@ -310,16 +312,20 @@ describe('fallback', () => {
     live.close();
   });
 
-  test('without a WebSocket, send is a POST carrying client_id and the CSRF token', async () => {
+  test('without a WebSocket, send is a POST through ajax.js carrying client_id and the CSRF token', async () => {
     const { fetch, calls, answer } = scriptedFetch();
     globalThis.document = { cookie: 'other=1; csrftoken=tok%2Ben' };
     try {
-      const live = connect({ rooms: { general: 0 }, base: 'http://h', transports: ['longpoll'], fetch, ...manualTimers() });
+      // On the page's own origin (ajax.js sends the token nowhere else).
+      const live = connect({ rooms: { general: 0 }, transports: ['longpoll'], fetch, ...manualTimers() });
       await tick();
       const sending = live.send('general', 'hello', 'c-9');
-      const post = calls.find((c) => c.url === 'http://h/api/send');
+      await tick();
+      const post = calls.find((c) => c.url === '/api/send');
       assert.equal(post.init.method, 'POST');
-      assert.equal(post.init.headers['X-CSRFToken'], 'tok+en');
+      assert.equal(post.init.headers.get('X-CSRFToken'), 'tok+en');
+      assert.equal(post.init.headers.get('Content-Type'), 'application/json');
+      assert.equal(post.init.credentials, 'same-origin');
       assert.deepEqual(JSON.parse(post.init.body), { room: 'general', text: 'hello', client_id: 'c-9' });
       answer(calls.indexOf(post), 201, message('general', 1, 'hello', { client_id: 'c-9' }));
       assert.equal((await sending).id, 1);
@@ -327,6 +333,19 @@ describe('fallback', () => {
     } finally {
       delete globalThis.document;
     }
+  });
+
+  test('a refused POST rejects with ajax.js’s error: the server’s sentence and code', async () => {
+    const { fetch, calls, answer } = scriptedFetch();
+    const live = connect({ rooms: { general: 0 }, transports: ['longpoll'], fetch, ...manualTimers() });
+    await tick();
+    const sending = live.send('general', 'x', 'c-10');
+    await tick();
+    const post = calls.find((c) => c.url === '/api/send');
+    answer(calls.indexOf(post), 422, { error: 'Text is too long', code: 'validation_failed', fields: { text: 'is too long' } });
+    await assert.rejects(sending, (error) => error.name === 'ApiError' && error.code === 'validation_failed'
+      && error.message === 'Text is too long' && error.status === 422);
+    live.close();
   });
 
   test('long polling: the first poll answers at once, the next ones wait', async () => {
@@ -380,7 +399,7 @@ describe('fallback', () => {
     });
     for (let i = 0; i < 4 && sources.length === 0; i += 1) timers.runAll();
     assert.equal(attempts, 2);
-    assert.equal(sources[0].url, 'http://h/api/rooms/general/events?since=2');
+    assert.equal(sources[0].url, 'http://h/api/events?rooms=general&since=general%3A2');
     live.close();
   });
 
@@ -394,5 +413,184 @@ describe('fallback', () => {
     sockets[0].drop();
     timers.runAll();
     assert.equal(sockets.length, 1);
+  });
+});
+
+describe('one connection for every room', () => {
+  test('SSE follows eight rooms over ONE EventSource, each resuming from its position', () => {
+    const { FakeEventSource, sources } = fakeEventSource();
+    const rooms = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`room${i}`, i === 7 ? null : i * 10]));
+    const seen = [];
+    connect({
+      rooms, base: 'http://h', transports: ['sse'], EventSource: FakeEventSource,
+      fetch: () => new Promise(() => {}), ...manualTimers(), onMessage: (m) => seen.push(`${m.room}:${m.id}`),
+    });
+    assert.equal(sources.length, 1);
+    const url = new URL(sources[0].url);
+    assert.equal(url.pathname, '/api/events');
+    assert.equal(url.searchParams.get('rooms'), Object.keys(rooms).join(','));
+    // room7 starts from now: it has no position to give.
+    assert.equal(url.searchParams.get('since'), 'room0:0,room1:10,room2:20,room3:30,room4:40,room5:50,room6:60');
+    sources[0].open();
+    for (let i = 0; i < 8; i += 1) sources[0].emit('message', message(`room${i}`, i * 10 + 1));
+    sources[0].emit('user_joined', { type: 'user_joined', room: 'room3', user: { id: 2, name: 'Bo' }, count: 2 });
+    assert.equal(seen.length, 8);
+    assert.equal(sources.length, 1);
+  });
+
+  test('SSE: joining and leaving reopen the one stream with the new set, without duplicates or gaps', () => {
+    const { FakeEventSource, sources } = fakeEventSource();
+    const timers = manualTimers();
+    const seen = [];
+    const live = connect({
+      rooms: { a: 1, b: 5 }, base: 'http://h', transports: ['sse'], EventSource: FakeEventSource,
+      fetch: () => new Promise(() => {}), ...timers, onMessage: (m) => seen.push(`${m.room}:${m.id}`),
+    });
+    sources[0].open();
+    sources[0].emit('message', message('a', 2));
+    sources[0].emit('message', message('b', 6));
+    // Two changes in one turn: one new stream, not two.
+    live.join('c', 9);
+    live.leave('b');
+    assert.equal(sources.length, 1, 'the change waits for the end of the turn');
+    timers.runAll();
+    assert.equal(sources.length, 2);
+    assert.equal(sources[0].readyState, 2, 'the old stream is closed');
+    const url = new URL(sources[1].url);
+    assert.equal(url.searchParams.get('rooms'), 'a,c');
+    assert.equal(url.searchParams.get('since'), 'a:2,c:9');
+    sources[1].open();
+    // The server replays from the positions; an overlap would be dropped, a gap noticed.
+    sources[1].emit('message', message('a', 2));
+    sources[1].emit('message', message('a', 3));
+    sources[1].emit('message', message('c', 10));
+    sources[1].emit('message', message('b', 7)); // left: not shown
+    assert.deepEqual(seen, ['a:2', 'b:6', 'a:3', 'c:10']);
+    assert.deepEqual(live.positions(), { a: 3, c: 10 });
+    // Late events of the closed stream change nothing.
+    sources[0].emit('message', message('a', 4));
+    assert.deepEqual(seen, ['a:2', 'b:6', 'a:3', 'c:10']);
+    live.close();
+  });
+
+  test('SSE: a gap in one room reopens the stream from every room’s position', () => {
+    const { FakeEventSource, sources } = fakeEventSource();
+    const seen = [];
+    connect({
+      rooms: { a: 1, b: 5 }, base: 'http://h', transports: ['sse'], EventSource: FakeEventSource,
+      fetch: () => new Promise(() => {}), ...manualTimers(), onMessage: (m) => seen.push(`${m.room}:${m.id}`),
+    });
+    sources[0].open();
+    sources[0].emit('message', message('b', 6));
+    sources[0].emit('message', message('a', 3)); // 2 is missing
+    assert.equal(sources.length, 2);
+    assert.equal(new URL(sources[1].url).searchParams.get('since'), 'a:1,b:6');
+    assert.deepEqual(seen, ['b:6']);
+  });
+
+  test('WebSocket: joining and leaving go over the open socket, no new connection', () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const timers = manualTimers();
+    const seen = [];
+    const live = connect({ rooms: { a: 1 }, WebSocket: FakeWebSocket, ...timers, onMessage: (m) => seen.push(`${m.room}:${m.id}`) });
+    sockets[0].open();
+    live.join('b', 4);
+    live.join('c');
+    live.leave('a');
+    timers.runAll(); // nothing to restart: only the heartbeat ran
+    assert.equal(sockets.length, 1);
+    assert.deepEqual(sockets[0].sent.slice(1).filter((f) => f.type !== 'ping'), [
+      { type: 'join', room: 'b', since: 4 },
+      { type: 'join', room: 'c' },
+      { type: 'leave', room: 'a' },
+    ]);
+    sockets[0].receive({ type: 'message', ...message('a', 2) }); // in flight before the leave
+    sockets[0].receive({ type: 'message', ...message('b', 5) });
+    assert.deepEqual(seen, ['b:5']);
+    assert.deepEqual(live.rooms, ['b', 'c']);
+  });
+
+  test('WebSocket still connecting: a join needs no frame, the socket joins every room when it opens', () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const live = connect({ rooms: { a: 1 }, WebSocket: FakeWebSocket, ...manualTimers() });
+    live.join('b', 2);
+    sockets[0].open();
+    assert.deepEqual(sockets[0].sent, [{ type: 'join', room: 'a', since: 1 }, { type: 'join', room: 'b', since: 2 }]);
+  });
+
+  test('long polling: one request at a time, the focused room waited on, the others swept', async () => {
+    const { fetch: scripted, calls, answer } = scriptedFetch();
+    let inFlight = 0;
+    let most = 0;
+    const fetch = (url, init) => {
+      most = Math.max(most, ++inFlight);
+      const settled = () => { inFlight -= 1; };
+      return scripted(url, init).finally(settled);
+    };
+    let now = 0;
+    const seen = [];
+    const live = connect({
+      rooms: { a: 1, b: 2, c: 3 }, focus: 'b', base: 'http://h', transports: ['longpoll'], fetch,
+      ...manualTimers(), now: () => now, onMessage: (m) => seen.push(`${m.room}:${m.id}`),
+    });
+    const params = (i) => Object.fromEntries(new URL(calls[i].url).searchParams);
+    const settle = async () => { for (let i = 0; i < 4; i += 1) await tick(); };
+    await settle();
+    // The first round: each room at once, one after the other.
+    assert.equal(calls.length, 1);
+    assert.deepEqual(params(0), { room: 'a', timeout: '0', last_id: '1' });
+    answer(0, 200, [message('a', 2)]);
+    await settle();
+    assert.deepEqual(params(1), { room: 'b', timeout: '0', last_id: '2' });
+    answer(1, 200, []);
+    await settle();
+    assert.deepEqual(params(2), { room: 'c', timeout: '0', last_id: '3' });
+    answer(2, 200, []);
+    await settle();
+    // Then a wait on the focused room, bounded so the others are checked too.
+    assert.equal(calls.length, 4);
+    assert.deepEqual(params(3), { room: 'b', timeout: '8', last_id: '2' });
+    answer(3, 200, [message('b', 3)]);
+    await settle();
+    assert.deepEqual(params(4), { room: 'b', timeout: '8', last_id: '3' }, 'a busy room does not sweep every answer');
+    now = 8_000;
+    answer(4, 200, []);
+    await settle();
+    assert.deepEqual(params(5), { room: 'a', timeout: '0', last_id: '2' });
+    answer(5, 200, []);
+    await settle();
+    assert.deepEqual(params(6), { room: 'c', timeout: '0', last_id: '3' });
+    answer(6, 200, [message('c', 4)]);
+    await settle();
+    assert.deepEqual(params(7), { room: 'b', timeout: '8', last_id: '3' });
+    // Looking at another room: the wait moves there at once.
+    live.focus('c');
+    await settle();
+    assert.equal(calls[7].init.signal.aborted, true);
+    assert.deepEqual(params(8), { room: 'c', timeout: '8', last_id: '4' });
+    assert.deepEqual(seen, ['a:2', 'b:3', 'c:4']);
+    // Never more than one request in flight.
+    assert.equal(most, 1);
+    live.close();
+  });
+
+  test('long polling: a joined room restarts the loop, catching every room up from its position', async () => {
+    const { fetch, calls, answer } = scriptedFetch();
+    const timers = manualTimers();
+    const live = connect({ rooms: { a: 1 }, base: 'http://h', transports: ['longpoll'], fetch, ...timers });
+    const params = (i) => Object.fromEntries(new URL(calls[i].url).searchParams);
+    await tick();
+    answer(0, 200, []);
+    for (let i = 0; i < 4; i += 1) await tick();
+    assert.deepEqual(params(1), { room: 'a', timeout: '25', last_id: '1' });
+    live.join('b', 7);
+    timers.runAll();
+    await tick();
+    assert.equal(calls[1].init.signal.aborted, true);
+    assert.deepEqual(params(2), { room: 'a', timeout: '0', last_id: '1' });
+    answer(2, 200, []);
+    for (let i = 0; i < 4; i += 1) await tick();
+    assert.deepEqual(params(3), { room: 'b', timeout: '0', last_id: '7' });
+    live.close();
   });
 });
