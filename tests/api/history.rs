@@ -31,7 +31,7 @@ async fn page(app: &crate::helpers::TestApp, query: &str) -> (Vec<i64>, String) 
 }
 
 async fn scrolling_back_with_before_pages_to_the_start(backend: Backend) {
-    let app = spawn_app_with(backend, |config| config.rate_limits = false).await;
+    let app = spawn_app_with(backend, |config| config.rate.enabled = false).await;
     let cookie = admin_cookie(&app).await;
     for i in 1..=120 {
         let body = json!({"text": format!("m{i}"), "room": "back"});
