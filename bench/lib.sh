@@ -26,7 +26,8 @@ ensure_wrk() {
 }
 
 # Copy the shared peers to $PEERS (refreshed when the shared copy changes) and set
-# them up there once: python venv, npm install, cargo build of limit + loadgen.
+# them up there once: python venv, npm install, cargo build of limit + loadgen
+# (`ensure_peers copy-only`: the copy alone, for runs that only need bench-http.sh).
 ensure_peers() {
   mkdir -p "$CACHE"
   local stamp; stamp=$(cd "$PEERS_SRC" && find . -path ./results -prune -o -type f -print0 \
@@ -42,6 +43,7 @@ ensure_peers() {
     touch "$PEERS/.bench-copied-$stamp"
   fi
   [ -f "$PEERS/.bench-ready" ] && return 0
+  [ "${1:-}" = copy-only ] && return 0   # bench-http.sh and wrk/*.lua need no set-up
   log "setting up peers in $PEERS (once)"
   if [ ! -x "$PEERS/.venv/bin/uvicorn" ] || [ ! -x "$PEERS/.venv/bin/gunicorn" ]; then
     python3 -m venv "$PEERS/.venv"
@@ -96,13 +98,50 @@ pristine_db() {
   echo "$dir/users-$users.db"
 }
 
-# start_switchboard USERS -> PORT, SERVER_PID, AUTH_HEADERS (lines), HDR_ARGS (loadgen)
+# pristine_pg USERS -> URL of a PostgreSQL database (on BENCH_PG, the machine's server
+# by default) holding USERS synthetic users, made once per migrations version by the
+# server itself (bench/pg_seed.sql: one INSERT ... generate_series, then ANALYZE) and
+# kept between runs. Servers on it do not write users (the pg section has no POST), so
+# every start sees the same data.
+pristine_pg() {
+  local users=$1 key db base url
+  key=$(cd "$BENCH_DIR/.." && find migrations -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-12)
+  base=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+  db=sb_bench_${key}_$users; url=$base/$db
+  if [ "$(psql -Atq "$base/postgres" -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+    log "seeding $users users into PostgreSQL database $db (once)"
+    PGOPTIONS="-c client_min_messages=warning" psql -q "$base/postgres" -c "DROP DATABASE IF EXISTS ${db}_tmp" -c "CREATE DATABASE ${db}_tmp" >&2
+    "$SB_BIN" migrate --database-url "$base/${db}_tmp" --log warn >&2
+    local t0=$SECONDS
+    psql -q -v ON_ERROR_STOP=1 -v n="$users" -f "$BENCH_DIR/pg_seed.sql" "$base/${db}_tmp" >&2
+    log "  seeded in $((SECONDS - t0)) s"
+    psql -q "$base/postgres" -c "ALTER DATABASE ${db}_tmp RENAME TO $db" >&2
+  fi
+  echo "$url"
+}
+
+# same_users SQLITE_DB PG_URL: warns (never fails) when the two seeds differ, i.e. when
+# bench/pg_seed.sql no longer makes the users src/directory/synthetic.rs makes
+same_users() {
+  local q="SELECT name || '|' || email FROM users WHERE email LIKE '%@example.test' ORDER BY id"
+  command -v sqlite3 >/dev/null || return 0
+  if ! cmp -s <(sqlite3 "$1" "$q") <(psql -Atq "$2" -c "$q"); then
+    log "!! the PostgreSQL seed differs from SQLite's: update bench/pg_seed.sql to match synthetic.rs"
+  fi
+}
+
+# start_switchboard USERS [pg] -> PORT, SERVER_PID, AUTH_HEADERS (lines), HDR_ARGS (loadgen)
+# (pg: on the PostgreSQL database of pristine_pg instead of a copy of the SQLite one)
 start_switchboard() {
-  local users=$1 src db jar cookies csrf
-  src=$(pristine_db "$users")
+  local users=$1 backend=${2:-sqlite} src db url jar cookies csrf
   PORT=$((NEXT_PORT += 1))
-  db=$RUN_DIR/switchboard-$PORT.db
-  cp "$src" "$db"; SB_DB=$db
+  if [ "$backend" = pg ]; then
+    url=$(pristine_pg "$users")
+  else
+    src=$(pristine_db "$users")
+    db=$RUN_DIR/switchboard-$PORT.db
+    cp "$src" "$db"; SB_DB=$db; url=sqlite://$db
+  fi
   # realtime limits as environment variables (a binary without the hub ignores them):
   # no caps on sends and connections, and a per-connection queue of 4096 deliveries,
   # the capacity of limit's broadcast channel (the default 256 closes the burst
@@ -111,7 +150,7 @@ start_switchboard() {
   SWITCHBOARD_REALTIME_CONNECTIONS_PER_USER=$BIG SWITCHBOARD_REALTIME_CONNECTIONS_PER_IP=$BIG \
   SWITCHBOARD_REALTIME_QUEUE=${SB_REALTIME_QUEUE:-4096} \
     taskset -c "$SERVER_CPU" "$SB_BIN" serve \
-    --bind "127.0.0.1:$PORT" --database-url "sqlite://$db" \
+    --bind "127.0.0.1:$PORT" --database-url "$url" \
     --rate-login-per-minute 1000 --rate-search-per-second "$BIG" \
     --rate-write-per-second "$BIG" --rate-general-per-second "$BIG" \
     --log warn >>"$RUN_DIR/switchboard.log" 2>&1 &

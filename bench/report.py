@@ -4,6 +4,8 @@ on stdout. Owns the report's layout, the ratios and the target checks of issue 6
 Cells are medians over repetitions. Standard library only.
 
 usage: report.py RESULTS.jsonl [MORE.jsonl ...] > REPORT.md   (several files are merged)
+       report.py --splice REPORT.md RESULTS.jsonl > NEW.md   (the sections of SPLICED that
+       RESULTS measured replace theirs in REPORT.md; the rest is kept as it was)
 """
 import json
 import os
@@ -22,9 +24,11 @@ HTTP_TESTS = [
     ("autocomplete", "GET /api/autocomplete?q=al", "search"),
     ("post", "POST /api/users", "post"),
 ]
-ALL_SECTIONS = ["http", "http1m", "profile", "ws", "idle", "sse", "longpoll"]
+ALL_SECTIONS = ["http", "http1m", "pg", "profile", "ws", "idle", "sse", "longpoll"]
+SPLICED = {"pg": "## PostgreSQL beside SQLite"}   # sections --splice can replace alone
 SECTION_TITLES = {
-    "http": "HTTP at 1,000 users", "http1m": "HTTP at 1,000,000 users", "profile": "Profile under HTTP load",
+    "http": "HTTP at 1,000 users", "http1m": "HTTP at 1,000,000 users",
+    "pg": "PostgreSQL beside SQLite", "profile": "Profile under HTTP load",
     "ws": "WebSocket fan-out",
     "idle": "Memory per idle connection", "sse": "SSE clients", "longpoll": "Long-poll wake latency",
 }
@@ -32,7 +36,7 @@ SECTION_TITLES = {
 METHOD = """
 ## How the figures were taken
 
-- **One command**: `bench/run` (sections `http http1m profile ws idle sse longpoll`; `QUICK=1` for short
+- **One command**: `bench/run` (sections `http http1m pg profile ws idle sse longpoll`; `QUICK=1` for short
   runs, `REPS=N` for repetitions, peers interleaved within each). It builds
   `cargo build --release --locked` into `~/.cache/switchboard/bench-target` (under `nice`), and
   copies `../shared/peers` to `~/.cache/switchboard/peers`, set up there once (venv, `npm install`,
@@ -57,6 +61,13 @@ METHOD = """
   **req per CPU-s** = requests ÷ server CPU seconds. Ratios are taken against peers measured in
   the same run. The peers: `limit` (bare axum, constant answers), `seed-fastapi` (uvicorn, 2
   workers), `seed-flask` (gunicorn gthread, 5×4), all pinned to the same one core.
+- **PostgreSQL beside SQLite** (`bench/run pg`): the reads of the HTTP table plus searches for a pair
+  most users have, one 2% have, one nobody has and a rare trigram, 5 s each (2 s QUICK), against
+  Switchboard on a SQLite copy and on PostgreSQL (`BENCH_PG`, default the machine's server) at 1,000
+  and 1,000,000 users, all in one run. The PostgreSQL databases are made once per migrations
+  version (`sb_bench_<hash>_<users>`, kept) by `switchboard migrate` and `bench/pg_seed.sql`: one
+  server-side `INSERT ... generate_series` of the same synthetic people, then `ANALYZE`. Run alone,
+  the section replaces only its own part of `REPORT.md` (`report.py --splice`).
 - **WebSocket fan-out**: `loadgen ws` with N = 100, 1,000, 10,000 (100 and 1,000 in QUICK runs;
   the Python peers only up to 1,000, node without its O(N²) join storm above 1,000, as
   `peers/BASELINE.md`). Switchboard: `/ws` with handshake `{"type":"join","room":"bench"}` and
@@ -214,6 +225,71 @@ def http1m_section(res, out):
         out.append(f"| {label}{bad} | {fmt(c['rps'])} | {fmt(c['p50'], 2)} | {fmt(c['p99'], 2)} | {fmt(c['cpu'])} "
                    f"| {ratio} | {fmt(pct(c['cpu'], k['cpu']), 0, '%')} |")
     out.append("")
+
+
+PG_TESTS = [
+    ("get1", "GET /api/users/1"),
+    ("list", "GET /api/users"),
+    ("search", "GET /api/users?search=al (a pair in 12% of users)"),
+    ("search_mid", "GET /api/users?search=øy (a pair in 2%)"),
+    ("search_none", "GET /api/users?search=zq (a pair nobody has)"),
+    ("search_tri", "GET /api/users?search=rossi.12 (trigrams)"),
+    ("search_api", "GET /api/search?q=al"),
+]
+
+
+def pg_section(res, metas, out):
+    if not res.has("pg"):
+        return
+    out.append(SPLICED["pg"] + "\n")
+    meta = next((m for m in metas if "pg" in m.get("sections", [])), {})
+    loads = [r["loadavg"] for k, rows in res.by.items() if k[0] == "pg" for r in rows]
+    out.append(f"Measured in the run started {meta.get('started_utc', '?')} at commit `{meta.get('commit', '?')}`"
+               f"{' (QUICK=1)' if meta.get('quick') else ''}: the same reads against Switchboard on SQLite and on "
+               "PostgreSQL 15 (the machine's server, unpinned, sharing both cores with the load generator; "
+               "synthetic users made by `bench/pg_seed.sql`, the same people as SQLite's), "
+               f"wrk -t1 -c64. 1-min load average at each measurement: median "
+               f"{fmt(med(loads), 2)} (range {fmt(min(loads), 2)}–{fmt(max(loads), 2)}); the machine was shared "
+               "with other jobs, so compare within this table. Cells: req/s (p50 / p99 ms); "
+               "**pg/sqlite** is PostgreSQL's p99 over SQLite's.\n")
+    out.append("| test | SQLite 1k | PostgreSQL 1k | pg/sqlite 1k | SQLite 1M | PostgreSQL 1M | pg/sqlite 1M |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+
+    def cell(server, scenario):
+        c = http_cell(res, "pg", server, scenario)
+        if c["rps"] is None:
+            return c, "–"
+        bad = f" **{fmt(c['bad'])} errors/non-2xx**" if c["bad"] else ""
+        return c, f"{fmt(c['rps'])}/s ({fmt(c['p50'], 2)} / {fmt(c['p99'], 2)}){bad}"
+
+    for test, label in PG_TESTS:
+        cells = []
+        for users in ("1000", "1000000"):
+            sq, sq_text = cell("switchboard", f"{test}@{users}")
+            pg, pg_text = cell("switchboard-pg", f"{test}@{users}")
+            ratio = f"{pg['p99'] / sq['p99']:.2f}x" if pg["p99"] and sq["p99"] else "–"
+            cells += [sq_text, pg_text, ratio]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    out.append("")
+
+
+def splice(report_path, metas, res):
+    """The report at report_path with each SPLICED section that res measured replaced
+    (or, when absent, put before the method notes)."""
+    lines = open(report_path).read().rstrip("\n").split("\n")
+    for section, heading in SPLICED.items():
+        block = []
+        globals()[f"{section}_section"](res, metas, block)
+        if not block:
+            continue
+        if heading in lines:
+            start = lines.index(heading)
+            end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+            lines[start:end] = block
+        else:
+            at = next((i for i, l in enumerate(lines) if l.startswith("## How the figures were taken")), len(lines))
+            lines[at:at] = block
+    return "\n".join(lines)
 
 
 def profile_section(res, out):
@@ -486,6 +562,10 @@ def targets(res, ran):
 
 
 def main():
+    if sys.argv[1] == "--splice":
+        metas, rows = load(sys.argv[3:])
+        print(splice(sys.argv[2], metas, Results(rows)))
+        return
     metas, rows = load(sys.argv[1:])
     meta = metas[0] if metas else {}
     res = Results(rows)
@@ -539,6 +619,7 @@ def main():
                "wake is timed from sending the POST, so it includes the POST's own round trip (its own column).\n")
     http_section(res, out)
     http1m_section(res, out)
+    pg_section(res, metas, out)
     profile_section(res, out)
     for path in sys.argv[1:]:
         slow_statements(path, out)

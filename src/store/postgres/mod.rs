@@ -1,8 +1,9 @@
 //! PostgreSQL, for running several Switchboard instances on one database.
 //!
 //! The statements mirror [`super::sqlite`]; where they differ it is the dialect:
-//! substring search is `LIKE '%x%'` served by pg_trgm GIN indexes instead of FTS5,
-//! and bulk loads send whole columns as arrays through `UNNEST`.
+//! substring search is `LIKE '%x%'` served by pg_trgm GIN indexes instead of FTS5
+//! (two characters: a GIN index of bigram arrays, migration 0007, instead of FTS5
+//! bigram tokens), and bulk loads send whole columns as arrays through `UNNEST`.
 
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use crate::hub::message::{Appended, NewMessage, Position};
 
 mod messages;
 mod users;
+
+pub use users::search_page;
 
 /// How long a query waits for a pooled connection unless configured: short, so a
 /// database outage answers 503 quickly instead of hanging requests.
