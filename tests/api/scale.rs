@@ -150,7 +150,7 @@ async fn postgres_searches_two_characters_through_an_index() {
     if !postgres_available("postgres_searches_two_characters_through_an_index") {
         return;
     }
-    let app = spawn_app_with(Backend::Postgres, |c| c.rate_limits = false).await;
+    let app = spawn_app_with(Backend::Postgres, |c| c.rate.enabled = false).await;
     let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
     // Every 5,000th user is "Rare Qzwy N": 20 users hold the pair "qz".
     sqlx::query(
