@@ -30,8 +30,8 @@ use crate::auth::model::ApiToken;
 use crate::auth::password::Rules;
 use crate::directory::model::{Profile, ProfileUser, Role, Settings, Stats, User};
 use crate::hub::PresenceSnapshot;
-use crate::store::account::SessionInfo;
 use crate::hub::message::{Author, Message as ChatMessage};
+use crate::store::account::SessionInfo;
 
 /// Characters Rust's `str::trim` removes (Unicode `White_Space`), as a regex class body.
 const WHITE_SPACE: &str =

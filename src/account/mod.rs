@@ -145,11 +145,7 @@ pub async fn end_other_sessions(
         if session.current {
             continue;
         }
-        if let Some(hash) = state
-            .store
-            .find_session_hash(user_id, &session.id)
-            .await?
-        {
+        if let Some(hash) = state.store.find_session_hash(user_id, &session.id).await? {
             delete_session(state, hash).await?;
             ended += 1;
         }
@@ -251,7 +247,10 @@ async fn mark_read(
         },
     };
     if let Some(field) = body.keys().find(|k| k.as_str() != "through") {
-        return Err(ApiError::validation(field, "is not a field of this request"));
+        return Err(ApiError::validation(
+            field,
+            "is not a field of this request",
+        ));
     }
     Ok(Json(read_notifications(&state, &identity, through).await?))
 }

@@ -218,8 +218,16 @@ async fn change_password(
         return Err(ApiError::invalid(errors));
     }
     let mut response = Json(()).into_response();
-    let changed =
-        change_own_password(&state, &identity, &origin, &jar, current, new, &mut response).await?;
+    let changed = change_own_password(
+        &state,
+        &identity,
+        &origin,
+        &jar,
+        current,
+        new,
+        &mut response,
+    )
+    .await?;
     let mut answer = Json(changed).into_response();
     for cookie in response.headers().get_all(axum::http::header::SET_COOKIE) {
         answer

@@ -46,8 +46,13 @@ pub trait AccountStore: Lifecycle {
     /// Where `user_id` has read `room` up to (0: nothing read).
     async fn read_position(&self, user_id: i64, room: &str) -> StoreResult<i64>;
     /// Moves the read position forward to `through` (never back); the position after.
-    async fn mark_read(&self, user_id: i64, room: &str, through: i64, now_ms: i64)
-    -> StoreResult<i64>;
+    async fn mark_read(
+        &self,
+        user_id: i64,
+        room: &str,
+        through: i64,
+        now_ms: i64,
+    ) -> StoreResult<i64>;
     /// Messages in `room` after `after_id` that someone other than `user_id` wrote.
     async fn count_unread(&self, user_id: i64, room: &str, after_id: i64) -> StoreResult<i64>;
 

@@ -169,8 +169,8 @@ pub trait Store:
     UserStore + AuthStore + MessageStore + account::AccountStore + Send + Sync + 'static
 {
 }
-impl<T: UserStore + AuthStore + MessageStore + account::AccountStore + Send + Sync + 'static>
-    Store for T
+impl<T: UserStore + AuthStore + MessageStore + account::AccountStore + Send + Sync + 'static> Store
+    for T
 {
 }
 

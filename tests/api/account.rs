@@ -8,12 +8,14 @@ use switchboard::store::Backend;
 use crate::clients::{
     admin_cookie, member_cookie, next_sse_message, open_sse, post_send, spawn_unlimited,
 };
-use crate::helpers::{
-    MEMBER_PASSWORD, assert_envelope, json_with_status, login, spawn_app,
-};
+use crate::helpers::{MEMBER_PASSWORD, assert_envelope, json_with_status, login, spawn_app};
 use crate::on_both_backends;
 
-async fn get_with(client: &reqwest::Client, app: &crate::helpers::TestApp, path: &str) -> reqwest::Response {
+async fn get_with(
+    client: &reqwest::Client,
+    app: &crate::helpers::TestApp,
+    path: &str,
+) -> reqwest::Response {
     client.get(app.url(path)).send().await.unwrap()
 }
 
@@ -48,7 +50,10 @@ async fn settings_are_read_and_written_through_the_api(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(json_with_status(off, 200).await["notify_admin_changes"], false);
+    assert_eq!(
+        json_with_status(off, 200).await["notify_admin_changes"],
+        false
+    );
     let profile = json_with_status(
         get_with(&bob_client, &app, &format!("/api/users/{id}/profile")).await,
         200,
@@ -77,7 +82,10 @@ async fn settings_are_read_and_written_through_the_api(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(json_with_status(null, 422).await["fields"]["theme"], "cannot be null");
+    assert_eq!(
+        json_with_status(null, 422).await["fields"]["theme"],
+        "cannot be null"
+    );
     let still = json_with_status(get_with(&bob_client, &app, &path).await, 200).await;
     assert_eq!(still["theme"], "dark");
 
@@ -85,11 +93,8 @@ async fn settings_are_read_and_written_through_the_api(backend: Backend) {
     let admin_path = format!("/api/users/{}/settings", app.admin_id());
     let other = json_with_status(get_with(&bob_client, &app, &admin_path).await, 403).await;
     assert_envelope(&other, "forbidden");
-    let by_admin = json_with_status(
-        app.patch_json(&path, &json!({"theme": "light"})).await,
-        200,
-    )
-    .await;
+    let by_admin =
+        json_with_status(app.patch_json(&path, &json!({"theme": "light"})).await, 200).await;
     assert_eq!(by_admin["theme"], "light");
     let nobody = json_with_status(app.get("/api/users/99999/settings").await, 404).await;
     assert_envelope(&nobody, "not_found");
@@ -120,7 +125,8 @@ async fn the_profile_counts_posts(backend: Backend) {
     // The admin's notification from Bob's mention and the directory event of
     // creating Bob are no posts of anyone's.
     let admin_profile = json_with_status(
-        app.get(&format!("/api/users/{}/profile", app.admin_id())).await,
+        app.get(&format!("/api/users/{}/profile", app.admin_id()))
+            .await,
         200,
     )
     .await;
@@ -178,7 +184,12 @@ async fn notifications_honour_the_settings(backend: Backend) {
     )
     .await;
     json_with_status(
-        post_send(&app, &admin, json!({"text": "again @bob", "room": "general"})).await,
+        post_send(
+            &app,
+            &admin,
+            json!({"text": "again @bob", "room": "general"}),
+        )
+        .await,
         201,
     )
     .await;
@@ -220,17 +231,23 @@ async fn sessions_are_listed_and_ended(backend: Backend) {
     let current: Vec<&Value> = listed.iter().filter(|s| s["current"] == true).collect();
     assert_eq!(current.len(), 1, "{listed:?}");
     assert!(
-        current[0]["user_agent"].as_str().unwrap().contains("iPhone"),
+        current[0]["user_agent"]
+            .as_str()
+            .unwrap()
+            .contains("iPhone"),
         "{listed:?}"
     );
     assert_eq!(current[0]["client_ip"], "127.0.0.1");
     for session in listed {
         assert_eq!(session["id"].as_str().unwrap().len(), 16);
-        assert!(session["created_at"].as_i64().is_some() && session["last_seen_at"].as_i64().is_some());
+        assert!(
+            session["created_at"].as_i64().is_some() && session["last_seen_at"].as_i64().is_some()
+        );
     }
 
     // End one (the laptop's, as seen from the phone): the laptop is logged out.
-    let laptop_id = json_with_status(get_with(&laptop, &app, "/api/sessions").await, 200).await
+    let laptop_id = json_with_status(get_with(&laptop, &app, "/api/sessions").await, 200)
+        .await
         .as_array()
         .unwrap()
         .iter()
@@ -252,7 +269,11 @@ async fn sessions_are_listed_and_ended(backend: Backend) {
         .await
         .unwrap();
     assert_envelope(&json_with_status(again, 404).await, "not_found");
-    let junk = phone.delete(app.url("/api/sessions/x'")).send().await.unwrap();
+    let junk = phone
+        .delete(app.url("/api/sessions/x'"))
+        .send()
+        .await
+        .unwrap();
     assert_envelope(&json_with_status(junk, 404).await, "not_found");
 
     // Another member's session is not theirs to end, nor to list.
@@ -331,15 +352,26 @@ async fn read_positions_count_unread_and_start_the_streams(backend: Backend) {
     let mut tab = open_sse(&app, "/notifications", &bob_cookie, None).await;
     for n in 1..=3 {
         json_with_status(
-            post_send(&app, &admin, json!({"text": format!("@bob #{n}"), "room": "general"})).await,
+            post_send(
+                &app,
+                &admin,
+                json!({"text": format!("@bob #{n}"), "room": "general"}),
+            )
+            .await,
             201,
         )
         .await;
     }
     let after = state().await;
-    assert_eq!((after["unread"].as_i64(), after["last_id"].as_i64()), (Some(3), Some(3)));
+    assert_eq!(
+        (after["unread"].as_i64(), after["last_id"].as_i64()),
+        (Some(3), Some(3))
+    );
     for _ in 1..=3 {
-        assert_eq!(next_sse_message(&mut tab).await.1["event"]["type"], "mention");
+        assert_eq!(
+            next_sse_message(&mut tab).await.1["event"]["type"],
+            "mention"
+        );
     }
 
     // Read through #2: one unread left; the tab hears a `read` marker.
@@ -352,18 +384,30 @@ async fn read_positions_count_unread_and_start_the_streams(backend: Backend) {
         200,
     )
     .await;
-    assert_eq!((read["read_id"].as_i64(), read["unread"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(
+        (read["read_id"].as_i64(), read["unread"].as_i64()),
+        (Some(2), Some(1))
+    );
     let (_, marker) = next_sse_message(&mut tab).await;
     assert_eq!(marker["event"], json!({"type": "read", "through": 2}));
 
     // Without a position, both reads start at the first unread (#3).
     let listed = json_with_status(
-        bob(reqwest::Method::GET, "/api/notifications").send().await.unwrap(),
+        bob(reqwest::Method::GET, "/api/notifications")
+            .send()
+            .await
+            .unwrap(),
         200,
     )
     .await;
     let first = &listed.as_array().unwrap()[0];
-    assert_eq!((first["id"].as_i64(), first["text"].as_str().map(|t| t.contains("#3"))), (Some(3), Some(true)));
+    assert_eq!(
+        (
+            first["id"].as_i64(),
+            first["text"].as_str().map(|t| t.contains("#3"))
+        ),
+        (Some(3), Some(true))
+    );
     let mut away = open_sse(&app, "/notifications", &bob_cookie, None).await;
     assert_eq!(next_sse_message(&mut away).await.0, "3");
 
@@ -402,7 +446,11 @@ async fn read_positions_count_unread_and_start_the_streams(backend: Backend) {
     )
     .await;
     assert_eq!(same["last_id"], before);
-    for bad in [json!({"through": -1}), json!({"through": "all"}), json!({"upto": 3})] {
+    for bad in [
+        json!({"through": -1}),
+        json!({"through": "all"}),
+        json!({"upto": 3}),
+    ] {
         let refused = bob(reqwest::Method::POST, "/api/notifications/read")
             .json(&bad)
             .send()
@@ -412,7 +460,96 @@ async fn read_positions_count_unread_and_start_the_streams(backend: Backend) {
     }
 }
 
+async fn a_password_is_evaluated_by_the_policy(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (bob, bob_client) = app.member("Bob Stone", "bob@example.com").await;
+    let check = |client: &reqwest::Client, body: Value| {
+        client
+            .post(app.url("/api/auth/password/check"))
+            .json(&body)
+            .send()
+    };
+    let weak = json_with_status(
+        check(&bob_client, json!({"password": "password"}))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(weak["acceptable"], false);
+    let problems: Vec<&str> = weak["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "must be at least 12 characters",
+            "is one of the most common passwords (it is in lists of breached passwords)"
+        ]
+    );
+    assert_eq!(weak["rules"]["min_chars"], 12);
+    let own = json_with_status(
+        check(&bob_client, json!({"password": "bobstone2026!"}))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        own["problems"][0],
+        "must not be built from your name or email address"
+    );
+    let good = json_with_status(
+        check(&bob_client, json!({"password": MEMBER_PASSWORD}))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        good,
+        json!({"acceptable": true, "problems": [], "rules": good["rules"].clone()})
+    );
+    // Someone else's account: an admin may ask (with their words), a member may not.
+    let id = bob["id"].as_i64().unwrap();
+    let for_bob = json_with_status(
+        check(
+            &app.client,
+            json!({"password": "bobstone2026!", "user_id": id}),
+        )
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        for_bob["problems"][0],
+        "must not be built from your name or email address"
+    );
+    let refused = check(
+        &bob_client,
+        json!({"password": "x", "user_id": app.admin_id()}),
+    )
+    .await
+    .unwrap();
+    assert_envelope(&json_with_status(refused, 403).await, "forbidden");
+    let missing = json_with_status(check(&bob_client, json!({})).await.unwrap(), 422).await;
+    assert_eq!(missing["fields"]["password"], "is required");
+    let nobody = json_with_status(
+        check(&app.client, json!({"password": "x", "user_id": 99999}))
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    assert_eq!(nobody["fields"]["user_id"], "is not a user");
+}
+
 on_both_backends!(
+    a_password_is_evaluated_by_the_policy,
     settings_are_read_and_written_through_the_api,
     the_profile_counts_posts,
     notifications_honour_the_settings,
