@@ -5,6 +5,7 @@
 //! Reading order: [`config`] -> [`App`] (here) -> [`http`] (routes and middleware) ->
 //! [`directory`] (the user API) -> [`store`] (all SQL) -> [`error`] (the envelope).
 
+pub mod account;
 pub mod auth;
 pub mod batch;
 pub mod breaker;

@@ -24,11 +24,14 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::account::ReadState;
 use crate::auth::Identity;
 use crate::auth::model::ApiToken;
+use crate::auth::password::Rules;
 use crate::directory::model::{Profile, ProfileUser, Role, Settings, Stats, User};
 use crate::hub::PresenceSnapshot;
 use crate::hub::message::{Author, Message as ChatMessage};
+use crate::store::account::SessionInfo;
 
 /// Characters Rust's `str::trim` removes (Unicode `White_Space`), as a regex class body.
 const WHITE_SPACE: &str =
@@ -274,6 +277,55 @@ struct NewTokenBody {
     user_id: Option<i64>,
 }
 
+/// `PATCH /api/users/{id}/settings`: only the fields given change; none can be null,
+/// and a field that is no setting is refused.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SettingsChangesBody {
+    #[schema(required = false, pattern = "^(system|light|dark)$")]
+    theme: String,
+    /// *compat*: turns both kinds on or off (the kinds given beside it win).
+    #[schema(required = false)]
+    notifications: bool,
+    #[schema(required = false)]
+    notify_mentions: bool,
+    #[schema(required = false)]
+    notify_admin_changes: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PasswordCheckBody {
+    /// The candidate (any string: this only evaluates it).
+    password: String,
+    /// Admins: the account it would be for (its name and email may not make it up).
+    #[schema(required = false)]
+    user_id: Option<i64>,
+}
+
+/// What the password policy says of a candidate.
+#[derive(Serialize, ToSchema)]
+struct PasswordVerdict {
+    acceptable: bool,
+    /// Every reason it is refused, as phrases after "Password ..."; empty when acceptable.
+    problems: Vec<String>,
+    rules: Rules,
+}
+
+/// `DELETE /api/sessions`'s answer.
+#[derive(Serialize, ToSchema)]
+struct SessionsEnded {
+    sessions_ended: u64,
+}
+
+/// `POST /api/notifications/read`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MarkReadBody {
+    /// Read up to this id (default, or above the newest: all).
+    #[schema(required = false, minimum = 0)]
+    through: Option<i64>,
+}
+
 /// An API token with its secret: the only time it is shown.
 #[derive(Serialize, ToSchema)]
 struct CreatedToken {
@@ -461,6 +513,63 @@ fn delete_user() {}
     responses((status = 200, body = Profile), (status = 404, body = ErrorEnvelope)))]
 fn profile() {}
 
+#[utoipa::path(get, path = "/api/users/{id}/settings", tag = "account", params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = Settings),
+        (status = 403, description = "Only your own, unless admin", body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    ))]
+fn get_settings() {}
+
+#[utoipa::path(patch, path = "/api/users/{id}/settings", tag = "account", params(("id" = i64, Path)),
+    request_body = SettingsChangesBody,
+    responses(
+        (status = 200, description = "The settings after the change", body = Settings),
+        (status = 403, description = "Only your own, unless admin", body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 422, description = "A bad value, or a field that is no setting", body = ErrorEnvelope),
+    ))]
+fn patch_settings() {}
+
+#[utoipa::path(get, path = "/api/sessions", tag = "account",
+    params(("user_id" = Option<i64>, Query, description = "Admins: another user's sessions")),
+    responses(
+        (status = 200, description = "Most recently used first; `current` marks the one asking", body = [SessionInfo]),
+        (status = 403, description = "Another user's: admins only", body = ErrorEnvelope),
+    ))]
+fn list_sessions() {}
+
+#[utoipa::path(delete, path = "/api/sessions", tag = "account",
+    params(("user_id" = Option<i64>, Query, description = "Admins: end all of another user's sessions")),
+    responses(
+        (status = 200, description = "Every session but the one asking ended (with its realtime connections)", body = SessionsEnded),
+        (status = 403, description = "Another user's: admins only", body = ErrorEnvelope),
+    ))]
+fn end_sessions() {}
+
+#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "account",
+    params(
+        ("id" = String, Path, description = "A session's `id` as listed"),
+        ("user_id" = Option<i64>, Query, description = "Admins: another user's session"),
+    ),
+    responses(
+        (status = 200, description = "Ended, with its realtime connections", body = Confirmation),
+        (status = 403, description = "Another user's: admins only", body = ErrorEnvelope),
+        (status = 404, description = "No such session of this user", body = ErrorEnvelope),
+    ))]
+fn end_session() {}
+
+#[utoipa::path(get, path = "/api/notifications/unread", tag = "account",
+    responses((status = 200, description = "How far you have read your notifications", body = ReadState)))]
+fn unread_notifications() {}
+
+#[utoipa::path(post, path = "/api/notifications/read", tag = "account", request_body = MarkReadBody,
+    responses(
+        (status = 200, description = "Marked read, on every tab and device (a `read` notification tells them)", body = ReadState),
+        (status = 422, description = "A bad `through`, or a field that is not one", body = ErrorEnvelope),
+    ))]
+fn mark_notifications_read() {}
+
 #[utoipa::path(get, path = "/api/autocomplete", tag = "directory",
     params(
         ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "At least 2 characters, else `[]`; no control characters"),
@@ -528,11 +637,12 @@ fn room_presence() {}
 
 #[utoipa::path(get, path = "/api/notifications", tag = "realtime",
     params(
-        ("since" = Option<i64>, Query), ("before" = Option<i64>, Query),
+        ("since" = Option<i64>, Query, description = "After this id; with neither `since` nor `before`, after your read position (the first unread)"),
+        ("before" = Option<i64>, Query),
         ("limit" = Option<i64>, Query, minimum = 1),
     ),
     responses(
-        (status = 200, description = "The caller's notifications (mentions, account changes)", body = [ChatMessage]),
+        (status = 200, description = "The caller's notifications (mentions, account changes, and `read` markers)", body = [ChatMessage]),
         (status = 400, description = "A bad position or limit", body = ErrorEnvelope),
     ))]
 fn notifications() {}
@@ -560,6 +670,14 @@ fn me() {}
         (status = 429, description = "Too many password checks from this address or for this account", body = ErrorEnvelope),
     ))]
 fn change_password() {}
+
+#[utoipa::path(post, path = "/api/auth/password/check", tag = "auth", request_body = PasswordCheckBody,
+    responses(
+        (status = 200, description = "The policy's verdict; nothing is stored", body = PasswordVerdict),
+        (status = 403, description = "Another user's account: admins only", body = ErrorEnvelope),
+        (status = 422, description = "No password, or no such user", body = ErrorEnvelope),
+    ))]
+fn check_password() {}
 
 #[utoipa::path(get, path = "/api/tokens", tag = "auth",
     params(("user_id" = Option<i64>, Query, description = "Admins: one user's tokens")),
@@ -757,20 +875,25 @@ impl Modify for Security {
         list_users, create_user, get_user, put_user, patch_user, delete_user, profile,
         autocomplete, search, batch, login, logout, me, change_password, list_tokens,
         create_token, revoke_token, hello, data, error, healthz, readyz, metrics, send, rooms,
-        room_messages, room_presence, notifications
+        room_messages, room_presence, notifications, get_settings, patch_settings,
+        list_sessions, end_sessions, end_session, unread_notifications, mark_notifications_read,
+        check_password
     ),
     components(schemas(
         User, Role, Profile, ProfileUser, Settings, Stats, ApiToken, ErrorEnvelope,
         NewUserBody, UserChangesBody, Confirmation, LoginBody, PasswordChangeBody, PasswordChanged,
         NewTokenBody,
         CreatedToken, BatchItem, BatchBody, BatchOutcome, ChatMessage, Author, SendBody,
-        PresenceSnapshot, RoomInfo, Hello, Showcase, Health, Readiness
+        PresenceSnapshot, RoomInfo, Hello, Showcase, Health, Readiness, SettingsChangesBody,
+        SessionInfo, SessionsEnded, ReadState, MarkReadBody, PasswordCheckBody, PasswordVerdict,
+        Rules
     )),
     modifiers(&Security, &MiddlewareErrors),
     security(("session" = []), ("token" = [])),
     tags(
         (name = "directory", description = "Users: list, search, create, edit, delete"),
         (name = "auth", description = "Logging in, sessions, API tokens"),
+        (name = "account", description = "Your settings, sessions and read notifications"),
         (name = "examples", description = "The classic tutorial's small examples"),
         (name = "realtime", description = "Chat rooms over REST; the streaming transports \
             (WebSocket, SSE, long polling, Socket.IO) are described in the README"),
@@ -974,7 +1097,15 @@ mod tests {
         check::<Showcase>(schemas);
         check::<Health>(schemas);
         check::<Readiness>(schemas);
+        check::<SettingsChangesBody>(schemas);
+        check::<SessionInfo>(schemas);
+        check::<SessionsEnded>(schemas);
+        check::<ReadState>(schemas);
+        check::<MarkReadBody>(schemas);
+        check::<PasswordCheckBody>(schemas);
+        check::<PasswordVerdict>(schemas);
+        check::<Rules>(schemas);
         // Every schema the document has was checked above.
-        assert_eq!(schemas.len(), 28, "{:?}", schemas.keys());
+        assert_eq!(schemas.len(), 36, "{:?}", schemas.keys());
     }
 }

@@ -29,6 +29,9 @@ use crate::limits::client_ip;
 pub struct Origin {
     pub client_ip: IpAddr,
     request_id: Option<RequestId>,
+    /// The `User-Agent` header (a cheap clone of the header's bytes), for the
+    /// device a new session records.
+    user_agent: Option<axum::http::HeaderValue>,
 }
 
 impl Origin {
@@ -40,7 +43,16 @@ impl Origin {
         Self {
             client_ip: client_ip::of_parts(extensions, headers, &state.config.http.trusted_proxies),
             request_id: extensions.get::<RequestId>().cloned(),
+            user_agent: headers.get(axum::http::header::USER_AGENT).cloned(),
         }
+    }
+
+    /// The device a session opened by this request records.
+    pub fn device(&self) -> crate::auth::model::Device {
+        crate::auth::model::Device::new(
+            self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+            self.client_ip,
+        )
     }
 
     pub fn request_id(&self) -> &str {

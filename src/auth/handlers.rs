@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/me", get(me))
         .route("/api/auth/password", post(change_password))
+        .route("/api/auth/password/check", post(check_password))
         .route("/api/tokens", get(list_tokens).post(create_token))
         .route("/api/tokens/{id}", delete(revoke_token))
 }
@@ -84,13 +85,14 @@ pub(crate) async fn check_login(
 pub(crate) async fn begin_session(
     state: &AppState,
     jar: &CookieJar,
+    origin: &audit::Origin,
     user_id: i64,
     response: &mut Response,
 ) -> Result<(), ApiError> {
     if let Some(old) = jar.get(SESSION_COOKIE).filter(|c| !c.value().is_empty()) {
         delete_session(state, sha256_hex(old.value())).await?;
     }
-    let id = session::start(state.store.as_ref(), &state.auth, user_id).await?;
+    let id = session::start(state.store.as_ref(), &state.auth, user_id, origin.device()).await?;
     let binding = sha256_hex(&id);
     append_cookie(response, session::cookie(id, &state.auth));
     append_cookie(
@@ -118,7 +120,7 @@ pub(crate) async fn end_session(
 }
 
 /// Deletes a session, and ends the realtime connections opened with it.
-async fn delete_session(state: &AppState, id_hash: String) -> Result<(), ApiError> {
+pub(crate) async fn delete_session(state: &AppState, id_hash: String) -> Result<(), ApiError> {
     state.store.delete_session(&id_hash).await?;
     state
         .hub
@@ -164,7 +166,7 @@ async fn login(
     };
     audit::login_succeeded(&origin, user.id, &user.email);
     let mut response = Json(user.clone()).into_response();
-    begin_session(&state, &jar, user.id, &mut response).await?;
+    begin_session(&state, &jar, &origin, user.id, &mut response).await?;
     Ok(response)
 }
 
@@ -189,12 +191,12 @@ async fn me(identity: Identity) -> Json<User> {
 
 /// What `POST /api/auth/password` answers.
 #[derive(Serialize)]
-struct PasswordChanged {
+pub(crate) struct PasswordChanged {
     message: &'static str,
     /// The account's other sessions, now ended.
-    sessions_ended: usize,
+    pub sessions_ended: usize,
     /// The account's API tokens, now revoked (all but the one making this request).
-    tokens_revoked: usize,
+    pub tokens_revoked: usize,
 }
 
 /// `POST /api/auth/password {"current_password", "new_password"}`: every other
@@ -215,6 +217,38 @@ async fn change_password(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
+    let mut response = Json(()).into_response();
+    let changed = change_own_password(
+        &state,
+        &identity,
+        &origin,
+        &jar,
+        current,
+        new,
+        &mut response,
+    )
+    .await?;
+    let mut answer = Json(changed).into_response();
+    for cookie in response.headers().get_all(axum::http::header::SET_COOKIE) {
+        answer
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie.clone());
+    }
+    Ok(answer)
+}
+
+/// Changes the caller's own password (the API's and the account page's one way):
+/// checks the policy and the current password, ends the other credentials, and puts
+/// the caller's fresh session cookie on `response`.
+pub(crate) async fn change_own_password(
+    state: &AppState,
+    identity: &Identity,
+    origin: &audit::Origin,
+    jar: &CookieJar,
+    current: &str,
+    new: &str,
+    response: &mut Response,
+) -> Result<PasswordChanged, ApiError> {
     let account = password::Account {
         name: &identity.user.name,
         email: &identity.user.email,
@@ -223,11 +257,11 @@ async fn change_password(
         .auth
         .password_policy
         .check_field(new, account, "new_password")?;
-    if check_login(&state, &origin, &identity.user.email, current)
+    if check_login(state, origin, &identity.user.email, current)
         .await?
         .is_none()
     {
-        audit::password_check_failed(&origin, identity.id());
+        audit::password_check_failed(origin, identity.id());
         return Err(ApiError::validation(
             "current_password",
             "is not your current password",
@@ -245,12 +279,12 @@ async fn change_password(
         .set_password(identity.id(), &NewPassword { hash, keep_token })
         .await?
         .ok_or(ApiError::Unauthenticated)?;
-    super::credentials_ended(&state, &ended, "password changed").await;
+    super::credentials_ended(state, &ended, "password changed").await;
     let own_session = match &identity.credential {
         Credential::Session { id_hash } => Some(id_hash),
         Credential::Token { .. } => None,
     };
-    let mut response = Json(PasswordChanged {
+    let changed = PasswordChanged {
         message: "Password changed",
         sessions_ended: ended
             .sessions
@@ -258,20 +292,75 @@ async fn change_password(
             .filter(|s| Some(*s) != own_session)
             .count(),
         tokens_revoked: ended.tokens.len(),
-    })
-    .into_response();
+    };
     if own_session.is_some() {
-        begin_session(&state, &jar, identity.id(), &mut response).await?;
+        begin_session(state, jar, origin, identity.id(), response).await?;
     }
-    Ok(response)
+    Ok(changed)
+}
+
+/// What `POST /api/auth/password/check` answers.
+#[derive(Serialize)]
+struct PasswordVerdict {
+    acceptable: bool,
+    /// Every reason the policy refuses it, as phrases after "Password ..."; empty
+    /// when acceptable.
+    problems: Vec<String>,
+    rules: password::Rules,
+}
+
+/// `POST /api/auth/password/check {"password", "user_id"?}`: what the policy says of
+/// a password for your account (an admin: user `user_id`'s), so a form can show the
+/// reasons as you type. Nothing is stored or changed; the change itself checks again.
+async fn check_password(
+    State(state): State<AppState>,
+    identity: Identity,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<Json<PasswordVerdict>, ApiError> {
+    let mut errors = FieldErrors::new();
+    let candidate = string_field(&body, "password", &mut errors);
+    let user = match body.get("user_id") {
+        None | Some(Value::Null) => Some(identity.user.clone()),
+        Some(value) => match value.as_i64() {
+            Some(id) if id == identity.id() => Some(identity.user.clone()),
+            Some(id) => {
+                identity.require_admin()?;
+                let user = state.store.get_user(id).await?;
+                if user.is_none() {
+                    errors.insert("user_id".into(), "is not a user".into());
+                }
+                user
+            }
+            None => {
+                errors.insert("user_id".into(), "must be a user id".into());
+                None
+            }
+        },
+    };
+    let (Some(user), true) = (user, errors.is_empty()) else {
+        return Err(ApiError::invalid(errors));
+    };
+    let policy = state.auth.password_policy;
+    let problems = policy.problems(
+        candidate,
+        password::Account {
+            name: &user.name,
+            email: &user.email,
+        },
+    );
+    Ok(Json(PasswordVerdict {
+        acceptable: problems.is_empty(),
+        problems,
+        rules: policy.rules(),
+    }))
 }
 
 /// A token with its secret, as answered once by `POST /api/tokens`.
 #[derive(Serialize)]
-struct CreatedToken {
-    token: String,
+pub(crate) struct CreatedToken {
+    pub token: String,
     #[serde(flatten)]
-    record: ApiToken,
+    pub record: ApiToken,
 }
 
 pub(crate) const TOKEN_NAME_MAX_CHARS: usize = 100;
@@ -284,8 +373,19 @@ async fn create_token(
     identity: Identity,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
+    let created = mint_token(&state, &identity, &body).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+/// Validates `body` (`name`, `expires_in_days`?, `user_id`?) and makes the token (the
+/// API's and the account page's one way).
+pub(crate) async fn mint_token(
+    state: &AppState,
+    identity: &Identity,
+    body: &Map<String, Value>,
+) -> Result<CreatedToken, ApiError> {
     let mut errors = FieldErrors::new();
-    let name = string_field(&body, "name", &mut errors).trim().to_owned();
+    let name = string_field(body, "name", &mut errors).trim().to_owned();
     if errors.is_empty() && (name.is_empty() || name.chars().count() > TOKEN_NAME_MAX_CHARS) {
         errors.insert(
             "name".into(),
@@ -348,14 +448,10 @@ async fn create_token(
             expires_at: expires_in_days.map(|days| now + days * 86_400),
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            token: minted.token,
-            record,
-        }),
-    )
-        .into_response())
+    Ok(CreatedToken {
+        token: minted.token,
+        record,
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -384,13 +480,29 @@ async fn revoke_token(
     identity: Identity,
     Path(id): Path<i64>,
 ) -> Result<Json<Message>, ApiError> {
+    revoke(&state, &identity, id, None).await?;
+    Ok(Json(Message {
+        message: "Token revoked",
+    }))
+}
+
+/// Revokes token `id` if the caller may (its owner, or an admin), and, when `owner`
+/// is given, only if it is that user's; ends the connections opened with it.
+pub(crate) async fn revoke(
+    state: &AppState,
+    identity: &Identity,
+    id: i64,
+    owner: Option<i64>,
+) -> Result<(), ApiError> {
     let token = state
         .store
         .get_token(id)
         .await?
         .ok_or_else(|| ApiError::not_found("Token"))?;
     // Someone else's token is "not found" to a member: its existence is not theirs to know.
-    if token.user_id != identity.id() && !identity.is_admin() {
+    if (token.user_id != identity.id() && !identity.is_admin())
+        || owner.is_some_and(|owner| owner != token.user_id)
+    {
         return Err(ApiError::not_found("Token"));
     }
     state.store.revoke_token(id, unix_now()).await?;
@@ -401,7 +513,5 @@ async fn revoke_token(
             reason: EndReason::TokenRevoked,
         })
         .await;
-    Ok(Json(Message {
-        message: "Token revoked",
-    }))
+    Ok(())
 }

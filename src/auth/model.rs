@@ -26,6 +26,35 @@ pub struct NewSession {
     pub created_at: i64,
     /// The absolute expiry: no activity extends a session past it.
     pub expires_at: i64,
+    /// Where it was opened from, for its owner's list of sessions.
+    pub device: Device,
+}
+
+/// What a login tells about the client: shown on the account page so people can
+/// tell their sessions apart (never used to decide anything).
+#[derive(Clone, Debug, Default)]
+pub struct Device {
+    /// The `User-Agent` header, cut to [`Device::MAX_AGENT_CHARS`].
+    pub user_agent: Option<String>,
+    pub client_ip: Option<String>,
+}
+
+impl Device {
+    pub const MAX_AGENT_CHARS: usize = 512;
+
+    pub fn new(user_agent: Option<&str>, client_ip: std::net::IpAddr) -> Self {
+        Self {
+            // Control characters (a NUL would fail PostgreSQL) are no part of a device.
+            user_agent: user_agent.map(|agent| {
+                agent
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(Self::MAX_AGENT_CHARS)
+                    .collect()
+            }),
+            client_ip: Some(client_ip.to_string()),
+        }
+    }
 }
 
 /// A stored session and whose it is.

@@ -90,7 +90,7 @@ async fn submit(
         Ok(Some(user)) => {
             audit::login_succeeded(&origin, user.id, &user.email);
             let mut response = Redirect::to(&next).into_response();
-            begin_session(&state, &jar, user.id, &mut response).await?;
+            begin_session(&state, &jar, &origin, user.id, &mut response).await?;
             Ok(response)
         }
         Ok(None) => {

@@ -4,7 +4,7 @@
 
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
-use super::model::{NewSession, unix_now};
+use super::model::{Device, NewSession, unix_now};
 use super::{AuthState, Credential, Identity, random_token, sha256_hex};
 use crate::error::ApiError;
 use crate::store::Store;
@@ -16,7 +16,12 @@ pub const SESSION_COOKIE: &str = "sb_session";
 const TOUCH_EVERY_SECS: i64 = 60;
 
 /// Creates a session for `user_id`; returns the cookie value (the only copy of the id).
-pub async fn start(store: &dyn Store, auth: &AuthState, user_id: i64) -> Result<String, ApiError> {
+pub async fn start(
+    store: &dyn Store,
+    auth: &AuthState,
+    user_id: i64,
+    device: Device,
+) -> Result<String, ApiError> {
     let id = random_token(32);
     let now = unix_now();
     store
@@ -25,6 +30,7 @@ pub async fn start(store: &dyn Store, auth: &AuthState, user_id: i64) -> Result<
             user_id,
             created_at: now,
             expires_at: now + auth.session_max_secs,
+            device,
         })
         .await?;
     Ok(id)

@@ -393,7 +393,8 @@ pub async fn profile(
         .get_settings(id)
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
-    Ok(Json(Profile::new(&user, settings)))
+    let posts = state.store.count_posts(id).await?;
+    Ok(Json(Profile::new(&user, settings, posts)))
 }
 
 #[derive(Deserialize)]

@@ -57,12 +57,96 @@ impl TryFrom<String> for Role {
     }
 }
 
-/// A user's preferences (`GET /api/users/{id}/profile`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// A user's preferences (`GET`/`PATCH /api/users/{id}/settings`, and in the profile).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Settings {
     /// `system` (follow the browser), `light` or `dark`.
     pub theme: String,
+    /// *compat* (the tutorial's single switch): true when any kind is on. Writing it
+    /// turns both kinds on or off.
     pub notifications: bool,
+    /// Notify me when someone `@mentions` me.
+    pub notify_mentions: bool,
+    /// Notify me when an admin changes my account.
+    pub notify_admin_changes: bool,
+}
+
+impl Settings {
+    pub fn new(theme: String, notify_mentions: bool, notify_admin_changes: bool) -> Self {
+        Self {
+            theme,
+            notifications: notify_mentions || notify_admin_changes,
+            notify_mentions,
+            notify_admin_changes,
+        }
+    }
+}
+
+impl Settings {
+    /// Whether a notification of this kind (its event's `type`) reaches the user.
+    pub fn wants(&self, kind: &str) -> bool {
+        match kind {
+            "mention" => self.notify_mentions,
+            "account_changed" => self.notify_admin_changes,
+            _ => true,
+        }
+    }
+}
+
+pub const THEMES: [&str; 3] = ["system", "light", "dark"];
+
+/// A validated change of settings: `None` leaves the field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettingsChanges {
+    pub theme: Option<String>,
+    pub notify_mentions: Option<bool>,
+    pub notify_admin_changes: Option<bool>,
+}
+
+/// The body of `PATCH /api/users/{id}/settings`: every field optional, unknown
+/// fields refused (a misspelt setting must not look saved).
+pub fn settings_from_json(body: &Map<String, Value>) -> Result<SettingsChanges, ApiError> {
+    let mut errors = FieldErrors::new();
+    let mut changes = SettingsChanges::default();
+    let flag = |field: &str, errors: &mut FieldErrors| match body.get(field) {
+        None => None,
+        Some(Value::Bool(on)) => Some(*on),
+        Some(_) => {
+            errors.insert(field.into(), "must be true or false".into());
+            None
+        }
+    };
+    if let Some(theme) = optional(body, "theme", &mut errors) {
+        if THEMES.contains(&theme) {
+            changes.theme = Some(theme.to_owned());
+        } else {
+            errors.insert("theme".into(), "must be system, light or dark".into());
+        }
+    }
+    if let Some(all) = flag("notifications", &mut errors) {
+        changes.notify_mentions = Some(all);
+        changes.notify_admin_changes = Some(all);
+    }
+    // The kinds named one by one win over the compat switch given beside them.
+    if let Some(on) = flag("notify_mentions", &mut errors) {
+        changes.notify_mentions = Some(on);
+    }
+    if let Some(on) = flag("notify_admin_changes", &mut errors) {
+        changes.notify_admin_changes = Some(on);
+    }
+    for field in body.keys() {
+        if !matches!(
+            field.as_str(),
+            "theme" | "notifications" | "notify_mentions" | "notify_admin_changes"
+        ) {
+            errors.insert(field.clone(), "is not a setting".into());
+        }
+    }
+    if errors.is_empty() {
+        Ok(changes)
+    } else {
+        Err(ApiError::invalid(errors))
+    }
 }
 
 /// `GET /api/users/{id}/profile` (*compat*: nested user, settings, stats).
@@ -82,6 +166,7 @@ pub struct ProfileUser {
 
 #[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Stats {
+    /// Messages the user has sent to public rooms.
     pub posts: i64,
     /// Switchboard has no follow graph: these stay 0, kept for the shape's sake.
     pub followers: i64,
@@ -89,7 +174,7 @@ pub struct Stats {
 }
 
 impl Profile {
-    pub fn new(user: &User, settings: Settings) -> Self {
+    pub fn new(user: &User, settings: Settings, posts: i64) -> Self {
         Self {
             user: ProfileUser {
                 id: user.id,
@@ -97,7 +182,10 @@ impl Profile {
                 email: user.email.clone(),
             },
             settings,
-            stats: Stats::default(),
+            stats: Stats {
+                posts,
+                ..Stats::default()
+            },
         }
     }
 }

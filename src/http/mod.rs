@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::directory::router())
         .merge(crate::classic::router())
         .merge(crate::auth::handlers::router())
+        .merge(crate::account::router())
         .route("/api/batch", axum::routing::post(crate::batch::batch))
         .route(
             "/api/openapi.json",

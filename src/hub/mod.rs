@@ -339,14 +339,21 @@ impl Hub {
         self.broker.publish(Delivered::new(message)).await;
     }
 
-    /// Appends a notification to `user_id`'s private room and announces it.
+    /// Appends a notification to `user_id`'s private room and announces it, unless
+    /// their settings turn its kind (`event.type`) off: `None` then.
     pub async fn notify(
         &self,
         user_id: i64,
         from: &Author,
         text: String,
         event: serde_json::Value,
-    ) -> Result<Message, ApiError> {
+    ) -> Result<Option<Message>, ApiError> {
+        let Some(settings) = self.store.get_settings(user_id).await? else {
+            return Ok(None); // the account is gone
+        };
+        if !settings.wants(event["type"].as_str().unwrap_or("")) {
+            return Ok(None);
+        }
         let appended = self
             .store
             .append_message(&NewMessage {
@@ -358,7 +365,7 @@ impl Hub {
             })
             .await?;
         self.publish(appended.message.clone()).await;
-        Ok(appended.message)
+        Ok(Some(appended.message))
     }
 
     /// `@alice` in a message notifies Alice (never the author). A failure here is

@@ -86,13 +86,15 @@ macro_rules! impl_auth_store {
 
             async fn insert_session(&self, session: &$crate::auth::model::NewSession) -> $crate::store::StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at)
-                     VALUES ($1, $2, $3, $3, $4)",
+                    "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, user_agent, client_ip)
+                     VALUES ($1, $2, $3, $3, $4, $5, $6)",
                 )
                 .bind(&session.id_hash)
                 .bind(session.user_id)
                 .bind(session.created_at)
                 .bind(session.expires_at)
+                .bind(session.device.user_agent.as_deref())
+                .bind(session.device.client_ip.as_deref())
                 .execute(self.writer())
                 .await?;
                 Ok(())

@@ -7,6 +7,7 @@
 //! it matters (full-text search, write locking, bulk loading), and a generic
 //! `Store<DB>` would bury the SQL under trait bounds.
 
+pub mod account;
 mod common;
 pub(crate) mod messages;
 pub mod postgres;
@@ -164,8 +165,14 @@ pub struct UserUpdate {
 }
 
 /// Everything the server persists, as one object.
-pub trait Store: UserStore + AuthStore + MessageStore + Send + Sync + 'static {}
-impl<T: UserStore + AuthStore + MessageStore + Send + Sync + 'static> Store for T {}
+pub trait Store:
+    UserStore + AuthStore + MessageStore + account::AccountStore + Send + Sync + 'static
+{
+}
+impl<T: UserStore + AuthStore + MessageStore + account::AccountStore + Send + Sync + 'static> Store
+    for T
+{
+}
 
 /// Housekeeping common to both backends.
 #[async_trait]

@@ -72,13 +72,20 @@ async fn history(
     read_room(&state, &room, &query).await
 }
 
-/// `GET /api/notifications`: the caller's notifications, as `history` reads a room.
+/// `GET /api/notifications`: the caller's notifications, as `history` reads a room;
+/// with neither `since` nor `before`, from the first unread one (after the caller's
+/// read position, see [`crate::account`]).
 async fn notifications(
     State(state): State<AppState>,
     identity: Identity,
-    Query(query): Query<HistoryQuery>,
+    Query(mut query): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    read_room(&state, &notification_room(identity.id()), &query).await
+    let room = notification_room(identity.id());
+    if query.since.is_none() && query.before.is_none() {
+        let read = state.store.read_position(identity.id(), &room).await?;
+        query.since = Some(read.to_string());
+    }
+    read_room(&state, &room, &query).await
 }
 
 async fn read_room(

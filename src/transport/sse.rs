@@ -125,14 +125,17 @@ pub async fn notifications_stream(
     Query(query): Query<SinceQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let since = parse_position(resume_from(&headers, query.since.as_deref()))?;
+    let room = notification_room(identity.id());
+    let since = match parse_position(resume_from(&headers, query.since.as_deref()))? {
+        Some(since) => since,
+        // No position: from the first unread notification (see `crate::account`).
+        None => state.store.read_position(identity.id(), &room).await?,
+    };
     let mut connection =
         state
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
-    let joined = connection
-        .join(&notification_room(identity.id()), since)
-        .await?;
+    let joined = connection.join(&room, Some(since)).await?;
     Ok(respond(&state, connection, vec![joined], Ids::Single))
 }
 

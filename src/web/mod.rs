@@ -7,11 +7,13 @@
 //!   chat page's shell: the script `web/static/chat.js` does the rest);
 //! - [`forms`]: the form posts of those pages, answered by redirect (post/redirect/get)
 //!   or by the same page re-rendered with the server's field errors;
-//! - [`views`]: the templates' data and the HTML error page.
+//! - [`views`]: the templates' data and the HTML error page;
+//! - [`account`]: `/account` (and an admin's `/users/{id}/account`) and its forms.
 //!
 //! Every rule (who may create, edit, delete; what a valid user is) lives in
 //! [`crate::directory`]; these handlers only translate between forms and it.
 
+pub mod account;
 pub mod assets;
 pub mod forms;
 pub mod pages;
@@ -25,7 +27,7 @@ use crate::AppState;
 
 /// The pages and their form posts; anonymous visitors are sent to `/login`.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    account::routes(Router::new())
         .route("/", get(pages::directory))
         .route("/users", post(forms::create))
         .route("/users/{id}", post(forms::update))

@@ -177,6 +177,7 @@ async fn each_unique_index_has_its_own_conflict(backend: Backend) {
         user_id: app.admin_id(),
         created_at: unix_now(),
         expires_at: unix_now() + 60,
+        device: Default::default(),
     };
     store.insert_session(&session).await.unwrap();
     let duplicate = store.insert_session(&session).await.unwrap_err();

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod account;
 mod accounts;
 mod auth;
 mod bad_input;

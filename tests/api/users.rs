@@ -208,7 +208,7 @@ async fn the_profile_nests_user_settings_and_stats(backend: Backend) {
         body,
         json!({
             "user": {"id": user["id"], "name": "Erin", "email": "erin@example.com"},
-            "settings": {"theme": "system", "notifications": true},
+            "settings": {"theme": "system", "notifications": true, "notify_mentions": true, "notify_admin_changes": true},
             "stats": {"posts": 0, "followers": 0, "following": 0}
         })
     );

@@ -184,10 +184,23 @@ function scrollToBottom() {
 function buildMessage(message) {
   const mine = message.user?.id === me;
   const time = el('time', { datetime: message.ts ?? '' }, formatTime(message.ts));
-  return el('li', { className: mine ? 'msg mine' : 'msg', dataset: { id: String(message.id), userId: String(message.user?.id ?? '') } },
+  // `id="m-N"`: a notification links to `/chat?room=R#m-N` (see highlightLinked).
+  return el('li', { id: `m-${message.id}`, className: mine ? 'msg mine' : 'msg', dataset: { id: String(message.id), userId: String(message.user?.id ?? '') } },
     el('div', { className: 'msg-meta' }, el('bdi', { className: 'msg-author' }, message.user?.name ?? 'Someone'), ' ', time),
     // Message text may hold bidi controls: `dir=auto` keeps them inside the message.
     el('p', { className: 'msg-text', dir: 'auto' }, message.text ?? ''));
+}
+
+/** The message the address points at (`#m-N`, from a notification): scrolled to the
+ * middle of the log, highlighted, and focused so a screen reader reads it. */
+function highlightLinked() {
+  const match = /^#m-(\d+)$/.exec(location.hash);
+  const item = match && document.getElementById(`m-${match[1]}`);
+  if (!item) return;
+  item.classList.add('highlight');
+  item.setAttribute('tabindex', '-1');
+  item.scrollIntoView({ block: 'center' });
+  item.focus({ preventScroll: true });
 }
 
 /** Appends after the stored messages, before any still being sent. */
@@ -397,7 +410,8 @@ async function openRoom(name, { push, reload = false }) {
   describeEmpty();
   renderOlder();
   scrollToBottom();
-  // A window taller than the history: fill it.
+  highlightLinked();
+  // A window taller than the history (or a linked message near its top): fill it.
   if (log.scrollTop < OLDER_PX) loadOlder();
   // Presence comes with the subscription (WebSocket and SSE send a snapshot on join);
   // long polling has none, so then it is read by REST (see onStatus).

@@ -69,6 +69,8 @@ function buildRow(user) {
     actions.append(el('a', { className: 'button small', href: `/users/${user.id}/edit`, dataset: { action: 'edit' } }, 'Edit', hidden(user.name)));
   }
   if (isAdmin) {
+    // The account page: password reset, role, tokens and sessions.
+    actions.append(el('a', { className: 'button small', href: `/users/${user.id}/account`, dataset: { action: 'account' } }, 'Account', hidden(user.name)));
     const form = el('form', { method: 'get', action: `/users/${user.id}/delete`, className: 'inline', dataset: { action: 'delete' } },
       el('button', { type: 'submit', className: 'small danger' }, 'Delete', hidden(user.name)));
     actions.append(form);

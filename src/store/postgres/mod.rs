@@ -104,6 +104,7 @@ crate::store::common::impl_auth_store!(PgStore, {
             .await?)
     }
 });
+crate::store::account::impl_account_store!(PgStore);
 crate::store::messages::impl_message_store!(PgStore, "GREATEST", {
     async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended> {
         self.append_message_now(new).await

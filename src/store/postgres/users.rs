@@ -174,12 +174,13 @@ impl UserStore for PgStore {
     }
 
     async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>> {
-        Ok(
-            sqlx::query_as("SELECT theme, notifications FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
+        let row: Option<(String, bool, bool)> = sqlx::query_as(
+            "SELECT theme, notify_mentions, notify_admin_changes FROM users WHERE id = $1",
         )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(theme, mentions, admin)| Settings::new(theme, mentions, admin)))
     }
 
     async fn insert_user(&self, user: &NewUser, actor: &Author) -> StoreResult<(User, Message)> {

@@ -204,6 +204,7 @@ crate::store::common::impl_auth_store!(SqliteStore, {
         })
     }
 });
+crate::store::account::impl_account_store!(SqliteStore);
 crate::store::messages::impl_message_store!(SqliteStore, "max", {
     async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended> {
         self.append_message_now(new).await
