@@ -18,7 +18,7 @@ use async_trait::async_trait;
 
 use crate::auth::model::{ApiToken, LoginRecord, NewSession, NewToken, SessionRecord, TokenRecord};
 use crate::directory::model::{NewUser, Settings, User, UserChanges};
-use crate::hub::message::{Appended, Author, Message, NewMessage, Position};
+use crate::hub::message::{Appended, Message, NewMessage, Position};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -163,6 +163,11 @@ pub struct UserUpdate {
     pub ended: Option<EndedCredentials>,
 }
 
+/// The log entry a user write appends, made from the user as the write left it (its
+/// new id, its new fields). The caller's, because what a directory event says is
+/// the directory's business (`crate::directory::events`), not the store's.
+pub type EventOf = Box<dyn Fn(&User) -> NewMessage + Send + Sync>;
+
 /// Everything the server persists, as one object.
 pub trait Store: UserStore + AuthStore + MessageStore + Send + Sync + 'static {}
 impl<T: UserStore + AuthStore + MessageStore + Send + Sync + 'static> Store for T {}
@@ -188,8 +193,9 @@ pub trait UserStore: Lifecycle {
     async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>>;
     // The three writes below also append their event to the `directory` room, in
     // the same transaction (DESIGN.md, "the position contract"), and return it for
-    // the hub to announce once committed. `actor` is who made the change.
-    async fn insert_user(&self, user: &NewUser, actor: &Author) -> StoreResult<(User, Message)>;
+    // the hub to announce once committed. The caller says what the event is
+    // ([`EventOf`]); the store only appends it.
+    async fn insert_user(&self, user: &NewUser, event: EventOf) -> StoreResult<(User, Message)>;
     /// Applies `changes` and, when given, a new password (which ends the user's
     /// credentials as [`AuthStore::set_password`] does), all in one transaction.
     /// `None` when no user has this id; [`StoreError::LastAdmin`] when it would demote
@@ -199,10 +205,10 @@ pub trait UserStore: Lifecycle {
         id: i64,
         changes: &UserChanges,
         password: Option<&NewPassword>,
-        actor: &Author,
+        event: EventOf,
     ) -> StoreResult<Option<UserUpdate>>;
     /// `None` when no user had this id; [`StoreError::LastAdmin`] for the last admin.
-    async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>>;
+    async fn delete_user(&self, id: i64, event: EventOf) -> StoreResult<Option<Message>>;
     /// Names whose folded form starts with `prefix_key`, in name order.
     async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>>;
     /// Up to `limit` users whose folded name or email contains `needle_key`, unranked
