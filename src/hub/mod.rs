@@ -25,6 +25,7 @@
 pub mod broker;
 pub mod connection;
 pub mod ending;
+pub mod history;
 pub mod message;
 pub mod presence;
 pub mod redis_broker;
@@ -33,8 +34,8 @@ pub mod replay;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,7 @@ use crate::store::Store;
 pub use broker::{Announcement, Broker, InProcessBroker};
 pub use connection::{Connection, Joined, Next};
 pub use ending::{EndReason, Ending, Revoked, Tie};
+pub use history::{History, Polled, RoomInfo, Window};
 use message::{Appended, Author, Message, NewMessage, Position};
 pub use presence::{PresenceChange, PresenceSnapshot};
 pub use replay::{Page, Start};
@@ -175,7 +177,6 @@ pub struct Hub {
     pub stats: HubStats,
     /// Cancelled at shutdown: every realtime task listens to it.
     pub shutdown: CancellationToken,
-    pub started: Instant,
 }
 
 impl Hub {
@@ -197,7 +198,6 @@ impl Hub {
             next_connection: AtomicU64::new(1),
             stats: HubStats::default(),
             shutdown,
-            started: Instant::now(),
         });
         tokio::spawn(pump(hub.clone()));
         tokio::spawn(retention(hub.clone()));
@@ -208,7 +208,8 @@ impl Hub {
         &self.settings
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    #[cfg(test)]
+    fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
@@ -222,7 +223,7 @@ impl Hub {
         ip: IpAddr,
     ) -> Result<Connection, ApiError> {
         {
-            let mut counts = self.counts.lock().expect("counts lock");
+            let mut counts = lock(&self.counts);
             let user = counts.per_user.get(&author.id).copied().unwrap_or(0);
             let by_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
             if user >= self.settings.connections_per_user
@@ -239,7 +240,7 @@ impl Hub {
         metrics::gauge!("realtime_connections").increment(1.0);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let tie = Arc::new(Tie::new(author.id, credential));
-        self.ties.lock().expect("ties lock").insert(id, tie.clone());
+        lock(&self.ties).insert(id, tie.clone());
         let queue = mpsc::channel(self.settings.queue);
         Ok(Connection::new(self.clone(), id, author, tie, ip, queue))
     }
@@ -262,7 +263,7 @@ impl Hub {
 
     /// Ends this instance's connections that `ending` covers; returns how many.
     fn end_local(&self, ending: &Ending) -> usize {
-        let ties = self.ties.lock().expect("ties lock");
+        let ties = lock(&self.ties);
         ties.values()
             .filter(|tie| tie.end_if_covered(ending))
             .count()
@@ -270,8 +271,8 @@ impl Hub {
 
     /// Called when a connection is dropped.
     fn disconnected(&self, id: u64, author_id: i64, ip: IpAddr) {
-        self.ties.lock().expect("ties lock").remove(&id);
-        let mut counts = self.counts.lock().expect("counts lock");
+        lock(&self.ties).remove(&id);
+        let mut counts = lock(&self.counts);
         if let Some(n) = counts.per_user.get_mut(&author_id) {
             *n -= 1;
             if *n == 0 {
@@ -399,7 +400,7 @@ impl Hub {
         subscriber: Subscriber,
         present: bool,
     ) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut rooms = lock(&self.rooms);
         let local = rooms.entry(room.to_owned()).or_default();
         local.subscribers.insert(connection, subscriber);
         if present {
@@ -409,7 +410,7 @@ impl Hub {
 
     /// A subscriber of `room` that joined unseen becomes present.
     fn appear(&self, room: &str, connection: u64, author: &Author) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut rooms = lock(&self.rooms);
         if let Some(local) = rooms.get_mut(room)
             && local.subscribers.contains_key(&connection)
         {
@@ -418,7 +419,7 @@ impl Hub {
     }
 
     fn unsubscribe(&self, room: &str, connection: u64, author: &Author, present: bool) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut rooms = lock(&self.rooms);
         let Some(local) = rooms.get_mut(room) else {
             return;
         };
@@ -435,7 +436,7 @@ impl Hub {
 
     /// Who is in `room` on this instance: exact count, first `limit` members by name.
     pub fn presence(&self, room: &str, limit: usize) -> PresenceSnapshot {
-        let rooms = self.rooms.lock().expect("rooms lock");
+        let rooms = lock(&self.rooms);
         match rooms.get(room) {
             Some(local) => local.presence.snapshot(room, limit),
             None => PresenceSnapshot::empty(room),
@@ -445,18 +446,18 @@ impl Hub {
     /// How many users are in `room` on this instance: [`Hub::presence`]'s count,
     /// without listing (and sorting) the members.
     pub fn presence_count(&self, room: &str) -> usize {
-        let rooms = self.rooms.lock().expect("rooms lock");
+        let rooms = lock(&self.rooms);
         rooms.get(room).map_or(0, |local| local.presence.count())
     }
 
     /// Rooms with subscribers on this instance.
     pub fn active_rooms(&self) -> usize {
-        self.rooms.lock().expect("rooms lock").len()
+        lock(&self.rooms).len()
     }
 
     /// Pushes a message to every local subscriber of its room.
     fn fan_out(&self, delivered: &Arc<Delivered>) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut rooms = lock(&self.rooms);
         let Some(local) = rooms.get_mut(&delivered.message.room) else {
             return;
         };
@@ -472,7 +473,7 @@ impl Hub {
     /// delivery per subscriber, however many messages were missed: a catch-up never
     /// overflows a queue.
     fn announce_position(&self, room: &str, last_id: i64) {
-        let rooms = self.rooms.lock().expect("rooms lock");
+        let rooms = lock(&self.rooms);
         let Some(local) = rooms.get(room) else {
             return;
         };
@@ -491,13 +492,7 @@ impl Hub {
     /// room: a client that joined meanwhile is already further on than one that
     /// waited through the outage, and each replays exactly what it is missing.
     async fn catch_up_all(&self) {
-        let rooms: Vec<String> = self
-            .rooms
-            .lock()
-            .expect("rooms lock")
-            .keys()
-            .cloned()
-            .collect();
+        let rooms: Vec<String> = lock(&self.rooms).keys().cloned().collect();
         for room in rooms {
             match self.store.room_position(&room).await {
                 Ok(position) => self.announce_position(&room, position.last_id),
@@ -546,6 +541,14 @@ fn broadcast(local: &LocalRoom, delivery: Delivery, except: Option<u64>) -> (u64
     (delivered, overflowed)
 }
 
+/// Locks one of the hub's maps. A panic while one was held (a bug) leaves it
+/// poisoned; the maps stay usable (each change is one insert or remove), and a
+/// dropped [`Connection`] must still leave its rooms: a panic there, during another
+/// panic's unwinding, would abort the whole server.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn preview(text: &str) -> String {
     const MAX: usize = 80;
     if text.chars().count() <= MAX {
@@ -567,9 +570,6 @@ async fn pump(hub: Arc<Hub>) {
                 Ok(Announcement::CatchUp) => hub.catch_up_all().await,
                 Ok(Announcement::Ended(ending)) => {
                     hub.end_local(&ending);
-                }
-                Ok(Announcement::Position { room, last_id }) => {
-                    hub.announce_position(&room, last_id);
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "the hub pump fell behind the broker; catching up from the store");

@@ -63,8 +63,7 @@ use socketioxide::{SendError, SocketError, SocketIo};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::check_upgrade_origin;
-use crate::AppState;
+use super::{Realtime, check_upgrade_origin};
 use crate::auth::{Authenticated, Identity};
 use crate::directory::model::name_characters_problem;
 use crate::error::ApiError;
@@ -101,7 +100,7 @@ const NOTICE_MAX_REST: Duration = Duration::from_secs(3);
 
 /// The `/socket.io` route. Mounted inside the authentication middleware (so the
 /// handshake request carries its identity) and outside the request timeout.
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router<S: Clone + Send + Sync + 'static>(state: &Realtime) -> Router<S> {
     let notices = Notices::new();
     let (service, io) = SocketIo::builder()
         .req_path(PATH)
@@ -167,7 +166,7 @@ pub fn in_session(uri: &axum::http::Uri) -> bool {
 
 /// The largest payload worth reading (a polling request's body, a WebSocket
 /// message): a few maximal messages. The handshake advertises it as `maxPayload`.
-fn payload_limit(state: &AppState) -> u64 {
+fn payload_limit(state: &Realtime) -> u64 {
     (state.hub.settings().max_message_chars as u64 * 4 + 1024) * 4
 }
 
@@ -214,19 +213,19 @@ struct ConnectAuth {
 async fn admit(
     socket: SocketRef,
     TryData(auth): TryData<ConnectAuth>,
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
 ) -> Result<(), Refused> {
     let auth = auth.unwrap_or_default();
     let parts = socket.req_parts();
     let identity = match auth.token.as_deref().filter(|t| !t.is_empty()) {
-        Some(token) => crate::auth::token::resolve(state.store.as_ref(), token).await?,
+        Some(token) => state.tokens.resolve(token).await?,
         None => handshake_identity(&parts.extensions).ok_or(ApiError::Unauthenticated)?,
     };
     check_upgrade_origin(&parts.headers, &identity, &state)?;
     let ip = crate::limits::client_ip::of_parts(
         &parts.extensions,
         &parts.headers,
-        &state.config.trusted_proxies,
+        &state.trusted_proxies,
     );
     let credential = identity.credential.clone();
     let connection = state
@@ -271,7 +270,7 @@ fn handshake_identity(extensions: &axum::http::Extensions) -> Option<Identity> {
 async fn on_connect(
     socket: SocketRef,
     io: SocketIo,
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     State(notices): State<Arc<Notices>>,
 ) {
     let Some(session) = socket

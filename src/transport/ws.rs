@@ -27,8 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClientIp, check_upgrade_origin};
-use crate::AppState;
+use super::{ClientIp, Realtime, check_upgrade_origin};
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::Path;
@@ -58,7 +57,7 @@ const BATCH: usize = 64;
 /// `GET /ws`
 pub async fn json_socket(
     upgrade: WebSocketUpgrade,
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
@@ -80,7 +79,7 @@ pub async fn json_socket(
 /// `GET /ws/{client_id}`
 pub async fn plain_socket(
     upgrade: WebSocketUpgrade,
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
@@ -120,7 +119,7 @@ fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
 }
 
 /// The largest client frame worth parsing: a maximal message's text as JSON.
-fn max_text_bytes(state: &AppState) -> usize {
+fn max_text_bytes(state: &Realtime) -> usize {
     state.hub.settings().max_message_chars * 4 + 1024
 }
 
