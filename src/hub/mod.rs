@@ -17,6 +17,10 @@
 //! reason `slow_consumer`, and its client resumes from its last id when it
 //! reconnects. Memory therefore stays bounded however many clients stop reading.
 //!
+//! Clients that ask rather than follow (the room list, history pages, a long
+//! poll) are answered by [`history`], with the same reset rule as replays
+//! ([`replay`]). The hub knows no wire format: transports encode what it gives them.
+//!
 //! A connection also ends with its credential ([`ending`]): auth code calls
 //! [`Hub::end_credential`] after a logout, a password change, a revoked token, a
 //! deleted account or a role change, and every instance ends the connections opened
@@ -30,20 +34,22 @@ pub mod message;
 pub mod presence;
 pub mod redis_broker;
 pub mod replay;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Credential;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::store::Store;
+use crate::store::MessageStore;
 pub use broker::{Announcement, Broker, InProcessBroker};
 pub use connection::{Connection, Joined, Next};
 pub use ending::{EndReason, Ending, Revoked, Tie};
@@ -59,30 +65,19 @@ const REPLAY_PAGE_CHARS: usize = 256 * 1024;
 /// Mentions in one message that become notifications; more are ignored.
 const MAX_MENTIONS: usize = 5;
 
-/// A message with its JSON made once for all subscribers.
+/// A message with its JSON made once for all subscribers. Wire encodings (the
+/// WebSocket frame, the Socket.IO event) are the transports' (`transport::encoded`).
 #[derive(Debug)]
 pub struct Delivered {
     pub message: Message,
     /// The message object (SSE `data:`, long-poll arrays, REST).
     pub json: String,
-    /// The WebSocket frame: the message's fields beside `"type": "message"`, in a
-    /// reference-counted buffer so each subscriber's copy costs no allocation.
-    pub frame: axum::extract::ws::Utf8Bytes,
-    /// The message as Socket.IO clients get it, made by the first Socket.IO
-    /// subscriber that delivers it and shared by the others (`transport::socketio`).
-    pub socketio: OnceLock<Box<serde_json::value::RawValue>>,
 }
 
 impl Delivered {
     pub fn new(message: Message) -> Arc<Self> {
         let json = message.to_json();
-        let frame = format!("{{\"type\":\"message\",{}", &json[1..]).into();
-        Arc::new(Self {
-            message,
-            json,
-            frame,
-            socketio: OnceLock::new(),
-        })
+        Arc::new(Self { message, json })
     }
 }
 
@@ -165,7 +160,8 @@ pub struct HubStats {
 }
 
 pub struct Hub {
-    store: Arc<dyn Store>,
+    /// The message log: the hub is the only code that reads or writes it.
+    store: Arc<dyn MessageStore>,
     broker: Arc<dyn Broker>,
     settings: HubSettings,
     rooms: Mutex<HashMap<String, LocalRoom>>,
@@ -183,7 +179,7 @@ impl Hub {
     /// Builds the hub and starts its pump (broker -> local connections) and its
     /// retention task; both stop with `shutdown`.
     pub fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn MessageStore>,
         broker: Arc<dyn Broker>,
         settings: HubSettings,
         shutdown: CancellationToken,
@@ -199,7 +195,10 @@ impl Hub {
             stats: HubStats::default(),
             shutdown,
         });
-        tokio::spawn(pump(hub.clone()));
+        // Subscribed here, not when the task first runs: an announcement made
+        // before that would be lost.
+        let announcements = hub.broker.subscribe();
+        tokio::spawn(pump(hub.clone(), announcements));
         tokio::spawn(retention(hub.clone()));
         hub
     }
@@ -209,7 +208,7 @@ impl Hub {
     }
 
     #[cfg(test)]
-    fn store(&self) -> &Arc<dyn Store> {
+    fn store(&self) -> &Arc<dyn MessageStore> {
         &self.store
     }
 
@@ -560,8 +559,7 @@ fn preview(text: &str) -> String {
 }
 
 /// Broker announcements -> local connections, until shutdown.
-async fn pump(hub: Arc<Hub>) {
-    let mut announcements = hub.broker.subscribe();
+async fn pump(hub: Arc<Hub>, mut announcements: broadcast::Receiver<Announcement>) {
     loop {
         tokio::select! {
             _ = hub.shutdown.cancelled() => return,

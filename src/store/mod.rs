@@ -268,7 +268,7 @@ pub struct RoomSummary {
 
 /// The realtime hub's persisted message log: one gapless sequence per room.
 #[async_trait]
-pub trait MessageStore: Lifecycle {
+pub trait MessageStore: Lifecycle + Send + Sync {
     /// Appends a message with the room's next id, or returns the earlier message
     /// when the author already sent this `client_id` to this room.
     async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended>;

@@ -10,6 +10,8 @@
 //! - [`socketio`]: Socket.IO v5 at `/socket.io/` (the Flask-SocketIO chat's events);
 //! - [`rooms`]: the REST side of the hub (room list, history, presence,
 //!   notifications);
+//! - [`encoded`]: the WebSocket and Socket.IO encodings of a message, made once
+//!   for all its subscribers;
 //!
 //! Every route here needs an identity (401 before any upgrade or stream starts;
 //! Socket.IO refuses at its CONNECT instead, where a token may also arrive) and
@@ -21,6 +23,7 @@
 //! not discipline, keeps transports off SQL: whatever they read from the log, they
 //! ask the hub for.
 
+pub mod encoded;
 pub mod longpoll;
 pub mod rooms;
 pub mod socketio;
