@@ -86,7 +86,10 @@ pub async fn user(
                         role: Role::try_from(role).map_err(anyhow::Error::msg)?,
                         password_hash: Some(password::hash(secret.clone()).await?),
                     },
-                    &crate::hub::message::Author::system(),
+                    crate::directory::events::event_of(
+                        crate::directory::events::Change::Created,
+                        crate::hub::message::Author::system(),
+                    ),
                 )
                 .await?;
             println!(

@@ -67,6 +67,8 @@ pub struct Shared {
     pub limits: Arc<RateLimits>,
     /// The realtime hub: rooms, the message log, presence and fan-out.
     pub hub: Arc<hub::Hub>,
+    /// The realtime routes' state ([`transport::Realtime`]): the hub without the store.
+    pub realtime: transport::Realtime,
     /// The Redis connection when `--redis-url` is given (it reconnects by itself).
     pub redis: Option<redis::aio::ConnectionManager>,
     /// Every call to Redis goes through it: while Redis is down, requests skip it.
@@ -164,16 +166,26 @@ impl App {
             config.realtime.clone(),
             shutdown.clone(),
         );
+        let started = Instant::now();
+        let realtime = transport::Realtime::new(transport::RealtimeShared {
+            hub: hub.clone(),
+            shutdown: shutdown.clone(),
+            trusted_proxies: config.http.trusted_proxies.clone(),
+            auth: auth.clone(),
+            tokens: auth::token::TokenResolver::new(store.clone()),
+            started,
+        });
         let state = AppState(Arc::new(Shared {
             config: Arc::new(config),
             hub,
+            realtime,
             store,
             auth,
             limits,
             redis,
             redis_breaker,
             shutdown,
-            started: Instant::now(),
+            started,
         }));
         let router = http::router(state.clone());
         Ok(Self { state, router })

@@ -5,6 +5,7 @@
 
 use super::password;
 use crate::Config;
+use crate::directory::events::{Change, event_of};
 use crate::directory::model::{NewUser, Role};
 use crate::hub::message::Author;
 use crate::store::{Store, StoreError};
@@ -38,7 +39,10 @@ pub async fn ensure_admin(store: &dyn Store, config: &Config) -> anyhow::Result<
         role: Role::Admin,
         password_hash: Some(password::hash(secret.clone()).await?),
     };
-    match store.insert_user(&admin, &Author::system()).await {
+    match store
+        .insert_user(&admin, event_of(Change::Created, Author::system()))
+        .await
+    {
         Ok((user, _)) => {
             tracing::info!(user_id = user.id, email = %user.email, "created the first admin account")
         }

@@ -2,6 +2,8 @@
 //! creation and stored as a SHA-256. Revocable, optionally expiring. Requests with a
 //! token need no CSRF token: a cross-site page cannot make a browser attach one.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, header};
 
 use super::model::unix_now;
@@ -43,6 +45,23 @@ pub fn from_headers(headers: &HeaderMap) -> Option<Result<String, ApiError>> {
         .map(|(_, token)| token.trim().to_owned())
         .filter(|token| !token.is_empty());
     Some(parsed.ok_or(ApiError::Unauthenticated))
+}
+
+/// Resolves API tokens and nothing else: what code that must not reach the store
+/// (the realtime transports, whose Socket.IO CONNECT may carry a token) holds
+/// instead of the store.
+#[derive(Clone)]
+pub struct TokenResolver(Arc<dyn Store>);
+
+impl TokenResolver {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self(store)
+    }
+
+    /// See [`resolve`].
+    pub async fn resolve(&self, token: &str) -> Result<Identity, ApiError> {
+        resolve(self.0.as_ref(), token).await
+    }
 }
 
 /// The identity a token stands for: 401 when unknown, revoked or expired.

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::model::User;
 use crate::hub::message::{Author, DIRECTORY_ROOM, NewMessage};
+use crate::store::EventOf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -31,6 +32,12 @@ impl Change {
             Change::Deleted => "removed",
         }
     }
+}
+
+/// What a user write appends to the log for `change`, made by `actor` (the store
+/// calls it with the user as the write left it).
+pub fn event_of(change: Change, actor: Author) -> EventOf {
+    Box::new(move |user| change_event(change, user, &actor))
 }
 
 /// The log entry for `change` to `user`, made by `actor`.

@@ -14,6 +14,7 @@ use super::model::{self, Profile, User, match_key};
 use super::search::rank_users;
 use crate::AppState;
 use crate::auth::{Admin, Credential, Identity, password};
+use crate::directory::events::{Change, event_of};
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::hub::message::{Author, DIRECTORY_ROOM};
@@ -234,7 +235,10 @@ pub async fn create_user(
     }
     let (user, event) = state
         .store
-        .insert_user(&new_user, &Author::of(&identity.user))
+        .insert_user(
+            &new_user,
+            event_of(Change::Created, Author::of(&identity.user)),
+        )
         .await?;
     state.hub.publish(event).await;
     Ok(user)
@@ -302,7 +306,12 @@ pub async fn update_user(
     // and the last-admin rule.
     let update = state
         .store
-        .update_user(id, &changes, new_password.as_ref(), &actor)
+        .update_user(
+            id,
+            &changes,
+            new_password.as_ref(),
+            event_of(Change::Updated, actor.clone()),
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
     if let Some(event) = update.event {
@@ -365,7 +374,7 @@ pub async fn delete_user(state: &AppState, identity: &Identity, id: i64) -> Resu
     // The store refuses to delete the last admin, inside the delete's transaction.
     let event = state
         .store
-        .delete_user(id, &Author::of(&identity.user))
+        .delete_user(id, event_of(Change::Deleted, Author::of(&identity.user)))
         .await?
         .ok_or_else(|| ApiError::not_found("User"))?;
     state

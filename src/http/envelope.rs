@@ -7,10 +7,12 @@
 //! parses one shape whatever failed. HTML pages answer errors in HTML and pass through;
 //! and an error raised before a page's handler runs (a refused CSRF check, a rate
 //! limit, an unknown page) is shown as the HTML error page to a browser navigating
-//! outside `/api/`, with the same status and message.
+//! outside `/api/`, with the same status and message. That page is the web layer's:
+//! [`super::router`] hands its renderer in as this middleware's state
+//! ([`PageRenderer`]), so this module knows no page.
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -32,7 +34,15 @@ struct EnvelopeBody<'a> {
     request_id: Option<&'a str>,
 }
 
-pub async fn envelope(request: Request, next: Next) -> Response {
+/// Renders the HTML error page a browser navigating to a page gets: (status, title,
+/// message) -> the document.
+pub type PageRenderer = fn(StatusCode, &str, &str) -> String;
+
+pub async fn envelope(
+    State(render_page): State<PageRenderer>,
+    request: Request,
+    next: Next,
+) -> Response {
     let request_id = request.extensions().get::<RequestId>().cloned();
     let wants_page = is_page_navigation(&request);
     let mut response = next.run(request).await;
@@ -44,7 +54,7 @@ pub async fn envelope(request: Request, next: Next) -> Response {
     if wants_page {
         let status = response.status();
         let title = status.canonical_reason().unwrap_or("Error");
-        let html = crate::web::views::error_page_html(status, title, &envelope.error);
+        let html = render_page(status, title, &envelope.error);
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

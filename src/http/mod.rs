@@ -32,7 +32,7 @@ pub mod security;
 use std::any::Any;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{Request, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -44,6 +44,7 @@ use tracing::Level;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::transport::Realtime;
 
 /// The whole application, ready to serve (before trailing-slash normalisation).
 pub fn router(state: AppState) -> Router {
@@ -85,11 +86,14 @@ pub fn router(state: AppState) -> Router {
     // lookup stuck on a locked database must still end in a 503).
     let realtime = crate::transport::router()
         .route_layer(from_fn(crate::auth::middleware::require_identity))
+        .with_state(Realtime::from_ref(&state))
         .layer(identified());
     // Socket.IO decides at its CONNECT packet, which may carry a token instead of the
     // handshake's cookie: authenticated (the identity is in the handshake request), but
     // not required at the HTTP level.
-    let socketio = crate::transport::socketio::router(&state).layer(identified());
+    let socketio = crate::transport::socketio::router(&Realtime::from_ref(&state))
+        .layer(identified())
+        .layer(from_fn(unmetered_frames));
 
     let app = public.merge(protected).merge(pages).layer(
         ServiceBuilder::new()
@@ -131,7 +135,10 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn(security::headers))
         .layer(from_fn(compression::compress))
         .layer(from_fn(caching::conditional_get))
-        .layer(from_fn(envelope::envelope))
+        .layer(from_fn_with_state(
+            crate::web::views::error_page_html as envelope::PageRenderer,
+            envelope::envelope,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
         .service(routes);
@@ -139,6 +146,18 @@ pub fn router(state: AppState) -> Router {
     // the stack does not hold itself).
     let target = crate::batch::BatchTarget(Router::new().fallback_service(service.clone()));
     Router::new().fallback_service(Layer::layer(&axum::Extension(target), service))
+}
+
+/// Marks the requests of an open Socket.IO session as transport frames, which the
+/// rate limits let through ([`crate::limits::Unmetered`]).
+async fn unmetered_frames(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if crate::transport::socketio::in_session(request.uri()) {
+        request.extensions_mut().insert(crate::limits::Unmetered);
+    }
+    next.run(request).await
 }
 
 fn make_span<B>(request: &Request<B>) -> tracing::Span {

@@ -25,9 +25,6 @@ use super::{Delivered, Ending};
 pub enum Announcement {
     /// A committed message, with its payload.
     Message(Arc<Delivered>),
-    /// Only a position: the room has messages up to `last_id`; read them from the
-    /// store (for brokers that do not carry payloads).
-    Position { room: String, last_id: i64 },
     /// Announcements may have been lost (the broker reconnected): catch every
     /// local room up from the store.
     CatchUp,

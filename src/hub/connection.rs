@@ -277,11 +277,6 @@ impl Connection {
         self.rooms.contains_key(room)
     }
 
-    /// The rooms this connection follows, with the last id given in each.
-    pub fn positions(&self) -> impl Iterator<Item = (&str, i64)> {
-        self.rooms.iter().map(|(room, f)| (room.as_str(), f.given))
-    }
-
     /// The next thing for the client: a live delivery, else the next message of a
     /// replay (reading its next page from the store when the last one is taken),
     /// else whatever arrives. Cancel-safe (nothing is lost when a `select!` drops

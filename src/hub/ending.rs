@@ -28,11 +28,6 @@ pub enum Revoked {
     Token { id: i64 },
     /// Every connection of an account.
     User { user_id: i64 },
-    /// Those an account opened with a session, but for session `keep`'s (a password
-    /// change ends the account's other sessions).
-    OtherSessions { user_id: i64, keep: Option<String> },
-    /// Those an account opened with any of its API tokens.
-    Tokens { user_id: i64 },
 }
 
 impl Revoked {
@@ -42,14 +37,6 @@ impl Revoked {
             (Self::Session { id_hash }, Credential::Session { id_hash: held }) => held == id_hash,
             (Self::Token { id }, Credential::Token { id: held }) => held == id,
             (Self::User { user_id: ended }, _) => *ended == user_id,
-            (
-                Self::OtherSessions {
-                    user_id: ended,
-                    keep,
-                },
-                Credential::Session { id_hash },
-            ) => *ended == user_id && keep.as_deref() != Some(id_hash.as_str()),
-            (Self::Tokens { user_id: ended }, Credential::Token { .. }) => *ended == user_id,
             _ => false,
         }
     }
@@ -186,21 +173,6 @@ mod tests {
         let u = Revoked::User { user_id: 3 };
         assert!(u.covers(3, &session("a")) && u.covers(3, &Credential::Token { id: 1 }));
         assert!(!u.covers(4, &session("a")));
-
-        let others = Revoked::OtherSessions {
-            user_id: 3,
-            keep: Some("mine".into()),
-        };
-        assert!(others.covers(3, &session("other")));
-        assert!(!others.covers(3, &session("mine")));
-        assert!(!others.covers(4, &session("other")));
-        assert!(!others.covers(3, &Credential::Token { id: 1 }));
-
-        let tokens = Revoked::Tokens { user_id: 3 };
-        assert!(tokens.covers(3, &Credential::Token { id: 1 }));
-        assert!(
-            !tokens.covers(3, &session("a")) && !tokens.covers(4, &Credential::Token { id: 1 })
-        );
     }
 
     #[test]
@@ -231,9 +203,8 @@ mod tests {
     #[test]
     fn endings_cross_the_broker_as_json() {
         let ending = Ending {
-            revoked: Revoked::OtherSessions {
-                user_id: 2,
-                keep: None,
+            revoked: Revoked::Session {
+                id_hash: "a".into(),
             },
             reason: EndReason::PasswordChanged,
         };

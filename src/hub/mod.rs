@@ -17,6 +17,10 @@
 //! reason `slow_consumer`, and its client resumes from its last id when it
 //! reconnects. Memory therefore stays bounded however many clients stop reading.
 //!
+//! Clients that ask rather than follow (the room list, history pages, a long
+//! poll) are answered by [`history`], with the same reset rule as replays
+//! ([`replay`]). The hub knows no wire format: transports encode what it gives them.
+//!
 //! A connection also ends with its credential ([`ending`]): auth code calls
 //! [`Hub::end_credential`] after a logout, a password change, a revoked token, a
 //! deleted account or a role change, and every instance ends the connections opened
@@ -29,28 +33,32 @@
 pub mod broker;
 pub mod connection;
 pub mod ending;
+pub mod history;
 pub mod message;
 pub mod presence;
 pub mod redis_broker;
 pub mod replay;
 pub mod shared_presence;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use tokio::sync::{broadcast as channel, mpsc};
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Credential;
 use crate::config::RealtimeConfig;
 use crate::error::ApiError;
-use crate::store::Store;
+use crate::store::MessageStore;
 pub use broker::{Announcement, Broker, InProcessBroker, Notice};
 pub use connection::{Connection, Joined, Next};
 pub use ending::{EndReason, Ending, Revoked, Tie};
+pub use history::{History, Polled, RoomInfo, Window};
 use message::{Appended, Author, Message, NewMessage, Position};
 pub use presence::{PresenceChange, PresenceSnapshot};
 pub use replay::{Page, Start};
@@ -62,30 +70,19 @@ const REPLAY_PAGE_CHARS: usize = 256 * 1024;
 /// Mentions in one message that become notifications; more are ignored.
 const MAX_MENTIONS: usize = 5;
 
-/// A message with its JSON made once for all subscribers.
+/// A message with its JSON made once for all subscribers. Wire encodings (the
+/// WebSocket frame, the Socket.IO event) are the transports' (`transport::encoded`).
 #[derive(Debug)]
 pub struct Delivered {
     pub message: Message,
     /// The message object (SSE `data:`, long-poll arrays, REST).
     pub json: String,
-    /// The WebSocket frame: the message's fields beside `"type": "message"`, in a
-    /// reference-counted buffer so each subscriber's copy costs no allocation.
-    pub frame: axum::extract::ws::Utf8Bytes,
-    /// The message as Socket.IO clients get it, made by the first Socket.IO
-    /// subscriber that delivers it and shared by the others (`transport::socketio`).
-    pub socketio: OnceLock<Box<serde_json::value::RawValue>>,
 }
 
 impl Delivered {
     pub fn new(message: Message) -> Arc<Self> {
         let json = message.to_json();
-        let frame = format!("{{\"type\":\"message\",{}", &json[1..]).into();
-        Arc::new(Self {
-            message,
-            json,
-            frame,
-            socketio: OnceLock::new(),
-        })
+        Arc::new(Self { message, json })
     }
 }
 
@@ -145,7 +142,8 @@ pub struct HubStats {
 }
 
 pub struct Hub {
-    store: Arc<dyn Store>,
+    /// The message log: the hub is the only code that reads or writes it.
+    store: Arc<dyn MessageStore>,
     broker: Arc<dyn Broker>,
     settings: RealtimeConfig,
     /// Messages read from the store per replay page.
@@ -157,18 +155,17 @@ pub struct Hub {
     ties: Mutex<HashMap<u64, Arc<Tie>>>,
     next_connection: AtomicU64,
     /// Other instances' transport notices (see [`Hub::relayed`]).
-    relayed: channel::Sender<Arc<Notice>>,
+    relayed: broadcast::Sender<Arc<Notice>>,
     pub stats: HubStats,
     /// Cancelled at shutdown: every realtime task listens to it.
     pub shutdown: CancellationToken,
-    pub started: Instant,
 }
 
 impl Hub {
     /// Builds the hub and starts its pump (broker -> local connections) and its
     /// retention task; both stop with `shutdown`.
     pub fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn MessageStore>,
         broker: Arc<dyn Broker>,
         settings: RealtimeConfig,
         shutdown: CancellationToken,
@@ -179,7 +176,7 @@ impl Hub {
 
     /// [`Hub::start`] with replay pages of `replay_page` messages (tests use tiny ones).
     pub(crate) fn start_paged(
-        store: Arc<dyn Store>,
+        store: Arc<dyn MessageStore>,
         broker: Arc<dyn Broker>,
         settings: RealtimeConfig,
         replay_page: i64,
@@ -194,12 +191,14 @@ impl Hub {
             counts: Mutex::new(ConnectionCounts::default()),
             ties: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
-            relayed: channel::channel(256).0,
+            relayed: broadcast::channel(256).0,
             stats: HubStats::default(),
             shutdown,
-            started: Instant::now(),
         });
-        tokio::spawn(pump(hub.clone()));
+        // Subscribed here, not when the task first runs: an announcement made
+        // before that would be lost.
+        let announcements = hub.broker.subscribe();
+        tokio::spawn(pump(hub.clone(), announcements));
         tokio::spawn(retention(hub.clone()));
         hub
     }
@@ -213,7 +212,8 @@ impl Hub {
         self.replay_page
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    #[cfg(test)]
+    fn store(&self) -> &Arc<dyn MessageStore> {
         &self.store
     }
 
@@ -227,7 +227,7 @@ impl Hub {
         ip: IpAddr,
     ) -> Result<Connection, ApiError> {
         {
-            let mut counts = self.counts.lock().expect("counts lock");
+            let mut counts = lock(&self.counts);
             let user = counts.per_user.get(&author.id).copied().unwrap_or(0);
             let by_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
             if user >= self.settings.connections_per_user
@@ -244,7 +244,7 @@ impl Hub {
         metrics::gauge!("realtime_connections").increment(1.0);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let tie = Arc::new(Tie::new(author.id, credential));
-        self.ties.lock().expect("ties lock").insert(id, tie.clone());
+        lock(&self.ties).insert(id, tie.clone());
         let queue = mpsc::channel(self.settings.queue);
         Ok(Connection::new(self.clone(), id, author, tie, ip, queue))
     }
@@ -267,7 +267,7 @@ impl Hub {
 
     /// Ends this instance's connections that `ending` covers; returns how many.
     fn end_local(&self, ending: &Ending) -> usize {
-        let ties = self.ties.lock().expect("ties lock");
+        let ties = lock(&self.ties);
         ties.values()
             .filter(|tie| tie.end_if_covered(ending))
             .count()
@@ -275,8 +275,8 @@ impl Hub {
 
     /// Called when a connection is dropped.
     fn disconnected(&self, id: u64, author_id: i64, ip: IpAddr) {
-        self.ties.lock().expect("ties lock").remove(&id);
-        let mut counts = self.counts.lock().expect("counts lock");
+        lock(&self.ties).remove(&id);
+        let mut counts = lock(&self.counts);
         if let Some(n) = counts.per_user.get_mut(&author_id) {
             *n -= 1;
             if *n == 0 {
@@ -396,6 +396,11 @@ impl Hub {
         }
     }
 
+    /// Where `user_id` has read `room` up to (0: nothing read).
+    pub async fn read_position(&self, user_id: i64, room: &str) -> Result<i64, ApiError> {
+        Ok(self.store.read_position(user_id, room).await?)
+    }
+
     /// Where `room`'s log stands.
     pub async fn position(&self, room: &str) -> Result<Position, ApiError> {
         Ok(self.store.room_position(room).await?)
@@ -411,7 +416,7 @@ impl Hub {
         subscriber: Subscriber,
         present: bool,
     ) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut rooms = lock(&self.rooms);
         let local = rooms.entry(room.to_owned()).or_default();
         local.subscribers.insert(connection, subscriber);
         if present {
@@ -421,7 +426,7 @@ impl Hub {
 
     /// A subscriber of `room` that joined unseen becomes present.
     fn appear(&self, room: &str, connection: u64, author: &Author) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut rooms = lock(&self.rooms);
         if let Some(local) = rooms.get_mut(room)
             && local.subscribers.contains_key(&connection)
         {
@@ -447,7 +452,7 @@ impl Hub {
     }
 
     fn unsubscribe(&self, room: &str, connection: u64, author: &Author, present: bool) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut rooms = lock(&self.rooms);
         let Some(local) = rooms.get_mut(room) else {
             return;
         };
@@ -471,7 +476,7 @@ impl Hub {
     /// Who is in `room` (on every instance, with a shared presence): exact count,
     /// first `limit` members by name.
     pub fn presence(&self, room: &str, limit: usize) -> PresenceSnapshot {
-        let rooms = self.rooms.lock().expect("rooms lock");
+        let rooms = lock(&self.rooms);
         match rooms.get(room) {
             Some(local) => local.presence.snapshot(room, limit),
             None => PresenceSnapshot::empty(room),
@@ -481,14 +486,16 @@ impl Hub {
     /// How many users are in `room`: [`Hub::presence`]'s count, without listing
     /// (and sorting) the members.
     pub fn presence_count(&self, room: &str) -> usize {
-        let rooms = self.rooms.lock().expect("rooms lock");
+        let rooms = lock(&self.rooms);
         rooms.get(room).map_or(0, |local| local.presence.count())
     }
 
     /// Rooms with subscribers on this instance.
     pub fn active_rooms(&self) -> usize {
-        let rooms = self.rooms.lock().expect("rooms lock");
-        rooms.values().filter(|r| !r.subscribers.is_empty()).count()
+        lock(&self.rooms)
+            .values()
+            .filter(|r| !r.subscribers.is_empty())
+            .count()
     }
 
     /// Relays a transport's notice to the other instances' transports (those of
@@ -498,13 +505,13 @@ impl Hub {
     }
 
     /// The notices other instances' transports relayed.
-    pub fn relayed(&self) -> channel::Receiver<Arc<Notice>> {
+    pub fn relayed(&self) -> broadcast::Receiver<Arc<Notice>> {
         self.relayed.subscribe()
     }
 
     /// Pushes a message to every local subscriber of its room.
     fn fan_out(&self, delivered: &Arc<Delivered>) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut rooms = lock(&self.rooms);
         let Some(local) = rooms.get_mut(&delivered.message.room) else {
             return;
         };
@@ -520,7 +527,7 @@ impl Hub {
     /// delivery per subscriber, however many messages were missed: a catch-up never
     /// overflows a queue.
     fn announce_position(&self, room: &str, last_id: i64) {
-        let rooms = self.rooms.lock().expect("rooms lock");
+        let rooms = lock(&self.rooms);
         let Some(local) = rooms.get(room) else {
             return;
         };
@@ -539,10 +546,7 @@ impl Hub {
     /// room: a client that joined meanwhile is already further on than one that
     /// waited through the outage, and each replays exactly what it is missing.
     async fn catch_up_all(&self) {
-        let rooms: Vec<String> = self
-            .rooms
-            .lock()
-            .expect("rooms lock")
+        let rooms: Vec<String> = lock(&self.rooms)
             .iter()
             .filter(|(_, local)| !local.subscribers.is_empty())
             .map(|(room, _)| room.clone())
@@ -583,6 +587,14 @@ fn broadcast(local: &LocalRoom, delivery: Delivery, except: Option<u64>) -> (u64
     (delivered, overflowed)
 }
 
+/// Locks one of the hub's maps. A panic while one was held (a bug) leaves it
+/// poisoned; the maps stay usable (each change is one insert or remove), and a
+/// dropped [`Connection`] must still leave its rooms: a panic there, during another
+/// panic's unwinding, would abort the whole server.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn preview(text: &str) -> String {
     const MAX: usize = 80;
     if text.chars().count() <= MAX {
@@ -594,8 +606,7 @@ fn preview(text: &str) -> String {
 }
 
 /// Broker announcements -> local connections, until shutdown.
-async fn pump(hub: Arc<Hub>) {
-    let mut announcements = hub.broker.subscribe();
+async fn pump(hub: Arc<Hub>, mut announcements: broadcast::Receiver<Announcement>) {
     loop {
         tokio::select! {
             _ = hub.shutdown.cancelled() => return,
@@ -604,9 +615,6 @@ async fn pump(hub: Arc<Hub>) {
                 Ok(Announcement::CatchUp) => hub.catch_up_all().await,
                 Ok(Announcement::Ended(ending)) => {
                     hub.end_local(&ending);
-                }
-                Ok(Announcement::Position { room, last_id }) => {
-                    hub.announce_position(&room, last_id);
                 }
                 Ok(Announcement::Presence(news)) => hub.apply_presence(&news),
                 Ok(Announcement::Notice(notice)) => {

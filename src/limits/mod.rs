@@ -241,13 +241,19 @@ fn set_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset: Durat
     );
 }
 
+/// Set on a request (by the HTTP layer, which knows the transports) that is a frame
+/// of an open realtime session rather than a request of its own: a Socket.IO
+/// polling request naming its `sid`, pongs included. The handshake that opens a
+/// session is limited like any request.
+#[derive(Clone, Copy, Debug)]
+pub struct Unmetered;
+
 /// The middleware; runs after authentication so it can key by account.
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limits = &state.limits;
-    // A Socket.IO polling request of an open session is a transport frame (pongs
-    // included): a 429 there would kill the session. Its sends are limited by the hub
-    // instead; the handshake that opens a session is limited like any request.
-    if crate::transport::socketio::in_session(request.uri()) {
+    // A transport frame of an open realtime session (marked by the HTTP layer):
+    // a 429 there would kill the session. Its sends are limited by the hub instead.
+    if request.extensions().get::<Unmetered>().is_some() {
         return next.run(request).await;
     }
     let Some(class) = classify(request.method(), request.uri().path()).filter(|_| limits.enabled)

@@ -43,8 +43,6 @@ pub trait AccountStore: Lifecycle {
     /// directory changes they made).
     async fn count_posts(&self, user_id: i64) -> StoreResult<i64>;
 
-    /// Where `user_id` has read `room` up to (0: nothing read).
-    async fn read_position(&self, user_id: i64, room: &str) -> StoreResult<i64>;
     /// Moves the read position forward to `through` (never back); the position after.
     async fn mark_read(
         &self,
@@ -109,17 +107,6 @@ macro_rules! impl_account_store {
                 .await?)
             }
 
-            async fn read_position(&self, user_id: i64, room: &str) -> $crate::store::StoreResult<i64> {
-                let at: Option<i64> = sqlx::query_scalar(
-                    "SELECT last_read_id FROM read_positions WHERE user_id = $1 AND room = $2",
-                )
-                .bind(user_id)
-                .bind(room)
-                .fetch_optional(self.writer())
-                .await?;
-                Ok(at.unwrap_or(0))
-            }
-
             async fn mark_read(
                 &self,
                 user_id: i64,
@@ -140,7 +127,7 @@ macro_rules! impl_account_store {
                 .bind(now_ms)
                 .execute(self.writer())
                 .await?;
-                self.read_position(user_id, room).await
+                $crate::store::MessageStore::read_position(self, user_id, room).await
             }
 
             async fn count_unread(

@@ -163,6 +163,32 @@ macro_rules! impl_message_store {
                 .fetch_all(self.reader())
                 .await?)
             }
+
+            async fn read_position(&self, user_id: i64, room: &str) -> $crate::store::StoreResult<i64> {
+                let at: Option<i64> = sqlx::query_scalar(
+                    "SELECT last_read_id FROM read_positions WHERE user_id = $1 AND room = $2",
+                )
+                .bind(user_id)
+                .bind(room)
+                .fetch_optional(self.writer())
+                .await?;
+                Ok(at.unwrap_or(0))
+            }
+
+            async fn get_settings(
+                &self,
+                id: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::directory::model::Settings>> {
+                let row: Option<(String, bool, bool)> = sqlx::query_as(
+                    "SELECT theme, notify_mentions, notify_admin_changes FROM users WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(|(theme, mentions, admin)| {
+                    $crate::directory::model::Settings::new(theme, mentions, admin)
+                }))
+            }
         }
     };
 }

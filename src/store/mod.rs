@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 use crate::auth::model::{ApiToken, LoginRecord, NewSession, NewToken, SessionRecord, TokenRecord};
 use crate::directory::model::{NewUser, Settings, User, UserChanges};
-use crate::hub::message::{Appended, Author, Message, NewMessage, Position};
+use crate::hub::message::{Appended, Message, NewMessage, Position};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -164,6 +164,11 @@ pub struct UserUpdate {
     pub ended: Option<EndedCredentials>,
 }
 
+/// The log entry a user write appends, made from the user as the write left it (its
+/// new id, its new fields). The caller's, because what a directory event says is
+/// the directory's business (`crate::directory::events`), not the store's.
+pub type EventOf = Box<dyn Fn(&User) -> NewMessage + Send + Sync>;
+
 /// Everything the server persists, as one object.
 pub trait Store:
     UserStore + AuthStore + MessageStore + account::AccountStore + Send + Sync + 'static
@@ -192,11 +197,11 @@ pub trait UserStore: Lifecycle {
     async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>>;
     async fn count_users(&self) -> StoreResult<i64>;
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>>;
-    async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>>;
     // The three writes below also append their event to the `directory` room, in
     // the same transaction (DESIGN.md, "the position contract"), and return it for
-    // the hub to announce once committed. `actor` is who made the change.
-    async fn insert_user(&self, user: &NewUser, actor: &Author) -> StoreResult<(User, Message)>;
+    // the hub to announce once committed. The caller says what the event is
+    // ([`EventOf`]); the store only appends it.
+    async fn insert_user(&self, user: &NewUser, event: EventOf) -> StoreResult<(User, Message)>;
     /// Applies `changes` and, when given, a new password (which ends the user's
     /// credentials as [`AuthStore::set_password`] does), all in one transaction.
     /// `None` when no user has this id; [`StoreError::LastAdmin`] when it would demote
@@ -206,10 +211,10 @@ pub trait UserStore: Lifecycle {
         id: i64,
         changes: &UserChanges,
         password: Option<&NewPassword>,
-        actor: &Author,
+        event: EventOf,
     ) -> StoreResult<Option<UserUpdate>>;
     /// `None` when no user had this id; [`StoreError::LastAdmin`] for the last admin.
-    async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>>;
+    async fn delete_user(&self, id: i64, event: EventOf) -> StoreResult<Option<Message>>;
     /// Names whose folded form starts with `prefix_key`, in name order.
     async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>>;
     /// Up to `limit` users whose folded name or email contains `needle_key`, unranked
@@ -269,7 +274,7 @@ pub struct RoomSummary {
 
 /// The realtime hub's persisted message log: one gapless sequence per room.
 #[async_trait]
-pub trait MessageStore: Lifecycle {
+pub trait MessageStore: Lifecycle + Send + Sync {
     /// Appends a message with the room's next id, or returns the earlier message
     /// when the author already sent this `client_id` to this room.
     async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended>;
@@ -297,6 +302,13 @@ pub trait MessageStore: Lifecycle {
     /// Users a mention `@handle` names: by whole (folded) name or by the part of
     /// their email before the `@`.
     async fn users_by_handle(&self, handle: &str, limit: i64) -> StoreResult<Vec<i64>>;
+    /// A user's settings (`None`: no such user). Here rather than with the users
+    /// because the hub reads them: a notification honours its recipient's choices.
+    async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>>;
+    /// Where `user_id` has read `room` up to (0: nothing read; written by
+    /// [`account::AccountStore::mark_read`]). Read through the writer's connection,
+    /// so a position just marked is seen.
+    async fn read_position(&self, user_id: i64, room: &str) -> StoreResult<i64>;
 }
 
 /// Opens the store a URL names: `sqlite://path` (or a bare path) or `postgres://...`.

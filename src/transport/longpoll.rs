@@ -3,8 +3,10 @@
 //! `GET /api/poll?room=general&last_id=N&timeout=30` answers with the array of
 //! messages after N as soon as there is one: immediately when the log already has
 //! them, otherwise when the hub announces one (the request waits on its queue, never
-//! in a sleep loop), or `[]` at the timeout or at shutdown. The position travels in
-//! the request, so any instance can answer any poll.
+//! in a sleep loop), or `[]` at the timeout or at shutdown; a position that cannot
+//! be replayed is a 410. The position travels in the request, so any instance can
+//! answer any poll. The waiting and the reset rule are the hub's
+//! ([`crate::hub::Hub::poll`]); this file parses and answers.
 //!
 //! `POST /api/send {text, room?, client_id?}` -> 201 and the stored message (200
 //! with the first copy when the same `client_id` was sent before).
@@ -16,13 +18,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ClientIp, parse_position};
-use crate::AppState;
+use super::{ClientIp, Realtime, parse_position};
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::{Json, Query};
+use crate::hub::Polled;
 use crate::hub::message::{self, Author, GENERAL_ROOM, Message};
-use crate::hub::{Next, Page};
 
 /// The most messages one poll returns; the client polls again from the last.
 const MAX_BATCH: i64 = 100;
@@ -38,7 +39,7 @@ pub struct PollQuery {
 
 /// `GET /api/poll`
 pub async fn poll(
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     ClientIp(ip): ClientIp,
     Query(query): Query<PollQuery>,
@@ -54,65 +55,21 @@ pub async fn poll(
             .clamp(0.0, MAX_TIMEOUT_SECS as f64) as u64,
     };
 
-    // The common case first: the log already has something newer (or the position
-    // cannot be replayed: the hub's reset rule).
-    match state.hub.read_after(room, last_id, MAX_BATCH).await? {
-        Page::Reset(_) => return Err(reset(state.hub.position(room).await?.last_id)),
-        Page::Messages(messages) if !messages.is_empty() => return Ok(answer(messages)),
-        Page::Messages(_) => {}
-    }
-    if timeout == 0 {
-        return Ok(answer(Vec::new()));
-    }
-
-    // Subscribe, then wait: a message committed since the read above is replayed by
-    // the connection, one after the last id, like a live one.
-    let mut connection =
-        state
-            .hub
-            .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
-    let joined = connection.join(room, Some(last_id)).await?;
-    if joined.reset.is_some() {
-        return Err(reset(joined.position));
-    }
-    let deadline = tokio::time::sleep(Duration::from_secs(timeout));
-    let overflow = connection.overflow().clone();
-    let ended = connection.ended().clone();
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => return Ok(answer(Vec::new())),
-            _ = state.shutdown.cancelled() => return Ok(answer(Vec::new())),
-            _ = ended.cancelled() => {
-                return match connection.end_reason() {
-                    Some(reason) if reason.credential_gone() => Err(reason.error()),
-                    _ => Ok(answer(Vec::new())),
-                };
-            }
-            // A poll that overflowed is answered from the log instead.
-            _ = overflow.cancelled() => {
-                return match state.hub.read_after(room, last_id, MAX_BATCH).await? {
-                    Page::Messages(messages) => Ok(answer(messages)),
-                    Page::Reset(_) => Err(reset(state.hub.position(room).await?.last_id)),
-                };
-            }
-            next = connection.next() => match next? {
-                Next::Message(first) => {
-                    // With what else is ready: one answer, at most one batch.
-                    let mut messages = vec![first.message.clone()];
-                    while messages.len() < MAX_BATCH as usize {
-                        match connection.try_next() {
-                            Some(Next::Message(more)) => messages.push(more.message.clone()),
-                            Some(Next::Presence(_)) => {}
-                            Some(Next::Reset { .. }) | None => break,
-                        }
-                    }
-                    return Ok(answer(messages));
-                }
-                Next::Reset { .. } => return Err(reset(state.hub.position(room).await?.last_id)),
-                Next::Presence(_) => {}
-            },
-        }
+    let polled = state
+        .hub
+        .poll(
+            Author::of(&identity.user),
+            identity.credential.clone(),
+            ip,
+            room,
+            last_id,
+            MAX_BATCH,
+            Duration::from_secs(timeout),
+        )
+        .await?;
+    match polled {
+        Polled::Messages(messages) => Ok(answer(messages)),
+        Polled::Reset { position } => Err(reset(position)),
     }
 }
 
@@ -145,7 +102,7 @@ pub struct SendBody {
 
 /// `POST /api/send`
 pub async fn send(
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     Json(body): Json<SendBody>,
 ) -> Result<Response, ApiError> {

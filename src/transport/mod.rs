@@ -10,12 +10,20 @@
 //! - [`socketio`]: Socket.IO v5 at `/socket.io/` (the Flask-SocketIO chat's events);
 //! - [`rooms`]: the REST side of the hub (room list, history, presence,
 //!   notifications);
+//! - [`encoded`]: the WebSocket and Socket.IO encodings of a message, made once
+//!   for all its subscribers;
 //!
 //! Every route here needs an identity (401 before any upgrade or stream starts;
 //! Socket.IO refuses at its CONNECT instead, where a token may also arrive) and
 //! none sits under the request timeout: they are long-lived by design and end with
 //! the server's shutdown token instead.
+//!
+//! The routes get a [`Realtime`] state, not the whole `AppState`: the hub, the
+//! shutdown token and the settings a transport needs, and no store. The compiler,
+//! not discipline, keeps transports off SQL: whatever they read from the log, they
+//! ask the hub for.
 
+pub mod encoded;
 pub mod longpoll;
 pub mod rooms;
 pub mod socketio;
@@ -23,19 +31,65 @@ pub mod sse;
 pub mod ws;
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::from_fn;
 use axum::routing::{any, get, post};
+use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
-use crate::auth::{Credential, Identity};
+use crate::auth::token::TokenResolver;
+use crate::auth::{AuthState, Credential, Identity};
 use crate::error::ApiError;
+use crate::hub::Hub;
 
-pub fn router() -> Router<AppState> {
+/// What the realtime routes can reach (an `axum` sub-state of `AppState`). Cloned
+/// by every extractor, so it is one reference count.
+#[derive(Clone)]
+pub struct Realtime(Arc<RealtimeShared>);
+
+impl std::ops::Deref for Realtime {
+    type Target = RealtimeShared;
+
+    fn deref(&self) -> &RealtimeShared {
+        &self.0
+    }
+}
+
+pub struct RealtimeShared {
+    /// The only door to the message log, rooms and presence.
+    pub hub: Arc<Hub>,
+    /// Cancelled when the server starts shutting down: every socket, stream and
+    /// poll ends with it.
+    pub shutdown: CancellationToken,
+    /// Which proxies may name the client's address (`X-Forwarded-For`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The origins a cookie-authenticated upgrade may come from.
+    pub auth: Arc<AuthState>,
+    /// Socket.IO's CONNECT may carry an API token: resolving it is auth's job.
+    pub tokens: TokenResolver,
+    /// When the server started (`/stream`'s uptime).
+    pub started: Instant,
+}
+
+impl Realtime {
+    pub fn new(shared: RealtimeShared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl FromRef<AppState> for Realtime {
+    fn from_ref(state: &AppState) -> Self {
+        state.realtime.clone()
+    }
+}
+
+pub fn router() -> Router<Realtime> {
     Router::new()
         // `any`: WebSocket over HTTP/2 arrives as CONNECT, not GET (CRATES.md).
         .route("/ws", any(ws::json_socket))
@@ -54,14 +108,14 @@ pub fn router() -> Router<AppState> {
 /// The client's address (the socket's peer, or what a trusted proxy says).
 pub struct ClientIp(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
+impl FromRequestParts<Realtime> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Realtime) -> Result<Self, ApiError> {
         Ok(ClientIp(crate::limits::client_ip::of_parts(
             &parts.extensions,
             &parts.headers,
-            &state.config.http.trusted_proxies,
+            &state.trusted_proxies,
         )))
     }
 }
@@ -72,7 +126,7 @@ impl FromRequestParts<AppState> for ClientIp {
 pub fn check_upgrade_origin(
     headers: &HeaderMap,
     identity: &Identity,
-    state: &AppState,
+    state: &Realtime,
 ) -> Result<(), ApiError> {
     if matches!(identity.credential, Credential::Token { .. }) {
         return Ok(());

@@ -1,27 +1,29 @@
 //! The REST side of the hub: which rooms exist, a room's history (to draw a page
 //! before subscribing from its position), who is present, and the caller's
 //! notifications. History answers carry `Switchboard-Position`, the id to resume from.
+//! The hub reads and decides ([`crate::hub::history`]); this file parses queries and
+//! writes responses.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::parse_position;
-use crate::AppState;
+use super::{Realtime, parse_position};
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
-use crate::hub::message::{self, Message, notification_room};
+use crate::hub::Window;
+use crate::hub::message::{self, notification_room};
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
 /// Members listed by `GET /api/rooms/{room}/presence` per page.
 const PRESENCE_PAGE: usize = 200;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Realtime> {
     Router::new()
         .route("/api/rooms", get(list))
         .route("/api/rooms/{room}/messages", get(history))
@@ -29,28 +31,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/notifications", get(notifications))
 }
 
-#[derive(Serialize)]
-struct RoomInfo {
-    name: String,
-    last_id: i64,
-    /// Members present (on every instance, when they share a Redis).
-    present: usize,
-}
-
 /// `GET /api/rooms`: rooms with messages, by name.
-async fn list(State(state): State<AppState>, _: Identity) -> Result<Response, ApiError> {
-    let rooms: Vec<RoomInfo> = state
-        .store
-        .list_rooms()
-        .await?
-        .into_iter()
-        .map(|room| RoomInfo {
-            present: state.hub.presence(&room.name, 0).count,
-            name: room.name,
-            last_id: room.last_id,
-        })
-        .collect();
-    Ok(axum::Json(rooms).into_response())
+async fn list(State(state): State<Realtime>, _: Identity) -> Result<Response, ApiError> {
+    Ok(axum::Json(state.hub.rooms().await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -63,7 +46,7 @@ pub struct HistoryQuery {
 /// `GET /api/rooms/{room}/messages`: after `since` (oldest first, for catching up),
 /// or the newest `limit` (before `before`, for scrolling back).
 async fn history(
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     _: Identity,
     Path(room): Path<String>,
     Query(query): Query<HistoryQuery>,
@@ -76,20 +59,20 @@ async fn history(
 /// with neither `since` nor `before`, from the first unread one (after the caller's
 /// read position, see [`crate::account`]).
 async fn notifications(
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     Query(mut query): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let room = notification_room(identity.id());
     if query.since.is_none() && query.before.is_none() {
-        let read = state.store.read_position(identity.id(), &room).await?;
+        let read = state.hub.read_position(identity.id(), &room).await?;
         query.since = Some(read.to_string());
     }
     read_room(&state, &room, &query).await
 }
 
 async fn read_room(
-    state: &AppState,
+    state: &Realtime,
     room: &str,
     query: &HistoryQuery,
 ) -> Result<Response, ApiError> {
@@ -103,34 +86,19 @@ async fn read_room(
             ));
         }
     };
-    // The room's position is read before the page, so the page cannot miss a
-    // message the position counts; the header is where to subscribe from.
-    let position = state.hub.position(room).await?.last_id;
-    let newest_in_page = |messages: &[Message]| messages.last().map_or(0, |m| m.id);
     // Both are checked, whichever is used: a malformed `before` beside a `since` is
     // still the client's mistake to hear about.
     let before = parse_position(query.before.as_deref())?;
-    let (messages, resume_from) = match parse_position(query.since.as_deref())? {
-        Some(since) => {
-            let messages = state.store.messages_after(room, since, limit).await?;
-            // A full page: more may follow; continue from its last message.
-            let resume = if messages.len() as i64 == limit {
-                newest_in_page(&messages)
-            } else {
-                position.max(newest_in_page(&messages)).max(since)
-            };
-            (messages, resume)
-        }
-        None => {
-            let messages = state.store.latest_messages(room, before, limit).await?;
-            let resume = position.max(newest_in_page(&messages));
-            (messages, resume)
-        }
+    let window = match parse_position(query.since.as_deref())? {
+        Some(since) => Window::After(since),
+        None => Window::Latest { before },
     };
-    let mut response = axum::Json(messages).into_response();
-    response
-        .headers_mut()
-        .insert("switchboard-position", HeaderValue::from(resume_from));
+    let history = state.hub.history(room, window, limit).await?;
+    let mut response = axum::Json(history.messages).into_response();
+    response.headers_mut().insert(
+        "switchboard-position",
+        HeaderValue::from(history.resume_from),
+    );
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -139,7 +107,7 @@ async fn read_room(
 
 /// `GET /api/rooms/{room}/presence`: who is in the room (exact count, a page of names).
 async fn presence(
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     _: Identity,
     Path(room): Path<String>,
 ) -> Result<Response, ApiError> {

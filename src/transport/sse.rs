@@ -30,8 +30,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClientIp, parse_position};
-use crate::AppState;
+use super::{ClientIp, Realtime, parse_position};
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
@@ -64,7 +63,7 @@ fn resume_from<'a>(headers: &'a HeaderMap, since: Option<&'a str>) -> Option<&'a
 
 /// `GET /api/rooms/{room}/events`
 pub async fn room_events(
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     ClientIp(ip): ClientIp,
     Path(room): Path<String>,
@@ -82,7 +81,7 @@ pub async fn room_events(
 
 /// `GET /api/events?rooms=a,b&since=a:12,b:7`
 pub async fn rooms_events(
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     ClientIp(ip): ClientIp,
     Query(query): Query<RoomsQuery>,
@@ -119,7 +118,7 @@ pub async fn rooms_events(
 
 /// `GET /notifications`: the caller's notification room as a stream.
 pub async fn notifications_stream(
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     ClientIp(ip): ClientIp,
     Query(query): Query<SinceQuery>,
@@ -129,7 +128,7 @@ pub async fn notifications_stream(
     let since = match parse_position(resume_from(&headers, query.since.as_deref()))? {
         Some(since) => since,
         // No position: from the first unread notification (see `crate::account`).
-        None => state.store.read_position(identity.id(), &room).await?,
+        None => state.hub.read_position(identity.id(), &room).await?,
     };
     let mut connection =
         state
@@ -141,7 +140,7 @@ pub async fn notifications_stream(
 
 /// `GET /stream`: `{count, timestamp, ...stats}` once a second, until shutdown.
 pub async fn stats_stream(
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     ClientIp(ip): ClientIp,
 ) -> Result<Response, ApiError> {
@@ -185,7 +184,7 @@ fn credential_ended(connection: &Connection) -> Option<Event> {
     Some(Event::default().event("error").data(error.to_string()))
 }
 
-fn stats(state: &AppState, count: u64) -> serde_json::Value {
+fn stats(state: &Realtime, count: u64) -> serde_json::Value {
     use std::sync::atomic::Ordering::Relaxed;
     let hub = &state.hub;
     let now = time::OffsetDateTime::now_utc();
@@ -229,7 +228,7 @@ enum Ids {
     Composite,
 }
 
-fn respond(state: &AppState, connection: Connection, joined: Vec<Joined>, ids: Ids) -> Response {
+fn respond(state: &Realtime, connection: Connection, joined: Vec<Joined>, ids: Ids) -> Response {
     let mut pending = VecDeque::new();
     pending.push_back(Event::default().retry(RETRY).comment("connected"));
     let mut follower = Follower {

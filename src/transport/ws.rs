@@ -8,6 +8,11 @@
 //! `GET /ws/{client_id}`: the seed's FastAPI chat, plain text both ways, in room
 //! `general`: what a client writes reaches everyone as `Client #{id}: {text}`.
 //!
+//! Both protocols run on one pump, [`Session`], generic over the socket (any
+//! `Sink` + `Stream` of frames: axum's `WebSocket`, or channels in the unit tests);
+//! every write and read of it goes through one guard that ends the session at
+//! shutdown, on overflow or when the credential ends.
+//!
 //! Buffers are sized for many idle connections (tungstenite's default read buffer
 //! alone is 128 KiB). Frames above the configured size get an `error` and the
 //! connection goes on; the few that exceed the protocol cap close it with 1009.
@@ -18,22 +23,25 @@
 //! reconnect with that credential gets 401. A role change closes it with 4001
 //! `role_changed`: reconnect, with the new role.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures_util::SinkExt;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClientIp, check_upgrade_origin};
-use crate::AppState;
+use super::encoded::Encoded;
+use super::{ClientIp, Realtime, check_upgrade_origin};
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::Path;
 use crate::hub::message::{Author, GENERAL_ROOM};
-use crate::hub::{Connection, EndReason, Joined, Next};
+use crate::hub::{Connection, Delivered, EndReason, Joined, Next};
 
 /// Per-connection buffers: small, because most connections are idle. tungstenite
 /// zero-fills its whole read buffer on the first read, so all of it is resident for
@@ -58,7 +66,7 @@ const BATCH: usize = 64;
 /// `GET /ws`
 pub async fn json_socket(
     upgrade: WebSocketUpgrade,
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
@@ -80,7 +88,7 @@ pub async fn json_socket(
 /// `GET /ws/{client_id}`
 pub async fn plain_socket(
     upgrade: WebSocketUpgrade,
-    State(state): State<AppState>,
+    State(state): State<Realtime>,
     identity: Identity,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
@@ -120,11 +128,12 @@ fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
 }
 
 /// The largest client frame worth parsing: a maximal message's text as JSON.
-fn max_text_bytes(state: &AppState) -> usize {
+fn max_text_bytes(state: &Realtime) -> usize {
     state.hub.settings().max_message_chars * 4 + 1024
 }
 
 /// What ends a session.
+#[derive(Debug, PartialEq)]
 enum End {
     /// The client closed, or the socket failed.
     Gone,
@@ -133,64 +142,84 @@ enum End {
     Credential,
 }
 
-struct Session {
-    socket: WebSocket,
-    connection: Connection,
+/// What stops a session whatever it is doing: the server shutting down, the client
+/// overflowing its queue, its credential ending.
+struct Stops {
     shutdown: CancellationToken,
     overflow: CancellationToken,
     /// The connection's credential ended.
     ended: CancellationToken,
+}
+
+impl Stops {
+    /// Runs `work` unless the session must end first. The one `select!` every
+    /// write and read of the session goes through.
+    async fn guard<T>(&self, work: impl Future<Output = T>) -> Result<T, End> {
+        tokio::select! {
+            done = work => Ok(done),
+            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
+            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+            _ = self.ended.cancelled() => Err(End::Credential),
+        }
+    }
+}
+
+/// One client's session: its socket (any `Sink` + `Stream` of frames, so tests
+/// drive it with channels), its hub connection, and the two protocols that can
+/// run on them ([`Session::run_json`], [`Session::run_plain`]).
+struct Session<S> {
+    socket: S,
+    connection: Connection,
+    stops: Stops,
     max_text: usize,
 }
 
-impl Session {
+impl<S, E> Session<S>
+where
+    S: Sink<Frame, Error = E> + Stream<Item = Result<Frame, E>> + Unpin,
+    E: std::fmt::Display,
+{
     fn new(
-        socket: WebSocket,
+        socket: S,
         connection: Connection,
         shutdown: CancellationToken,
         max_text: usize,
     ) -> Self {
-        let overflow = connection.overflow().clone();
-        let ended = connection.ended().clone();
+        let stops = Stops {
+            shutdown,
+            overflow: connection.overflow().clone(),
+            ended: connection.ended().clone(),
+        };
         Self {
             socket,
             connection,
-            shutdown,
-            overflow,
-            ended,
+            stops,
             max_text,
         }
     }
 
-    /// Writes one frame, giving up if the server shuts down or this client has
-    /// overflowed meanwhile (a client that stopped reading blocks the write).
+    /// Writes one frame, giving up if the session must end meanwhile (a client
+    /// that stopped reading blocks the write).
     async fn write(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        tokio::select! {
-            written = self.socket.send(Frame::Text(text)) => written.map_err(|_| End::Gone),
-            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
-            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
-            _ = self.ended.cancelled() => Err(End::Credential),
-        }
+        let written = self
+            .stops
+            .guard(self.socket.send(Frame::Text(text)))
+            .await?;
+        written.map_err(|_| End::Gone)
     }
 
-    /// Queues one frame without flushing it (see [`Session::flush`]); like
-    /// [`Session::write`] it gives up at shutdown or overflow.
+    /// Queues one frame without flushing it (see [`Session::flush`]).
     async fn feed(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        tokio::select! {
-            fed = self.socket.feed(Frame::Text(text)) => fed.map_err(|_| End::Gone),
-            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
-            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
-            _ = self.ended.cancelled() => Err(End::Credential),
-        }
+        let fed = self
+            .stops
+            .guard(self.socket.feed(Frame::Text(text)))
+            .await?;
+        fed.map_err(|_| End::Gone)
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        tokio::select! {
-            flushed = self.socket.flush() => flushed.map_err(|_| End::Gone),
-            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
-            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
-            _ = self.ended.cancelled() => Err(End::Credential),
-        }
+        let flushed = self.stops.guard(self.socket.flush()).await?;
+        flushed.map_err(|_| End::Gone)
     }
 
     async fn write_json(&mut self, value: serde_json::Value) -> Result<(), End> {
@@ -230,32 +259,34 @@ impl Session {
     /// The connection is asked only once the last write is done, so a client that
     /// does not read holds up its replay instead of piling it up here.
     async fn next(&mut self) -> Result<Event, End> {
-        tokio::select! {
-            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
-            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
-            _ = self.ended.cancelled() => Err(End::Credential),
-            frame = self.socket.recv() => match frame {
-                Some(Ok(Frame::Text(text))) => Ok(Event::Text(text)),
-                Some(Ok(Frame::Binary(_))) => Ok(Event::Binary),
-                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => Ok(Event::Nothing),
-                Some(Ok(Frame::Close(_))) | None => Err(End::Gone),
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "websocket read failed");
-                    Err(if error.to_string().contains("too long") || error.to_string().contains("Space limit") {
-                        End::Close(CLOSE_TOO_BIG, "message too big")
-                    } else {
-                        End::Gone
-                    })
-                }
-            },
-            next = self.connection.next() => match next {
-                Ok(next) => Ok(Event::Next(next)),
-                Err(error) => {
-                    tracing::warn!(%error, "a WebSocket replay could not read the store");
-                    Err(End::Close(CLOSE_RETRY, "store unavailable; reconnect"))
-                }
-            },
-        }
+        let (socket, connection) = (&mut self.socket, &mut self.connection);
+        let read = async {
+            tokio::select! {
+                frame = socket.next() => match frame {
+                    Some(Ok(Frame::Text(text))) => Ok(Event::Text(text)),
+                    Some(Ok(Frame::Binary(_))) => Ok(Event::Binary),
+                    Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => Ok(Event::Nothing),
+                    Some(Ok(Frame::Close(_))) | None => Err(End::Gone),
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "websocket read failed");
+                        let error = error.to_string();
+                        Err(if error.contains("too long") || error.contains("Space limit") {
+                            End::Close(CLOSE_TOO_BIG, "message too big")
+                        } else {
+                            End::Gone
+                        })
+                    }
+                },
+                next = connection.next() => match next {
+                    Ok(next) => Ok(Event::Next(next)),
+                    Err(error) => {
+                        tracing::warn!(%error, "a WebSocket replay could not read the store");
+                        Err(End::Close(CLOSE_RETRY, "store unavailable; reconnect"))
+                    }
+                },
+            }
+        };
+        self.stops.guard(read).await?
     }
 
     async fn run_json(mut self) {
@@ -383,7 +414,7 @@ impl Session {
     /// Feeds one message's frame, or writes a notice (the caller flushes).
     async fn json_next(&mut self, next: Next) -> Result<(), End> {
         match next {
-            Next::Message(message) => self.feed(message.frame.clone()).await,
+            Next::Message(message) => self.feed(message_frame(&message)).await,
             Next::Presence(change) => {
                 self.write_json(serde_json::to_value(&*change).expect("presence serialises"))
                     .await
@@ -464,6 +495,15 @@ impl Session {
     }
 }
 
+/// The `message` frame: the message's fields beside `"type": "message"`, made once
+/// per message for all its subscribers ([`super::encoded`]).
+fn message_frame(delivered: &Arc<Delivered>) -> Utf8Bytes {
+    static FRAMES: Encoded<Utf8Bytes> = Encoded::new();
+    FRAMES.get(delivered, |_| {
+        format!("{{\"type\":\"message\",{}", &delivered.json[1..]).into()
+    })
+}
+
 /// How the plain-text chat shows a message: `Client #{id}: {text}` for one written
 /// on this transport (the seed's format), `{name}: {text}` for others. Every line of
 /// a multi-line text carries the prefix: a plain client shows lines, and a newline
@@ -510,4 +550,180 @@ enum ClientFrame {
         client_id: Option<String>,
     },
     Ping,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use serde_json::Value;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::hub::testing::{connect, hub, user};
+
+    /// An in-memory socket: what the test sends arrives as client frames, and what
+    /// the session writes comes out at the other end.
+    struct Duplex {
+        incoming: mpsc::UnboundedReceiver<Frame>,
+        outgoing: mpsc::UnboundedSender<Frame>,
+    }
+
+    impl Stream for Duplex {
+        type Item = Result<Frame, axum::Error>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_recv(cx).map(|frame| frame.map(Ok))
+        }
+    }
+
+    impl Sink<Frame> for Duplex {
+        type Error = axum::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(self: Pin<&mut Self>, frame: Frame) -> Result<(), Self::Error> {
+            self.outgoing.send(frame).map_err(axum::Error::new)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The session's socket, the client's sending end and the client's receiving end.
+    fn socket() -> (
+        Duplex,
+        mpsc::UnboundedSender<Frame>,
+        mpsc::UnboundedReceiver<Frame>,
+    ) {
+        let (to_server, incoming) = mpsc::unbounded_channel();
+        let (outgoing, from_server) = mpsc::unbounded_channel();
+        (Duplex { incoming, outgoing }, to_server, from_server)
+    }
+
+    async fn received(from_server: &mut mpsc::UnboundedReceiver<Frame>) -> Frame {
+        tokio::time::timeout(Duration::from_secs(5), from_server.recv())
+            .await
+            .expect("a frame in time")
+            .expect("the session is still writing")
+    }
+
+    async fn text(from_server: &mut mpsc::UnboundedReceiver<Frame>) -> String {
+        match received(from_server).await {
+            Frame::Text(text) => text.as_str().to_owned(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    async fn json(from_server: &mut mpsc::UnboundedReceiver<Frame>) -> Value {
+        serde_json::from_str(&text(from_server).await).unwrap()
+    }
+
+    fn say(to_server: &mpsc::UnboundedSender<Frame>, text: &str) {
+        to_server.send(Frame::Text(text.into())).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_json_pump_welcomes_replays_sends_answers_and_closes_at_shutdown() {
+        let f = hub(4, 8).await;
+        for text in ["one", "two"] {
+            f.hub
+                .send(&user(2), "lobby", text, None, None)
+                .await
+                .unwrap();
+        }
+        let (socket, to_server, mut from_server) = socket();
+        let shutdown = CancellationToken::new();
+        let session = Session::new(socket, connect(&f.hub, 1), shutdown.clone(), 1_000);
+        let task = tokio::spawn(session.run_json());
+
+        assert_eq!(json(&mut from_server).await["type"], "welcome");
+        say(&to_server, r#"{"type":"join","room":"lobby","since":0}"#);
+        assert_eq!(json(&mut from_server).await["type"], "presence");
+        for (id, text) in [(1, "one"), (2, "two")] {
+            let message = json(&mut from_server).await;
+            assert_eq!(
+                (&message["type"], &message["id"], &message["text"]),
+                (&"message".into(), &id.into(), &text.into())
+            );
+        }
+        say(&to_server, r#"{"type":"ping"}"#);
+        assert_eq!(json(&mut from_server).await["type"], "pong");
+        say(
+            &to_server,
+            r#"{"type":"send","room":"lobby","text":"three"}"#,
+        );
+        assert_eq!(json(&mut from_server).await["id"], 3);
+        say(&to_server, "not json");
+        assert_eq!(json(&mut from_server).await["code"], "invalid_frame");
+        say(&to_server, &format!("\"{}\"", "x".repeat(2_000)));
+        assert_eq!(json(&mut from_server).await["code"], "payload_too_large");
+
+        shutdown.cancel();
+        match received(&mut from_server).await {
+            Frame::Close(Some(close)) => assert_eq!(close.code, CLOSE_RESTART),
+            other => panic!("expected a close, got {other:?}"),
+        }
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_plain_pump_speaks_lines_in_general() {
+        let f = hub(4, 8).await;
+        let (socket, to_server, mut from_server) = socket();
+        let session = Session::new(socket, connect(&f.hub, 1), CancellationToken::new(), 1_000);
+        let task = tokio::spawn(session.run_plain("7".into()));
+
+        assert_eq!(text(&mut from_server).await, "Welcome! You are client #7");
+        say(&to_server, "hi\nthere");
+        assert_eq!(
+            text(&mut from_server).await,
+            "Client #7: hi\nClient #7: there"
+        );
+        f.hub
+            .send(&user(2), GENERAL_ROOM, "from elsewhere", None, None)
+            .await
+            .unwrap();
+        assert_eq!(text(&mut from_server).await, "u2: from elsewhere");
+
+        // The client goes away: the session ends and leaves the room.
+        drop(to_server);
+        task.await.unwrap();
+        assert_eq!(f.hub.presence_count(GENERAL_ROOM), 0);
+    }
+
+    #[tokio::test]
+    async fn a_pump_whose_credential_ends_closes_with_the_reason() {
+        let f = hub(4, 8).await;
+        let (socket, _to_server, mut from_server) = socket();
+        let session = Session::new(socket, connect(&f.hub, 1), CancellationToken::new(), 1_000);
+        let task = tokio::spawn(session.run_json());
+        assert_eq!(json(&mut from_server).await["type"], "welcome");
+
+        f.hub
+            .end_credential(crate::hub::Ending {
+                revoked: crate::hub::Revoked::Token { id: 1 },
+                reason: EndReason::TokenRevoked,
+            })
+            .await;
+        match received(&mut from_server).await {
+            Frame::Close(Some(close)) => {
+                assert_eq!(
+                    (close.code, close.reason.as_str()),
+                    (CLOSE_CREDENTIAL, "token_revoked")
+                );
+            }
+            other => panic!("expected a close, got {other:?}"),
+        }
+        task.await.unwrap();
+    }
 }

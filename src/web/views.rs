@@ -159,7 +159,7 @@ pub fn render(page: &impl Template, status: StatusCode) -> Response {
     }
 }
 
-/// The HTML error page (also used by [`crate::http::envelope`] for errors raised
+/// The HTML error page (also given to [`crate::http::envelope`] for errors raised
 /// before a page handler runs: a refused CSRF check, a rate limit, an unknown page).
 pub fn error_page_html(status: StatusCode, title: &str, message: &str) -> String {
     let page = ErrorPage {

@@ -1,59 +1,20 @@
-//! The connection against a real hub on a temporary SQLite store: replays are read
+//! The connection against a real hub on an in-memory log (`hub::testing`): replays are read
 //! one page at a time as the client takes them, live messages and gaps fold into
-//! them exactly, a catch-up after lost announcements reaches every subscriber
-//! without overflowing a queue, and the budgets and the rooms cap hold.
+//! them exactly, duplicates are dropped, a catch-up after lost announcements
+//! reaches every subscriber without overflowing a queue, and the budgets and the
+//! rooms cap hold.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::hub::InProcessBroker;
+use crate::hub::LogPosition;
 use crate::hub::message::NewMessage;
 
 const ROOM: &str = "lobby";
 
-struct Fixture {
-    hub: Arc<Hub>,
-    _dir: tempfile::TempDir,
-}
-
-async fn hub(page: i64, queue: usize) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("hub.db").display());
-    let store = crate::store::connect(&url, 2).await.unwrap();
-    store.migrate().await.unwrap();
-    let mut settings = crate::config::Config::defaults().realtime;
-    settings.max_message_chars = 100;
-    settings.send_per_second = 10_000;
-    settings.connections_per_user = 100;
-    settings.connections_per_ip = 100;
-    settings.queue = queue;
-    settings.rooms_per_connection = 3;
-    let hub = Hub::start_paged(
-        store,
-        Arc::new(InProcessBroker::default()),
-        settings,
-        page,
-        CancellationToken::new(),
-    );
-    Fixture { hub, _dir: dir }
-}
-
-fn user(id: i64) -> Author {
-    Author {
-        id,
-        name: format!("u{id}"),
-    }
-}
-
-fn connect(hub: &Arc<Hub>, id: i64) -> Connection {
-    let credential = crate::auth::Credential::Token { id };
-    hub.connect(user(id), credential, "127.0.0.1".parse().unwrap())
-        .unwrap()
-}
+use crate::hub::testing::{connect, hub, user};
 
 /// Appends `n` messages to `room` without announcing them (as if the broker lost
 /// their announcements).
@@ -296,7 +257,7 @@ async fn rooms_per_connection_are_capped() {
         .expect("rejoining is not one more");
     c.leave("c").unwrap();
     c.join("d", None).await.unwrap();
-    assert_eq!(c.positions().count(), 3);
+    assert_eq!(c.rooms.len(), 3);
 }
 
 #[tokio::test]
@@ -340,4 +301,91 @@ fn a_budget_allows_a_burst_then_refills_with_time() {
         }
         assert!(budget.take().is_err(), "never more than the burst");
     });
+}
+
+/// A stored message of `room`, as a delivery would carry it.
+fn delivery(room: &str, id: i64) -> Delivery {
+    Delivery::Message(Delivered::new(Message {
+        room: room.into(),
+        id,
+        user: user(1),
+        text: format!("m{id}"),
+        ts: "2026-01-01T00:00:00.000Z".into(),
+        timestamp: 1_767_225_600.0,
+        client_id: None,
+        event: None,
+    }))
+}
+
+fn accepted_id(next: Option<Next>) -> Option<i64> {
+    match next {
+        Some(Next::Message(delivered)) => Some(delivered.message.id),
+        None => None,
+        Some(other) => panic!("expected a message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn accept_gives_the_next_message_once_and_drops_repeats_and_strangers() {
+    let f = hub(4, 8).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, None).await.unwrap();
+    assert_eq!(accepted_id(c.accept(delivery(ROOM, 1))), Some(1));
+    // The same announcement twice (a broker may repeat one), or an older one.
+    assert_eq!(accepted_id(c.accept(delivery(ROOM, 1))), None);
+    assert_eq!(accepted_id(c.accept(delivery(ROOM, 0))), None);
+    // A room the connection does not follow.
+    assert_eq!(accepted_id(c.accept(delivery("elsewhere", 2))), None);
+    assert_eq!(accepted_id(c.accept(delivery(ROOM, 2))), Some(2));
+    let followed = c.rooms[ROOM];
+    assert_eq!((followed.given, followed.replay_to), (2, 2));
+}
+
+#[tokio::test]
+async fn accept_turns_a_gap_into_a_replay_and_skips_live_copies_behind_it() {
+    let f = hub(4, 8).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, None).await.unwrap();
+    // 3 arrives before 1 and 2: nothing goes out, the replay runs to 3.
+    assert_eq!(accepted_id(c.accept(delivery(ROOM, 3))), None);
+    let followed = c.rooms[ROOM];
+    assert_eq!((followed.given, followed.replay_to), (0, 3));
+    // 1 arriving live now is skipped too: the replay reads it, in order.
+    assert_eq!(accepted_id(c.accept(delivery(ROOM, 1))), None);
+    assert_eq!(c.rooms[ROOM].given, 0);
+}
+
+#[tokio::test]
+async fn a_position_announcement_only_ever_raises_the_replay_mark() {
+    let f = hub(4, 8).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, None).await.unwrap();
+    let position = |last_id| {
+        Delivery::Position(Arc::new(LogPosition {
+            room: ROOM.into(),
+            last_id,
+        }))
+    };
+    assert!(c.accept(position(5)).is_none());
+    assert_eq!(c.rooms[ROOM].replay_to, 5);
+    assert!(c.accept(position(2)).is_none());
+    assert_eq!(c.rooms[ROOM].replay_to, 5);
+}
+
+#[tokio::test]
+async fn the_control_budget_refills_with_time() {
+    let f = hub(4, 8).await;
+    let mut c = connect(&f.hub, 1);
+    // Paused once the store is open: only the budget's clock is driven by hand.
+    tokio::time::pause();
+    // Leaving a room not followed still costs a request.
+    let burst = (CONTROL_PER_SECOND * 2) as usize;
+    for _ in 0..burst {
+        c.leave("a").unwrap();
+    }
+    assert_eq!(c.leave("a").unwrap_err().code(), "rate_limited");
+    tokio::time::advance(Duration::from_millis(150)).await;
+    assert!(c.leave("a").is_err(), "not a whole request yet");
+    tokio::time::advance(Duration::from_millis(60)).await;
+    c.leave("a").expect("one request a fifth of a second");
 }

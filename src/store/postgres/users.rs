@@ -6,12 +6,11 @@ use sqlx::PgConnection;
 
 use super::PgStore;
 use crate::auth::model::unix_now;
-use crate::directory::events::{Change, change_event};
-use crate::directory::model::{NewUser, Role, Settings, User, UserChanges, match_key};
-use crate::hub::message::{Author, Message};
+use crate::directory::model::{NewUser, Role, User, UserChanges, match_key};
+use crate::hub::message::Message;
 use crate::store::{
-    EndedCredentials, NewPassword, StoreError, StoreResult, UserPage, UserStore, UserUpdate,
-    prefix_upper_bound,
+    EndedCredentials, EventOf, NewPassword, StoreError, StoreResult, UserPage, UserStore,
+    UserUpdate, prefix_upper_bound,
 };
 use crate::timefmt;
 
@@ -173,17 +172,7 @@ impl UserStore for PgStore {
         .await?)
     }
 
-    async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>> {
-        let row: Option<(String, bool, bool)> = sqlx::query_as(
-            "SELECT theme, notify_mentions, notify_admin_changes FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(theme, mentions, admin)| Settings::new(theme, mentions, admin)))
-    }
-
-    async fn insert_user(&self, user: &NewUser, actor: &Author) -> StoreResult<(User, Message)> {
+    async fn insert_user(&self, user: &NewUser, event_of: EventOf) -> StoreResult<(User, Message)> {
         let now = timefmt::now();
         let mut tx = self.begin_write().await?;
         let created: User = sqlx::query_as(concat!(
@@ -200,8 +189,7 @@ impl UserStore for PgStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let event =
-            Self::append_in(&mut tx, &change_event(Change::Created, &created, actor)).await?;
+        let event = Self::append_in(&mut tx, &event_of(&created)).await?;
         tx.commit().await?;
         Ok((created, event.message))
     }
@@ -211,7 +199,7 @@ impl UserStore for PgStore {
         id: i64,
         changes: &UserChanges,
         password: Option<&NewPassword>,
-        actor: &Author,
+        event_of: EventOf,
     ) -> StoreResult<Option<UserUpdate>> {
         let mut tx = self.begin_write().await?;
         if changes.role == Some(Role::Member) && is_last_admin(&mut tx, id).await? {
@@ -249,11 +237,7 @@ impl UserStore for PgStore {
         let event = if changes.is_empty() {
             None
         } else {
-            Some(
-                Self::append_in(&mut tx, &change_event(Change::Updated, &user, actor))
-                    .await?
-                    .message,
-            )
+            Some(Self::append_in(&mut tx, &event_of(&user)).await?.message)
         };
         let ended = match password {
             Some(password) => set_password_in(&mut tx, id, password).await?,
@@ -263,7 +247,7 @@ impl UserStore for PgStore {
         Ok(Some(UserUpdate { user, event, ended }))
     }
 
-    async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>> {
+    async fn delete_user(&self, id: i64, event_of: EventOf) -> StoreResult<Option<Message>> {
         let mut tx = self.begin_write().await?;
         if is_last_admin(&mut tx, id).await? {
             return Err(StoreError::LastAdmin);
@@ -278,7 +262,7 @@ impl UserStore for PgStore {
         let Some(user) = deleted else {
             return Ok(None);
         };
-        let event = Self::append_in(&mut tx, &change_event(Change::Deleted, &user, actor)).await?;
+        let event = Self::append_in(&mut tx, &event_of(&user)).await?;
         tx.commit().await?;
         Ok(Some(event.message))
     }

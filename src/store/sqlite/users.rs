@@ -13,12 +13,11 @@ use super::rows::{store_error, timestamp_text, user_at};
 use super::search_index::Lookup;
 use super::writer::Outcome;
 use crate::auth::model::unix_now;
-use crate::directory::events::{Change, change_event};
-use crate::directory::model::{NewUser, Role, Settings, User, UserChanges, match_key};
-use crate::hub::message::{Author, Message};
+use crate::directory::model::{NewUser, Role, User, UserChanges, match_key};
+use crate::hub::message::Message;
 use crate::store::{
-    EndedCredentials, NewPassword, StoreError, StoreResult, UserPage, UserStore, UserUpdate,
-    prefix_upper_bound,
+    EndedCredentials, EventOf, NewPassword, StoreError, StoreResult, UserPage, UserStore,
+    UserUpdate, prefix_upper_bound,
 };
 use crate::timefmt;
 
@@ -183,18 +182,8 @@ impl UserStore for SqliteStore {
         })
     }
 
-    async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>> {
-        let row: Option<(String, bool, bool)> = sqlx::query_as(
-            "SELECT theme, notify_mentions, notify_admin_changes FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.map(|(theme, mentions, admin)| Settings::new(theme, mentions, admin)))
-    }
-
-    async fn insert_user(&self, user: &NewUser, actor: &Author) -> StoreResult<(User, Message)> {
-        let (user, actor) = (user.clone(), actor.clone());
+    async fn insert_user(&self, user: &NewUser, event_of: EventOf) -> StoreResult<(User, Message)> {
+        let user = user.clone();
         let now = timestamp_text(timefmt::now()).map_err(store_error)?;
         self.writer
             .write(move |tx| {
@@ -216,7 +205,7 @@ impl UserStore for SqliteStore {
                         ],
                         |row| user_at(row, 0),
                     )?;
-                let event = append_in(tx, &change_event(Change::Created, &created, &actor))?;
+                let event = append_in(tx, &event_of(&created))?;
                 Ok(Outcome::Keep((created, event.message)))
             })
             .await
@@ -227,9 +216,9 @@ impl UserStore for SqliteStore {
         id: i64,
         changes: &UserChanges,
         password: Option<&NewPassword>,
-        actor: &Author,
+        event_of: EventOf,
     ) -> StoreResult<Option<UserUpdate>> {
-        let (changes, password, actor) = (changes.clone(), password.cloned(), actor.clone());
+        let (changes, password) = (changes.clone(), password.cloned());
         let now = timestamp_text(timefmt::now()).map_err(store_error)?;
         self.writer
             .write(move |tx| {
@@ -271,7 +260,7 @@ impl UserStore for SqliteStore {
                 let event = if changes.is_empty() {
                     None
                 } else {
-                    Some(append_in(tx, &change_event(Change::Updated, &user, &actor))?.message)
+                    Some(append_in(tx, &event_of(&user))?.message)
                 };
                 let ended = match &password {
                     Some(password) => set_password_in(tx, id, password)?,
@@ -282,8 +271,7 @@ impl UserStore for SqliteStore {
             .await?
     }
 
-    async fn delete_user(&self, id: i64, actor: &Author) -> StoreResult<Option<Message>> {
-        let actor = actor.clone();
+    async fn delete_user(&self, id: i64, event_of: EventOf) -> StoreResult<Option<Message>> {
         self.writer
             .write(move |tx| {
                 if is_last_admin(tx, id)? {
@@ -299,7 +287,7 @@ impl UserStore for SqliteStore {
                 let Some(user) = deleted else {
                     return Ok(Outcome::Keep(Ok(None)));
                 };
-                let event = append_in(tx, &change_event(Change::Deleted, &user, &actor))?;
+                let event = append_in(tx, &event_of(&user))?;
                 Ok(Outcome::Keep(Ok(Some(event.message))))
             })
             .await?
