@@ -344,7 +344,7 @@ async fn under_tls_silent_connections_are_closed_and_the_cap_keeps_health_probes
     // axum-server admits each TCP connection in a task of its own, so the held
     // connections may not all hold their slots yet when the next one arrives: wait
     // (bounded) until the server says it is full, then check the probes.
-    let full_by = Instant::now() + Duration::from_secs(5);
+    let full_by = Instant::now() + Duration::from_secs(20);
     loop {
         match header_timeout_later.status("/api/users").await {
             Some(503) => break,
