@@ -38,21 +38,28 @@ after(async () => {
 });
 
 /**
- * Counts the page's event streams as it opens them: EventSources alive at once (the
- * most ever), WebSockets made, and the requests of each realtime route.
+ * Counts the page's event streams as it opens them: the chat's EventSources alive at
+ * once (the most ever), WebSockets made, and the requests of each realtime route. The
+ * header's bell keeps a stream of its own on `/notifications` (one per page, counted
+ * apart in `bell`): sharing the chat's connection is a known next step.
  */
 function countStreams() {
   const Native = window.EventSource;
-  window.__streams = { open: 0, most: 0, made: 0 };
+  window.__streams = { open: 0, most: 0, made: 0, bell: 0 };
   window.EventSource = class extends Native {
     constructor(...args) {
       super(...args);
+      this.bell = new URL(String(args[0]), location.href).pathname === '/notifications';
+      if (this.bell) {
+        window.__streams.bell += 1;
+        return;
+      }
       window.__streams.made += 1;
       window.__streams.open += 1;
       window.__streams.most = Math.max(window.__streams.most, window.__streams.open);
     }
     close() {
-      if (this.readyState !== 2) window.__streams.open -= 1;
+      if (!this.bell && this.readyState !== 2) window.__streams.open -= 1;
       super.close();
     }
   };
@@ -183,6 +190,7 @@ for (const transport of ['websocket', 'sse']) {
     await page.locator('#messages li.msg .msg-text', { hasText: 'again' }).waitFor({ timeout: 5_000 });
 
     const streams = await page.evaluate(() => window.__streams);
+    assert.equal(streams.bell, 1, 'the bell opened one stream of its own, once');
     assert.deepEqual(network.perRoom, [], 'no stream per room');
     if (transport === 'websocket') {
       assert.equal(network.sockets, 1, 'one WebSocket for all eight rooms, joined on it');
@@ -196,9 +204,10 @@ for (const transport of ['websocket', 'sse']) {
       assert.deepEqual(last.searchParams.get('rooms').split(',').sort(), [...ROOMS].sort());
     }
     assert.deepEqual(network.polls, []);
-    // The server agrees: this page is its only realtime connection (a closed stream
-    // is noticed at its next write, so the count may take a keep-alive to settle).
-    await eventually(async () => (await serverConnections()) === 1, 'the server holds one realtime connection');
+    // The server agrees: this page holds two realtime connections, the chat's and the
+    // bell's (a closed stream is noticed at its next write, so the count may take a
+    // keep-alive to settle).
+    await eventually(async () => (await serverConnections()) === 2, 'the server holds the chat\'s and the bell\'s connections');
 
     // Closing a room stops following it.
     await page.getByRole('button', { name: `Close #${ROOMS[0]}` }).click();
