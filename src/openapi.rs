@@ -675,7 +675,8 @@ fn change_password() {}
     responses(
         (status = 200, description = "The policy's verdict; nothing is stored", body = PasswordVerdict),
         (status = 403, description = "Another user's account: admins only", body = ErrorEnvelope),
-        (status = 422, description = "No password, or no such user", body = ErrorEnvelope),
+        (status = 404, description = "No user has this user_id", body = ErrorEnvelope),
+        (status = 422, description = "No password, or a user_id that is not a number", body = ErrorEnvelope),
     ))]
 fn check_password() {}
 

@@ -236,7 +236,7 @@ async fn mark_read(
 ) -> Result<Json<ReadState>, ApiError> {
     let through = match body.get("through") {
         None | Some(Value::Null) => None,
-        Some(value) => match value.as_i64().filter(|n| *n >= 0) {
+        Some(value) => match crate::http::extract::whole_number(value).filter(|n| *n >= 0) {
             Some(n) => Some(n),
             None => {
                 return Err(ApiError::validation(

@@ -321,15 +321,15 @@ async fn check_password(
     let candidate = string_field(&body, "password", &mut errors);
     let user = match body.get("user_id") {
         None | Some(Value::Null) => Some(identity.user.clone()),
-        Some(value) => match value.as_i64() {
+        Some(value) => match crate::http::extract::whole_number(value) {
             Some(id) if id == identity.id() => Some(identity.user.clone()),
             Some(id) => {
                 identity.require_admin()?;
-                let user = state.store.get_user(id).await?;
-                if user.is_none() {
-                    errors.insert("user_id".into(), "is not a user".into());
-                }
-                user
+                // Schema-valid, so not a 422: the user is simply not there.
+                let Some(user) = state.store.get_user(id).await? else {
+                    return Err(ApiError::not_found("user"));
+                };
+                Some(user)
             }
             None => {
                 errors.insert("user_id".into(), "must be a user id".into());
@@ -405,7 +405,9 @@ pub(crate) async fn mint_token(
     }
     let expires_in_days = match body.get("expires_in_days") {
         None | Some(Value::Null) => None,
-        Some(value) => match value.as_i64().filter(|d| (1..=TOKEN_MAX_DAYS).contains(d)) {
+        Some(value) => match crate::http::extract::whole_number(value)
+            .filter(|d| (1..=TOKEN_MAX_DAYS).contains(d))
+        {
             Some(days) => Some(days),
             None => {
                 errors.insert(
@@ -418,7 +420,7 @@ pub(crate) async fn mint_token(
     };
     let user_id = match body.get("user_id") {
         None | Some(Value::Null) => identity.id(),
-        Some(value) => match value.as_i64() {
+        Some(value) => match crate::http::extract::whole_number(value) {
             Some(id) => id,
             None => {
                 errors.insert("user_id".into(), "must be a user id".into());

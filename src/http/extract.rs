@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -108,4 +109,15 @@ where
             Err(other) => Err(ApiError::internal(anyhow::anyhow!(other.body_text()))),
         }
     }
+}
+
+/// A JSON number that is a whole number: `7`, and also `7.0` (JSON Schema's
+/// `integer` allows it, and clients that only have floats send it).
+pub fn whole_number(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    })
 }

@@ -98,6 +98,11 @@ async fn settings_are_read_and_written_through_the_api(backend: Backend) {
     assert_eq!(by_admin["theme"], "light");
     let nobody = json_with_status(app.get("/api/users/99999/settings").await, 404).await;
     assert_envelope(&nobody, "not_found");
+    // A whole number sent as a float names the same user (JSON Schema's integer).
+    let as_float = check(&app.client, json!({"password": "x", "user_id": 99999.0}))
+        .await
+        .unwrap();
+    assert_eq!(as_float.status(), 404);
 
     // Pages render with the stored theme.
     let page = bob_client.get(app.url("/")).send().await.unwrap();
@@ -446,8 +451,20 @@ async fn read_positions_count_unread_and_start_the_streams(backend: Backend) {
     )
     .await;
     assert_eq!(same["last_id"], before);
+    // A whole number written as a float is a whole number (JSON Schema's integer).
+    let as_float = json_with_status(
+        bob(reqwest::Method::POST, "/api/notifications/read")
+            .json(&json!({"through": 1.0}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(as_float["last_id"], before);
     for bad in [
         json!({"through": -1}),
+        json!({"through": 1.5}),
         json!({"through": "all"}),
         json!({"upto": 3}),
     ] {
@@ -538,14 +555,20 @@ async fn a_password_is_evaluated_by_the_policy(backend: Backend) {
     assert_envelope(&json_with_status(refused, 403).await, "forbidden");
     let missing = json_with_status(check(&bob_client, json!({})).await.unwrap(), 422).await;
     assert_eq!(missing["fields"]["password"], "is required");
+    // Schema-valid (the fuzzer's finding): no such user is a 404, not a 422.
     let nobody = json_with_status(
         check(&app.client, json!({"password": "x", "user_id": 99999}))
             .await
             .unwrap(),
-        422,
+        404,
     )
     .await;
-    assert_eq!(nobody["fields"]["user_id"], "is not a user");
+    assert_envelope(&nobody, "not_found");
+    // A whole number sent as a float names the same user (JSON Schema's integer).
+    let as_float = check(&app.client, json!({"password": "x", "user_id": 99999.0}))
+        .await
+        .unwrap();
+    assert_eq!(as_float.status(), 404);
 }
 
 on_both_backends!(
