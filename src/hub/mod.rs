@@ -42,10 +42,11 @@ pub mod shared_presence;
 #[cfg(test)]
 pub(crate) mod testing;
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
@@ -70,19 +71,50 @@ const REPLAY_PAGE_CHARS: usize = 256 * 1024;
 /// Mentions in one message that become notifications; more are ignored.
 const MAX_MENTIONS: usize = 5;
 
+/// Slots in which transports keep a message's wire encodings ([`Delivered::wire`]).
+pub const WIRE_SLOTS: usize = 2;
+
 /// A message with its JSON made once for all subscribers. Wire encodings (the
-/// WebSocket frame, the Socket.IO event) are the transports' (`transport::encoded`).
-#[derive(Debug)]
+/// WebSocket frame, the Socket.IO event) are the transports' (`transport::encoded`):
+/// the hub only keeps them with the message, in slots whose contents it does not
+/// know, so that a fan-out encodes each message once however far behind its
+/// subscribers read it.
 pub struct Delivered {
     pub message: Message,
     /// The message object (SSE `data:`, long-poll arrays, REST).
     pub json: String,
+    wire: [OnceLock<Box<dyn Any + Send + Sync>>; WIRE_SLOTS],
 }
 
 impl Delivered {
     pub fn new(message: Message) -> Arc<Self> {
         let json = message.to_json();
-        Arc::new(Self { message, json })
+        Arc::new(Self {
+            message,
+            json,
+            wire: Default::default(),
+        })
+    }
+
+    /// The encoding a transport keeps in `slot`, made by `make` for the first
+    /// subscriber that asks and shared by the others. One type per slot.
+    pub fn wire<T: Clone + Send + Sync + 'static>(
+        &self,
+        slot: usize,
+        make: impl FnOnce(&Message) -> T,
+    ) -> T {
+        let kept = self.wire[slot].get_or_init(|| Box::new(make(&self.message)));
+        kept.downcast_ref::<T>()
+            .expect("each wire slot holds one type")
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for Delivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivered")
+            .field("message", &self.message)
+            .finish_non_exhaustive()
     }
 }
 

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::encoded::Encoded;
+use super::encoded::{Encoded, WEBSOCKET_FRAME};
 use super::{ClientIp, Realtime, check_upgrade_origin};
 use crate::auth::Identity;
 use crate::error::ApiError;
@@ -498,7 +498,7 @@ where
 /// The `message` frame: the message's fields beside `"type": "message"`, made once
 /// per message for all its subscribers ([`super::encoded`]).
 fn message_frame(delivered: &Arc<Delivered>) -> Utf8Bytes {
-    static FRAMES: Encoded<Utf8Bytes> = Encoded::new();
+    static FRAMES: Encoded<Utf8Bytes> = Encoded::new(WEBSOCKET_FRAME);
     FRAMES.get(delivered, |_| {
         format!("{{\"type\":\"message\",{}", &delivered.json[1..]).into()
     })

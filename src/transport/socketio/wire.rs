@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::hub::Delivered;
 use crate::hub::message::Message;
-use crate::transport::encoded::Encoded;
+use crate::transport::encoded::{Encoded, SOCKETIO_PAYLOAD};
 
 #[derive(Deserialize)]
 pub(super) struct JoinData {
@@ -68,7 +68,7 @@ pub(super) fn flask_message(message: &Message) -> Value {
 /// [`flask_message`] as JSON text, made once per message for all its sockets (each
 /// socket's emit then copies it instead of building and serialising it again).
 pub(super) fn flask_payload(delivered: &Arc<Delivered>) -> Arc<RawValue> {
-    static PAYLOADS: Encoded<Arc<RawValue>> = Encoded::new();
+    static PAYLOADS: Encoded<Arc<RawValue>> = Encoded::new(SOCKETIO_PAYLOAD);
     PAYLOADS.get(delivered, |message| {
         RawValue::from_string(flask_message(message).to_string())
             .expect("a JSON value serialises to JSON")
