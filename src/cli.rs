@@ -12,7 +12,7 @@ use crate::auth::{password, token};
 use crate::config::{TokenAction, UserAction};
 use crate::directory::model::{self, NewUser, Role, match_key};
 use crate::error::FieldErrors;
-use crate::store::{NewPassword, Store};
+use crate::store::{NewPassword, Store, StoreError};
 
 /// The password to set for `account`: the first line of stdin (which must pass the
 /// password policy), or a generated one (printed).
@@ -71,13 +71,18 @@ pub async fn user(
             let name = model::check_name(&name, &mut errors);
             let email = model::check_email(&email, &mut errors);
             let (Some(name), Some(email)) = (name, email) else {
-                bail!("invalid account: {errors:?}");
+                let problems: Vec<String> = errors
+                    .iter()
+                    .map(|(field, problem)| format!("--{field}: {problem}"))
+                    .collect();
+                bail!("{}", problems.join("; "));
             };
             let account = password::Account {
                 name: &name,
                 email: &email,
             };
             let (secret, generated) = obtain_password(password_stdin, policy, account)?;
+            let taken = email.clone();
             let (user, _) = store
                 .insert_user(
                     &NewUser {
@@ -91,7 +96,13 @@ pub async fn user(
                         crate::hub::message::Author::system(),
                     ),
                 )
-                .await?;
+                .await
+                .map_err(|error| match error {
+                    StoreError::EmailTaken => anyhow::anyhow!(
+                        "{taken} is already in the directory; to let it log in, set its password with `switchboard user passwd --email {taken}`"
+                    ),
+                    other => other.into(),
+                })?;
             println!(
                 "added {} <{}> as {}, id {}",
                 user.name,
@@ -182,7 +193,9 @@ pub async fn token(store: &dyn Store, action: TokenAction) -> anyhow::Result<()>
             if store.revoke_token(id, unix_now()).await? {
                 println!("token {id} revoked");
             } else {
-                bail!("no unrevoked token has the id {id}");
+                bail!(
+                    "no unrevoked token has the id {id}; `GET /api/tokens` lists the tokens and their ids"
+                );
             }
         }
     }

@@ -17,9 +17,13 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, 
     name = "switchboard",
     version,
     about = "A self-hosted server for interactive web apps: a user directory API, a browser UI and a realtime hub.",
-    long_about = None
+    long_about = None,
+    // `switchboard --port 1 user list` is a mistake: the server's flags go with
+    // `serve` (or no command), each other command has its own.
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// The server's settings when no command is given (`switchboard` = `switchboard serve`).
     #[command(flatten)]
     pub config: Config,
     /// What to do (default: serve).
@@ -30,23 +34,45 @@ pub struct Cli {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Run the server (the default when no command is given).
-    Serve,
+    Serve(Box<Config>),
     /// Apply the database migrations, then exit.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        log: LogConfig,
+    },
     /// Add deterministic synthetic users (for demos and benchmarks), then exit.
     Seed {
         /// How many users: user N is the same on every run, and users that already
         /// exist are skipped, so seeding twice adds nothing.
         #[arg(long, default_value_t = 1000)]
         users: u64,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        log: LogConfig,
     },
     /// Manage accounts.
     User {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Shortest password accepted for `--password-stdin` (8-128, as the server's).
+        #[arg(
+            long,
+            env = "SWITCHBOARD_PASSWORD_MIN_CHARS",
+            default_value_t = crate::auth::password::DEFAULT_MIN_CHARS,
+            value_parser = password_min_chars,
+            global = true
+        )]
+        password_min_chars: usize,
         #[command(subcommand)]
         action: UserAction,
     },
     /// Manage API tokens.
     Token {
+        #[command(flatten)]
+        store: StoreArgs,
         #[command(subcommand)]
         action: TokenAction,
     },
@@ -55,8 +81,54 @@ pub enum Command {
     Backup {
         /// Where to write the copy; it must not exist yet.
         path: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
+
+impl Cli {
+    /// What to run: no command is `serve` with the flags given.
+    pub fn into_command(self) -> Command {
+        self.command
+            .unwrap_or_else(|| Command::Serve(Box::new(self.config)))
+    }
+}
+
+impl Command {
+    /// How this command logs (the administrative ones without `--log` use the
+    /// defaults: `RUST_LOG`, else `info`).
+    pub fn log(&self) -> LogConfig {
+        match self {
+            Command::Serve(config) => config.log.clone(),
+            Command::Migrate { log, .. } | Command::Seed { log, .. } => log.clone(),
+            Command::User { .. } | Command::Token { .. } | Command::Backup { .. } => {
+                LogConfig::default()
+            }
+        }
+    }
+}
+
+/// The database an administrative command opens (`global`, so it may follow a nested
+/// command: `switchboard user add --database-url ...`).
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Database")]
+pub struct StoreArgs {
+    /// Database: `sqlite://path/to/file.db` or `postgres://user:pass@host/db`, as
+    /// the server's `--database-url`.
+    #[arg(
+        id = "database_url",
+        value_name = "URL",
+        long = "database-url",
+        env = "SWITCHBOARD_DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        value_parser = database_url,
+        global = true
+    )]
+    pub database_url: Url,
+}
+
+/// Where the data is when nothing says otherwise.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/switchboard.db";
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum UserAction {
@@ -134,16 +206,11 @@ pub struct Config {
 #[command(next_help_heading = "HTTP")]
 pub struct HttpConfig {
     /// Address and port to listen on.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
     /// Largest request body accepted, in bytes (larger ones get 413).
-    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1024 * 1024, value_parser = at_least_one, global = true)]
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 1024 * 1024, value_parser = at_least_one)]
     pub max_body_bytes: usize,
 
     /// Seconds an API request may take before it is answered 503.
@@ -151,8 +218,7 @@ pub struct HttpConfig {
         long = "request-timeout-secs",
         env = "SWITCHBOARD_REQUEST_TIMEOUT_SECS",
         default_value_t = 30,
-        value_parser = clap::value_parser!(u64).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub request_timeout_secs: u64,
 
@@ -160,53 +226,32 @@ pub struct HttpConfig {
     #[arg(
         long = "shutdown-grace-secs",
         env = "SWITCHBOARD_SHUTDOWN_GRACE_SECS",
-        default_value_t = 10,
-        global = true
+        default_value_t = 10
     )]
     pub shutdown_grace_secs: u64,
 
     /// Origins (scheme://host[:port]) besides the server's own that may send
     /// cookie-authenticated writes and open WebSockets, comma-separated. Needed behind a
     /// proxy that rewrites `Host`.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
     /// Origins allowed to call the API from other sites' pages (CORS), comma-separated.
     /// None by default.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_CORS_ORIGINS",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
     /// Proxies (IP addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For`
     /// is believed. Without this the client's address is the socket's peer.
-    #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network, global = true)]
+    #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2) instead of HTTP.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_TLS_CERT",
-        requires = "tls_key",
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key for `--tls-cert`.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_TLS_KEY",
-        requires = "tls_cert",
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 }
 
@@ -221,8 +266,8 @@ pub struct DatabaseConfig {
         value_name = "URL",
         long = "database-url",
         env = "SWITCHBOARD_DATABASE_URL",
-        default_value = "sqlite://./data/switchboard.db",
-        global = true
+        default_value = DEFAULT_DATABASE_URL,
+        value_parser = database_url
     )]
     pub url: Url,
 
@@ -233,8 +278,7 @@ pub struct DatabaseConfig {
         long = "db-max-connections",
         env = "SWITCHBOARD_DB_MAX_CONNECTIONS",
         default_value_t = 16,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_connections: u32,
 
@@ -245,8 +289,7 @@ pub struct DatabaseConfig {
         long = "db-acquire-timeout-ms",
         env = "SWITCHBOARD_DB_ACQUIRE_TIMEOUT_MS",
         default_value_t = 2000,
-        value_parser = clap::value_parser!(u64).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub acquire_timeout_ms: u64,
 
@@ -255,14 +298,13 @@ pub struct DatabaseConfig {
         long,
         env = "SWITCHBOARD_DEMO_USERS",
         default_value_t = true,
-        action = ArgAction::Set,
-        global = true
+        action = ArgAction::Set
     )]
     pub demo_users: bool,
 
     /// Redis (`redis://host:6379`), for running several instances: rate limits are
     /// then shared by all of them. Without it everything stays in this process.
-    #[arg(long = "redis-url", env = "SWITCHBOARD_REDIS_URL", global = true)]
+    #[arg(long = "redis-url", env = "SWITCHBOARD_REDIS_URL")]
     pub redis_url: Option<Url>,
 
     /// Prefix of every Redis key this server writes, so several deployments (or test
@@ -270,8 +312,7 @@ pub struct DatabaseConfig {
     #[arg(
         long = "redis-prefix",
         env = "SWITCHBOARD_REDIS_PREFIX",
-        default_value = "switchboard:",
-        global = true
+        default_value = "switchboard:"
     )]
     pub redis_prefix: String,
 }
@@ -286,13 +327,12 @@ pub struct SecurityConfig {
     #[arg(
         long,
         env = "SWITCHBOARD_ADMIN_EMAIL",
-        default_value = "admin@example.com",
-        global = true
+        default_value = "admin@example.com"
     )]
     pub admin_email: String,
 
     /// That admin's password: read from `SWITCHBOARD_ADMIN_PASSWORD` by
-    /// [`Cli::from_process`], never a flag (a flag shows in the process list).
+    /// [`Command::from_process`], never a flag (a flag shows in the process list).
     #[arg(skip)]
     pub admin_password: Option<Secret>,
 
@@ -301,20 +341,16 @@ pub struct SecurityConfig {
         long,
         env = "SWITCHBOARD_PASSWORD_MIN_CHARS",
         default_value_t = crate::auth::password::DEFAULT_MIN_CHARS,
-        value_parser = clap::builder::TypedValueParser::map(
-            clap::value_parser!(u16).range(8..=128),
-            usize::from
-        ),
-        global = true
+        value_parser = password_min_chars
     )]
     pub password_min_chars: usize,
 
     /// Minutes a session may be unused before it expires.
-    #[arg(long, env = "SWITCHBOARD_SESSION_IDLE_MINUTES", default_value_t = 7 * 24 * 60, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    #[arg(long, env = "SWITCHBOARD_SESSION_IDLE_MINUTES", default_value_t = 7 * 24 * 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub session_idle_minutes: u64,
 
     /// Hours after login when a session expires, however active.
-    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_HOURS", default_value_t = 30 * 24, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_HOURS", default_value_t = 30 * 24, value_parser = clap::value_parser!(u64).range(1..))]
     pub session_max_hours: u64,
 }
 
@@ -327,8 +363,7 @@ pub struct RateLimitConfig {
         long = "rate-login-per-minute",
         env = "SWITCHBOARD_RATE_LOGIN_PER_MINUTE",
         default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub login_per_minute: u32,
 
@@ -339,8 +374,7 @@ pub struct RateLimitConfig {
         long = "rate-login-account-per-minute",
         env = "SWITCHBOARD_RATE_LOGIN_ACCOUNT_PER_MINUTE",
         default_value_t = 5,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub login_account_per_minute: u32,
 
@@ -350,8 +384,7 @@ pub struct RateLimitConfig {
         long = "rate-search-per-second",
         env = "SWITCHBOARD_RATE_SEARCH_PER_SECOND",
         default_value_t = 20,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub search_per_second: u32,
 
@@ -361,8 +394,7 @@ pub struct RateLimitConfig {
         long = "rate-write-per-second",
         env = "SWITCHBOARD_RATE_WRITE_PER_SECOND",
         default_value_t = 20,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub write_per_second: u32,
 
@@ -371,14 +403,13 @@ pub struct RateLimitConfig {
         long = "rate-general-per-second",
         env = "SWITCHBOARD_RATE_GENERAL_PER_SECOND",
         default_value_t = 100,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub general_per_second: u32,
 
     /// Turns rate limiting off (benchmarks; never in production).
     #[arg(id = "rate_limits",
-        value_name = "BOOL", long = "rate-limits", env = "SWITCHBOARD_RATE_LIMITS", default_value_t = true, action = ArgAction::Set, global = true)]
+        value_name = "BOOL", long = "rate-limits", env = "SWITCHBOARD_RATE_LIMITS", default_value_t = true, action = ArgAction::Set)]
     pub enabled: bool,
 }
 
@@ -393,8 +424,7 @@ pub struct RealtimeConfig {
         long = "history-max-messages",
         env = "SWITCHBOARD_HISTORY_MAX_MESSAGES",
         default_value_t = 10_000,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub history_max_messages: u32,
 
@@ -403,8 +433,7 @@ pub struct RealtimeConfig {
         long = "history-max-days",
         env = "SWITCHBOARD_HISTORY_MAX_DAYS",
         default_value_t = 30,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub history_max_days: u32,
 
@@ -413,8 +442,7 @@ pub struct RealtimeConfig {
         long = "max-message-chars",
         env = "SWITCHBOARD_MAX_MESSAGE_CHARS",
         default_value_t = 4_000,
-        value_parser = at_least_one,
-        global = true
+        value_parser = at_least_one
     )]
     pub max_message_chars: usize,
 
@@ -424,8 +452,7 @@ pub struct RealtimeConfig {
         long = "realtime-send-per-second",
         env = "SWITCHBOARD_REALTIME_SEND_PER_SECOND",
         default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub send_per_second: u32,
 
@@ -435,8 +462,7 @@ pub struct RealtimeConfig {
         long = "realtime-connections-per-user",
         env = "SWITCHBOARD_REALTIME_CONNECTIONS_PER_USER",
         default_value_t = 32,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub connections_per_user: u32,
 
@@ -445,8 +471,7 @@ pub struct RealtimeConfig {
         long = "realtime-connections-per-ip",
         env = "SWITCHBOARD_REALTIME_CONNECTIONS_PER_IP",
         default_value_t = 256,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub connections_per_ip: u32,
 
@@ -456,8 +481,7 @@ pub struct RealtimeConfig {
         long = "realtime-queue",
         env = "SWITCHBOARD_REALTIME_QUEUE",
         default_value_t = 256,
-        value_parser = at_least_one,
-        global = true
+        value_parser = at_least_one
     )]
     pub queue: usize,
 
@@ -468,31 +492,31 @@ pub struct RealtimeConfig {
         long = "realtime-rooms-per-connection",
         env = "SWITCHBOARD_REALTIME_ROOMS_PER_CONNECTION",
         default_value_t = 50,
-        value_parser = at_least_one,
-        global = true
+        value_parser = at_least_one
     )]
     pub rooms_per_connection: usize,
 }
 
 /// What the server logs and how.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "Logging")]
 pub struct LogConfig {
     /// Log filter, in `tracing` syntax (e.g. `info`, `warn,switchboard=debug`).
     /// Default: `RUST_LOG` when that is set, otherwise `info`; this flag (or its
     /// variable) wins over `RUST_LOG`.
     #[arg(id = "log",
-        value_name = "FILTER", long = "log", env = "SWITCHBOARD_LOG", value_parser = parse_log_filter, global = true)]
+        value_name = "FILTER", long = "log", env = "SWITCHBOARD_LOG", value_parser = parse_log_filter)]
     pub filter: Option<String>,
 
     /// Log line format.
-    #[arg(long = "log-format", env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    #[arg(long = "log-format", env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub format: LogFormat,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
+    #[default]
     Pretty,
     /// One JSON object per line, for log collectors.
     Json,
@@ -510,8 +534,7 @@ pub struct EdgeConfig {
         long,
         env = "SWITCHBOARD_HEADER_TIMEOUT_SECS",
         value_parser = clap::value_parser!(u64).range(1..),
-        default_value_t = 5,
-        global = true
+        default_value_t = 5
     )]
     pub header_timeout_secs: u64,
 
@@ -522,8 +545,7 @@ pub struct EdgeConfig {
         long,
         env = "SWITCHBOARD_IDLE_TIMEOUT_SECS",
         value_parser = clap::value_parser!(u64).range(1..),
-        default_value_t = 30,
-        global = true
+        default_value_t = 30
     )]
     pub idle_timeout_secs: u64,
 
@@ -534,8 +556,7 @@ pub struct EdgeConfig {
         long,
         env = "SWITCHBOARD_MAX_CONNECTIONS",
         value_parser = at_least_one,
-        default_value_t = 20_000,
-        global = true
+        default_value_t = 20_000
     )]
     pub max_connections: usize,
 }
@@ -568,17 +589,19 @@ impl HttpConfig {
     }
 }
 
-impl Cli {
+impl Command {
     /// The command line and the environment of this process, the way `main` reads
     /// them: flags beat their `SWITCHBOARD_*` variables (clap's rule), and the first
     /// admin's password comes from `SWITCHBOARD_ADMIN_PASSWORD` only.
     pub fn from_process() -> Self {
-        let mut cli = Cli::parse();
-        cli.config.security.admin_password = std::env::var("SWITCHBOARD_ADMIN_PASSWORD")
-            .ok()
-            .filter(|password| !password.is_empty())
-            .map(Secret::new);
-        cli
+        let mut command = Cli::parse().into_command();
+        if let Command::Serve(config) = &mut command {
+            config.security.admin_password = std::env::var("SWITCHBOARD_ADMIN_PASSWORD")
+                .ok()
+                .filter(|password| !password.is_empty())
+                .map(Secret::new);
+        }
+        command
     }
 }
 
@@ -646,6 +669,30 @@ impl fmt::Debug for Url {
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// `--password-min-chars`: 8 to 128.
+fn password_min_chars(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (8..=128).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number from 8 to 128")),
+    }
+}
+
+/// A database URL this server can open: `sqlite:`, `postgres://`/`postgresql://`,
+/// or a bare file path (SQLite). Another scheme is refused instead of becoming a
+/// SQLite file named after it.
+fn database_url(text: &str) -> Result<Url, String> {
+    const SUPPORTED: &str = "use sqlite://path/to/file.db or postgres://user:pass@host/db";
+    let scheme = text.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        None if text.trim().is_empty() => Err(format!("an empty database URL: {SUPPORTED}")),
+        None | Some("sqlite" | "postgres" | "postgresql") => Ok(Url::new(text)),
+        Some(other) => Err(format!(
+            "{:?} is not a supported database: {SUPPORTED}",
+            format!("{other}://")
+        )),
     }
 }
 
@@ -799,7 +846,7 @@ mod tests {
     }
 
     #[test]
-    fn global_flags_may_follow_the_subcommand() {
+    fn each_command_takes_its_own_flags_after_it() {
         let cli = Cli::parse_from([
             "switchboard",
             "seed",
@@ -808,7 +855,57 @@ mod tests {
             "--database-url",
             "sqlite://x.db",
         ]);
-        assert!(matches!(cli.command, Some(Command::Seed { users: 5 })));
-        assert_eq!(cli.config.database.url.expose(), "sqlite://x.db");
+        let Some(Command::Seed { users, store, .. }) = cli.command else {
+            panic!("not seed");
+        };
+        assert_eq!((users, store.database_url.expose()), (5, "sqlite://x.db"));
+        // A nested command takes the database after its own name too.
+        let cli = Cli::parse_from(["switchboard", "user", "list", "--database-url", "y.db"]);
+        assert!(
+            matches!(cli.command, Some(Command::User { store, .. }) if store.database_url.expose() == "y.db")
+        );
+        // `serve` takes the server's flags; no command means serve with them.
+        let cli = Cli::parse_from(["switchboard", "serve", "--realtime-queue", "9"]);
+        let Command::Serve(config) = cli.into_command() else {
+            panic!("not serve");
+        };
+        assert_eq!(config.realtime.queue, 9);
+        let cli = Cli::parse_from(["switchboard", "--realtime-queue", "8"]);
+        assert!(matches!(cli.into_command(), Command::Serve(config) if config.realtime.queue == 8));
+    }
+
+    #[test]
+    fn server_flags_do_not_reach_the_administrative_commands() {
+        for args in [
+            &["switchboard", "--bind", "127.0.0.1:1", "user", "list"][..],
+            &["switchboard", "user", "list", "--bind", "127.0.0.1:1"],
+            &["switchboard", "migrate", "--redis-url", "redis://x"],
+        ] {
+            let command = Cli::command().mut_args(|arg| arg.env(None));
+            assert!(command.try_get_matches_from(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_database_scheme_is_refused_naming_the_supported_ones() {
+        for url in ["mysql://x", "mongodb://h/db", "SQLITE3://x"] {
+            let error = parse(&["switchboard", "--database-url", url])
+                .expect_err(url)
+                .to_string();
+            assert!(
+                error.contains("sqlite://") && error.contains("postgres://"),
+                "{url}: {error}"
+            );
+        }
+        for url in [
+            "sqlite://./a.db",
+            "sqlite:a.db",
+            "postgres://u@h/d",
+            "postgresql://u@h/d",
+            "./data/plain.db",
+        ] {
+            let config = parse(&["switchboard", "--database-url", url]).expect(url);
+            assert_eq!(config.database.url.expose(), url);
+        }
     }
 }

@@ -95,7 +95,8 @@ impl App {
             config.database.max_connections,
             std::time::Duration::from_millis(config.database.acquire_timeout_ms),
         )
-        .await?;
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database.url))?;
         store.migrate().await?;
         // Demo users first: they are for an empty directory, and the admin is not demo.
         if config.database.demo_users {

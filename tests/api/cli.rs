@@ -430,3 +430,152 @@ fn user_add_refuses_a_name_with_a_bidi_override() {
         "{stderr}"
     );
 }
+
+/// Each command's `--help` lists its own options: the server's flags only with `serve`.
+#[test]
+fn each_commands_help_lists_only_its_own_options() {
+    let help = |args: &[&str]| {
+        let output = Command::new(BIN).args(args).arg("--help").output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let serve = help(&["serve"]);
+    for flag in [
+        "--bind",
+        "--redis-url",
+        "--database-url",
+        "--realtime-queue",
+    ] {
+        assert!(serve.contains(flag), "serve --help lacks {flag}:\n{serve}");
+    }
+    let add = help(&["user", "add"]);
+    for flag in ["--email", "--name", "--password-stdin", "--database-url"] {
+        assert!(add.contains(flag), "user add --help lacks {flag}:\n{add}");
+    }
+    for args in [
+        &["user", "add"][..],
+        &["token", "create"],
+        &["migrate"],
+        &["seed"],
+        &["backup"],
+    ] {
+        let text = help(args);
+        for server_flag in ["--bind", "--redis-url", "--max-body-bytes", "--rate-limits"] {
+            assert!(
+                !text.contains(server_flag),
+                "{args:?} --help lists the server's {server_flag}:\n{text}"
+            );
+        }
+    }
+}
+
+/// An expected error is one line on stderr that says what to do next: no backtrace,
+/// no "Caused by" block, exit code 1.
+#[test]
+fn expected_cli_errors_are_one_line_saying_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        switchboard(dir.path())
+            .args(args)
+            .args(["--database-url", "sqlite://./errors.db"])
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let add = [
+        "user",
+        "add",
+        "--email",
+        "dana@example.com",
+        "--name",
+        "Dana",
+    ];
+    assert!(run(&add).status.success());
+    for (args, next_step) in [
+        (&add[..], "switchboard user passwd --email dana@example.com"),
+        (&["token", "revoke", "--id", "99"], "GET /api/tokens"),
+        (
+            &[
+                "token",
+                "create",
+                "--email",
+                "nobody@example.com",
+                "--name",
+                "ci",
+            ],
+            "nobody@example.com",
+        ),
+    ] {
+        let output = run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line:\n{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(next_step), "{args:?}: {stderr}");
+        assert!(!stderr.contains("backtrace"), "{stderr}");
+    }
+}
+
+/// `--database-url mysql://x` is refused, naming what is supported, and creates no
+/// SQLite file named after the URL.
+#[test]
+fn an_unsupported_database_url_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = switchboard(dir.path())
+        .args(["migrate", "--database-url", "mysql://x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("sqlite://") && stderr.contains("postgres://"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "created {left:?}");
+}
+
+/// A start that cannot listen, or cannot reach its database, names the address and
+/// the database (without the password).
+#[test]
+fn start_errors_name_the_address_and_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = switchboard(dir.path())
+        .args([
+            "serve",
+            "--bind",
+            &address,
+            "--database-url",
+            "sqlite://./a.db",
+        ])
+        .env("SWITCHBOARD_ADMIN_PASSWORD", "correct horse battery staple")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&address) && last.contains("--bind"),
+        "{stderr}"
+    );
+
+    // Nothing listens on port 1 of loopback.
+    let output = switchboard(dir.path())
+        .args([
+            "migrate",
+            "--database-url",
+            "postgres://sb:hunter2@127.0.0.1:1/sb",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("postgres://sb:***@127.0.0.1:1/sb"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
