@@ -23,6 +23,63 @@ use crate::store::{StoreError, Unique};
 /// Field name -> what is wrong with it, for 422 responses.
 pub type FieldErrors = BTreeMap<String, String>;
 
+/// Every `code` an HTTP error envelope can carry, with its status (0: any status
+/// without a code of its own). README's error table and the OpenAPI document's
+/// `ErrorEnvelope.code` list exactly these, and `tests/api/errors.rs` collects the
+/// codes written in the source to keep this list complete.
+pub const HTTP_CODES: &[(u16, &str)] = &[
+    (400, "malformed_json"),
+    (400, "invalid_body"),
+    (400, "invalid_query"),
+    (400, "invalid_cursor"),
+    (400, "invalid_text"),
+    (400, "invalid_form"),
+    (400, "invalid_room"),
+    (400, "invalid_rooms"),
+    (400, "invalid_client_id"),
+    (400, "invalid_position"),
+    (400, "invalid_endpoint"),
+    (400, "nested_batch"),
+    (400, "not_batchable"),
+    (400, "example_error"),
+    (400, "bad_request"),
+    (401, "unauthenticated"),
+    (401, "invalid_credentials"),
+    (403, "forbidden"),
+    (403, "csrf_failed"),
+    (403, "origin_refused"),
+    (404, "not_found"),
+    (405, "method_not_allowed"),
+    (406, "not_acceptable"),
+    (408, "timeout"),
+    (409, "conflict"),
+    (410, "reset"),
+    (413, "payload_too_large"),
+    (415, "unsupported_media_type"),
+    (422, "validation_failed"),
+    (429, "rate_limited"),
+    (500, "internal"),
+    (503, "unavailable"),
+    (0, "error"),
+];
+
+/// Codes that only a realtime connection sends: in an `error` frame or event
+/// (a refused frame) or as the reason a connection ends. README's Realtime section
+/// lists them.
+pub const REALTIME_CODES: &[&str] = &[
+    "invalid_frame",
+    "unsupported_frame",
+    "invalid_event",
+    "too_many_rooms",
+    "slow_consumer",
+    "server_restarting",
+    "session_ended",
+    "password_changed",
+    "token_revoked",
+    "account_deleted",
+    "role_changed",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: the request itself is malformed (bad JSON, bad query parameter, bad cursor).

@@ -190,14 +190,24 @@ fn client_id_schema() -> Schema {
         .into()
 }
 
+/// `ErrorEnvelope.code`: every code the server answers, as an enum.
+fn error_code_schema() -> Schema {
+    let codes = crate::error::HTTP_CODES.iter().map(|(_, code)| *code);
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(codes))
+        .examples(["validation_failed"])
+        .into()
+}
+
 /// The one error envelope every failure uses.
 #[derive(Serialize, ToSchema)]
 struct ErrorEnvelope {
     /// A sentence for people.
     #[schema(example = "Email is not a valid email address")]
     error: String,
-    /// For programs: `validation_failed`, `not_found`, `rate_limited`, ...
-    #[schema(example = "validation_failed")]
+    /// For programs: one of README's error table (`crate::error::HTTP_CODES`).
+    #[schema(schema_with = error_code_schema)]
     code: String,
     /// Each invalid field and what is wrong with it (422 and 409 only).
     #[schema(required = false)]

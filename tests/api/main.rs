@@ -13,6 +13,7 @@ mod cli;
 mod clients;
 mod credentials;
 mod edge;
+mod error_codes;
 mod errors;
 mod fuzz_findings;
 mod history;
