@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -77,16 +78,24 @@ struct ErrorParams {
 }
 
 /// `GET /api/error?status=N` answers the envelope with status N (400 by default), so
-/// client error handling can be tried against every status the API uses.
-async fn error(Query(params): Query<ErrorParams>) -> ApiError {
-    match params.status.unwrap_or(400) {
+/// client error handling can be tried against every error status the API answers.
+async fn error(Query(params): Query<ErrorParams>) -> Response {
+    let error = match params.status.unwrap_or(400) {
         401 => ApiError::Unauthenticated,
         403 => ApiError::forbidden("This is an example of a forbidden request"),
         404 => ApiError::NotFound("This example resource does not exist".into()),
+        // Written by the envelope layer, as for a route's wrong method.
+        405 => return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET")]).into_response(),
         409 => ApiError::Conflict {
             message: "This is an example conflict".into(),
             fields: Default::default(),
         },
+        410 => ApiError::Gone {
+            code: "reset",
+            message: "This is an example of a position no longer kept".into(),
+        },
+        413 => ApiError::PayloadTooLarge,
+        415 => ApiError::UnsupportedMediaType,
         422 => ApiError::validation("example", "is an example of an invalid field"),
         429 => ApiError::TooManyRequests {
             retry_after: std::time::Duration::from_secs(1),
@@ -99,10 +108,14 @@ async fn error(Query(params): Query<ErrorParams>) -> ApiError {
         other => ApiError::bad_request(
             "invalid_query",
             format!(
-                "status {other} is not one of 400, 401, 403, 404, 409, 422, 429, 500, 503 ({})",
+                "status {other} is not one of {EXAMPLE_STATUSES} ({})",
                 StatusCode::from_u16(other)
                     .map_or("invalid", |s| s.canonical_reason().unwrap_or("unknown"))
             ),
         ),
-    }
+    };
+    error.into_response()
 }
+
+/// The statuses `/api/error` answers.
+const EXAMPLE_STATUSES: &str = "400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503";

@@ -720,11 +720,13 @@ fn hello() {}
 fn data() {}
 
 #[utoipa::path(get, path = "/api/error", tag = "examples",
-    params(("status" = Option<u16>, Query, description = "One of 400, 401, 403, 404, 409, 422, 429, 500, 503 (default 400); another is a 400")),
+    params(("status" = Option<u16>, Query, description = "One of 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503 (default 400); another is a 400")),
     responses(
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
-        (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope),
+        (status = 405, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
+        (status = 410, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
+        (status = 415, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope),
         (status = 429, body = ErrorEnvelope), (status = 500, body = ErrorEnvelope),
         (status = 503, body = ErrorEnvelope),
     ))]

@@ -46,6 +46,10 @@ async fn error_answers_the_envelope_with_the_status_asked(backend: Backend) {
     for (status, code) in [
         (401, "unauthenticated"),
         (404, "not_found"),
+        (405, "method_not_allowed"),
+        (410, "reset"),
+        (413, "payload_too_large"),
+        (415, "unsupported_media_type"),
         (422, "validation_failed"),
         (503, "unavailable"),
     ] {
@@ -58,6 +62,8 @@ async fn error_answers_the_envelope_with_the_status_asked(backend: Backend) {
     }
     let response = app.get("/api/error?status=429").await;
     assert_eq!(response.headers()["retry-after"], "1");
+    let response = app.get("/api/error?status=405").await;
+    assert_eq!(response.headers()["allow"], "GET");
     assert_envelope(
         &json_with_status(app.get("/api/error?status=999").await, 400).await,
         "invalid_query",
