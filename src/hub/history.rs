@@ -45,8 +45,10 @@ pub struct History {
 pub enum Polled {
     /// The messages after the asked position (none at the timeout or at shutdown).
     Messages(Vec<Message>),
-    /// The position cannot be replayed exactly: reload the room and poll from here.
-    Reset { position: i64 },
+    /// The position cannot be replayed exactly: reload the room and poll from
+    /// `position`. `reason`: `history_pruned` (older than retention) or
+    /// `position_ahead` (beyond the room's newest id).
+    Reset { position: i64, reason: &'static str },
 }
 
 impl Hub {
@@ -120,7 +122,7 @@ impl Hub {
         // The common case first: the log already has something newer (or the
         // position cannot be replayed).
         match self.read_after(room, since, limit).await? {
-            Page::Reset(_) => return self.reset(room).await,
+            Page::Reset(reason) => return self.reset(room, reason).await,
             Page::Messages(messages) if !messages.is_empty() => {
                 return Ok(Polled::Messages(messages));
             }
@@ -134,9 +136,10 @@ impl Hub {
         // by the connection, one after the last id, like a live one.
         let mut connection = self.connect(author, credential, ip)?;
         let joined = connection.join(room, Some(since)).await?;
-        if joined.reset.is_some() {
+        if let Some(reason) = joined.reset {
             return Ok(Polled::Reset {
                 position: joined.position,
+                reason,
             });
         }
         let deadline = tokio::time::sleep(wait);
@@ -157,7 +160,7 @@ impl Hub {
                 _ = overflow.cancelled() => {
                     return match self.read_after(room, since, limit).await? {
                         Page::Messages(messages) => Ok(Polled::Messages(messages)),
-                        Page::Reset(_) => self.reset(room).await,
+                        Page::Reset(reason) => self.reset(room, reason).await,
                     };
                 }
                 next = connection.next() => match next? {
@@ -173,16 +176,17 @@ impl Hub {
                         }
                         return Ok(Polled::Messages(messages));
                     }
-                    Next::Reset { .. } => return self.reset(room).await,
+                    Next::Reset { reason, .. } => return self.reset(room, reason).await,
                     Next::Presence(_) => {}
                 },
             }
         }
     }
 
-    async fn reset(&self, room: &str) -> Result<Polled, ApiError> {
+    async fn reset(&self, room: &str, reason: &'static str) -> Result<Polled, ApiError> {
         Ok(Polled::Reset {
             position: self.position(room).await?.last_id,
+            reason,
         })
     }
 }

@@ -69,7 +69,7 @@ pub async fn poll(
         .await?;
     match polled {
         Polled::Messages(messages) => Ok(answer(messages)),
-        Polled::Reset { position } => Err(reset(position)),
+        Polled::Reset { position, reason } => Err(reset(position, reason)),
     }
 }
 
@@ -82,14 +82,18 @@ fn answer(messages: Vec<Message>) -> Response {
     response
 }
 
-/// 410 Gone: the position is older than retention (or ahead of the log). The
-/// client reloads the room and polls from `position`.
-fn reset(position: i64) -> ApiError {
+/// 410 Gone: the position is older than retention, or ahead of the log (a log that
+/// is not the one the client read). The client reloads the room and polls from
+/// `position`; the message says which case it is.
+fn reset(position: i64, reason: &str) -> ApiError {
+    let why = if reason == "position_ahead" {
+        "This position is beyond the room's newest message"
+    } else {
+        "Messages after this position are no longer kept"
+    };
     ApiError::Gone {
         code: "reset",
-        message: format!(
-            "Messages after this position are no longer kept; reload the room and poll from last_id={position}"
-        ),
+        message: format!("{why}; reload the room and poll from last_id={position}"),
     }
 }
 

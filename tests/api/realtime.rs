@@ -626,10 +626,23 @@ async fn a_position_older_than_retention_gets_a_reset(backend: Backend) {
         "history_pruned"
     );
     let gone = poll(&app, &cookie, "room=short&last_id=1").await;
-    crate::helpers::assert_envelope(&json_with_status(gone, 410).await, "reset");
-    // A position from the future (another database?) is a reset too.
+    let body = json_with_status(gone, 410).await;
+    crate::helpers::assert_envelope(&body, "reset");
+    assert!(
+        body["error"].as_str().unwrap().contains("no longer kept"),
+        "{body}"
+    );
+    // A position from the future (another database?) is a reset too, and says so.
     let mut ws = ws_in_room(&app, &cookie, "short", Some(99)).await;
     assert_eq!(next_of(&mut ws, "reset").await["reason"], "position_ahead");
+    let ahead = poll(&app, &cookie, "room=short&last_id=99").await;
+    let body = json_with_status(ahead, 410).await;
+    crate::helpers::assert_envelope(&body, "reset");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("beyond the room's newest") && error.contains("last_id="),
+        "{body}"
+    );
 }
 
 async fn mentions_and_admin_changes_notify_the_user(backend: Backend) {
