@@ -40,8 +40,8 @@ after(async () => {
 /**
  * Counts the page's event streams as it opens them: the chat's EventSources alive at
  * once (the most ever), WebSockets made, and the requests of each realtime route. The
- * header's bell keeps a stream of its own on `/notifications` (one per page, counted
- * apart in `bell`): sharing the chat's connection is a known next step.
+ * header's bell rides on the chat's connection on /chat (its own `/notifications`
+ * stream, counted apart in `bell`, is for the other pages).
  */
 function countStreams() {
   const Native = window.EventSource;
@@ -190,7 +190,7 @@ for (const transport of ['websocket', 'sse']) {
     await page.locator('#messages li.msg .msg-text', { hasText: 'again' }).waitFor({ timeout: 5_000 });
 
     const streams = await page.evaluate(() => window.__streams);
-    assert.equal(streams.bell, 1, 'the bell opened one stream of its own, once');
+    assert.equal(streams.bell, 0, 'the bell opened no stream of its own: it rides on the chat\'s');
     assert.deepEqual(network.perRoom, [], 'no stream per room');
     if (transport === 'websocket') {
       assert.equal(network.sockets, 1, 'one WebSocket for all eight rooms, joined on it');
@@ -204,10 +204,10 @@ for (const transport of ['websocket', 'sse']) {
       assert.deepEqual(last.searchParams.get('rooms').split(',').sort(), [...ROOMS].sort());
     }
     assert.deepEqual(network.polls, []);
-    // The server agrees: this page holds two realtime connections, the chat's and the
-    // bell's (a closed stream is noticed at its next write, so the count may take a
-    // keep-alive to settle).
-    await eventually(async () => (await serverConnections()) === 2, 'the server holds the chat\'s and the bell\'s connections');
+    // The server agrees: this page holds one realtime connection, the chat's, which
+    // carries the bell too (a closed stream is noticed at its next write, so the count
+    // may take a keep-alive to settle).
+    await eventually(async () => (await serverConnections()) === 1, 'the server holds the chat\'s one connection');
 
     // Closing a room stops following it.
     await page.getByRole('button', { name: `Close #${ROOMS[0]}` }).click();

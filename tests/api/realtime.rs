@@ -952,3 +952,18 @@ async fn sse_streams_carry_a_visible_ping_when_quiet() {
         assert!(started.elapsed() < Duration::from_secs(6), "{path}: {:?}", started.elapsed());
     }
 }
+
+/// Long polling follows the caller's own notification room like the other transports
+/// (the chat page carries the bell on its one connection), and nobody else's.
+#[tokio::test]
+async fn long_polling_reads_only_ones_own_notification_room() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let own = app
+        .get(&format!("/api/poll?room=user:{}&timeout=0", app.admin_id()))
+        .await;
+    assert_eq!(own.status(), 200);
+    let other = app
+        .get(&format!("/api/poll?room=user:{}&timeout=0", app.admin_id() + 1))
+        .await;
+    assert!(other.status().is_client_error(), "{}", other.status());
+}

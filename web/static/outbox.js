@@ -14,6 +14,19 @@ function randomId() {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
+/**
+ * Whether the server refused the message (too long, a room it may not write to):
+ * sending it again unchanged would be refused again. A lost connection, a timeout
+ * or an overloaded server (408, 429, 5xx) is not a refusal.
+ */
+export function refused(error) {
+  if (error?.status === 0) return false; // ajax.js: no answer at all (network, timeout)
+  const status = Number(error?.status);
+  if (status >= 400 && status < 500) return status !== 408 && status !== 429;
+  // A WebSocket `error` frame names its code; a network failure has neither.
+  return !status && typeof error?.code === 'string' && error.code !== 'rate_limited';
+}
+
 export class Outbox {
   /**
    * @param {(room: string, text: string, clientId: string) => Promise<object>} send
@@ -49,6 +62,7 @@ export class Outbox {
         if (entry.attempts !== attempt || !this.entries.has(entry.clientId)) return;
         entry.state = 'failed';
         entry.error = error;
+        entry.refused = refused(error);
         this.onChange(entry);
       },
     );
@@ -59,9 +73,9 @@ export class Outbox {
     if (entry && entry.state === 'failed') this.attempt(entry);
   }
 
-  /** The connection is back: every message that failed goes again. */
+  /** The connection is back: every message that failed on the way (not refused) goes again. */
   retryFailed() {
-    for (const entry of [...this.entries.values()]) if (entry.state === 'failed') this.attempt(entry);
+    for (const entry of [...this.entries.values()]) if (entry.state === 'failed' && !entry.refused) this.attempt(entry);
   }
 
   /** Stored (the answer or the echo carried its client_id): it leaves the outbox. */

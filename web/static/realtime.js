@@ -722,9 +722,9 @@ function watchdog(env, everyMs, silentMs, tick, dead) {
 }
 
 /**
- * Whether transport `kind` opens now, without following anything: a bare WebSocket,
- * or the person's own notification stream for SSE (no room, so nobody sees a
- * presence change). Calls `done(works)` once; returns {cancel()}.
+ * Whether transport `kind` opens now: a bare WebSocket (it joins nothing), or an
+ * `/api/events` stream of one room from now (the person's own notification room when
+ * followed: nobody sees a presence change). Calls `done(works)` once; returns {cancel()}.
  */
 function probe(kind, env, positions, done) {
   let over = false;
@@ -749,7 +749,10 @@ function probe(kind, env, positions, done) {
       socket.onerror = () => {};
       socket.onclose = () => finish(false);
     } else if (kind === 'sse') {
-      const source = new env.EventSource(`${env.base}/notifications`, { withCredentials: true });
+      // The endpoint the transport uses, on the quietest room: one's own notifications.
+      const rooms = [...positions.keys()];
+      const room = rooms.find((r) => r.startsWith('user:')) ?? rooms[0];
+      const source = new env.EventSource(`${env.base}/api/events?${new URLSearchParams({ rooms: room })}`, { withCredentials: true });
       handle = source;
       source.onopen = () => finish(true);
       source.onerror = () => finish(false);

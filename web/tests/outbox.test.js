@@ -139,3 +139,21 @@ describe('the connection badge', () => {
     }
   });
 });
+
+describe('refusals', () => {
+  test('a message the server refused is not sent again on reconnect (a lost one is)', async () => {
+    const calls = [];
+    const outbox = new Outbox((room, text, clientId) => new Promise((resolve, reject) => calls.push({ text, clientId, resolve, reject })));
+    const long = outbox.add('general', 'x'.repeat(5000));
+    const lost = outbox.add('general', 'hi');
+    calls[0].reject(Object.assign(new Error('Text is too long'), { status: 422, code: 'validation_failed' }));
+    calls[1].reject(new TypeError('Failed to fetch'));
+    await tick();
+    assert.equal(long.refused, true);
+    assert.equal(lost.refused, false);
+    outbox.retryFailed();
+    assert.deepEqual(calls.slice(2).map((c) => c.text), ['hi']);
+    outbox.retry(long.clientId); // the person's own Retry still tries
+    assert.equal(calls.length, 4);
+  });
+});
