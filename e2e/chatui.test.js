@@ -63,7 +63,8 @@ async function chatAs(who, room, options = {}) {
   const opened = await newPage(browser, server.url, options);
   if (who === BEA) await login(opened.page, BEA.email, BEA.password);
   else await login(opened.page);
-  // The realtime requests of the chat page itself.
+  // The realtime requests of the chat page itself (not the directory's, which login lands on).
+  await opened.page.goto('about:blank');
   const streams = [];
   opened.page.on('request', (request) => {
     const { pathname } = new URL(request.url());
