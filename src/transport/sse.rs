@@ -181,9 +181,7 @@ pub async fn stats_stream(
             }
         },
     );
-    Ok(Sse::new(events)
-        .keep_alive(keep_alive())
-        .into_response())
+    Ok(Sse::new(events).keep_alive(keep_alive()).into_response())
 }
 
 /// `event: error` saying why the connection's credential ended.
@@ -264,9 +262,7 @@ fn respond(state: &Realtime, connection: Connection, joined: Vec<Joined>, ids: I
             .await
             .map(|event| (Ok::<_, Infallible>(event), follower))
     });
-    Sse::new(events)
-        .keep_alive(keep_alive())
-        .into_response()
+    Sse::new(events).keep_alive(keep_alive()).into_response()
 }
 
 /// One SSE client: its hub connection and the events waiting to be written (the

@@ -949,7 +949,11 @@ async fn sse_streams_carry_a_visible_ping_when_quiet() {
         let started = Instant::now();
         let ping = next_sse_named(&mut sse, "ping").await;
         assert_eq!(ping, json!({}), "{path}");
-        assert!(started.elapsed() < Duration::from_secs(6), "{path}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{path}: {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -963,7 +967,10 @@ async fn long_polling_reads_only_ones_own_notification_room() {
         .await;
     assert_eq!(own.status(), 200);
     let other = app
-        .get(&format!("/api/poll?room=user:{}&timeout=0", app.admin_id() + 1))
+        .get(&format!(
+            "/api/poll?room=user:{}&timeout=0",
+            app.admin_id() + 1
+        ))
         .await;
     assert!(other.status().is_client_error(), "{}", other.status());
 }
