@@ -212,8 +212,9 @@ export function connect(options) {
       if (failures >= FAILURES_BEFORE_FALLBACK) {
         failures = 0;
         if (index < order.length - 1) {
+          // The next transport at once; the backoff keeps growing until one opens, so
+          // a long outage is not met with a round of attempts every few seconds.
           index += 1;
-          attempt = 0;
           start();
           return;
         }

@@ -800,10 +800,13 @@ describe('moving back to the better transport', () => {
     sockets[2].drop();
     assert.equal(live.transport, 'sse');
     sources[0].onerror();
-    clock.advance(500);
+    clock.advance(2_000);
     sources[1].onerror();
     assert.equal(live.transport, 'websocket', 'back to the best one');
-    clock.advance(1_000);
+    // The backoff kept growing through the round (500, 1000, 2000 ms): now 4 s.
+    clock.advance(3_999);
+    assert.equal(sockets.length, 3);
+    clock.advance(1);
     assert.equal(sockets.length, 4, 'after a backoff');
     sockets[3].open();
     assert.deepEqual(sockets[3].sent, [{ type: 'join', room: 'general', since: 1 }]);
