@@ -237,6 +237,10 @@ test('phone 390x844: the room list is a drawer, the messages get the screen, you
   await page.screenshot({ path: screenshotPath('chatui-phone-dark.png') });
   await toggle.tap();
   await page.screenshot({ path: screenshotPath('chatui-phone-drawer-dark.png') });
+  // The directory's search hint speaks of arrow keys: not on a touch screen.
+  await page.goto('/');
+  await page.locator('#search').waitFor();
+  assert.ok(await page.locator('#search-hint').isHidden());
   assert.deepEqual(problems.errors, []);
   await context.close();
 });
