@@ -15,13 +15,15 @@
  *   no presence, so then it is read from `GET /api/rooms/{room}/presence`);
  * - sends from the composer (Enter sends, Shift+Enter is a new line), showing the
  *   message as "sending" until the hub echoes it, and failures in the toast region;
- * - shows the connection and the transport in use in a badge;
+ * - says in a badge whether it is Connected, Reconnecting… or Offline (badge.js), the
+ *   transport in its tooltip;
  * - reloads the room when the hub says `reset` (our position is older than retention).
  * Sends go through realtime.js (the WebSocket, or a POST through ajax.js), each with one
  * client_id kept in outbox.js, which sends a failed message again on reconnect.
  * Messages are drawn by messages.js (links, groups, day dividers, times) with DOM APIs
  * and text only: no user text is parsed as HTML. The composer offers `@` mentions
- * (combobox.js); on a phone the room list is a drawer (see the "drawer" section).
+ * (combobox.js); on a phone the room list is a drawer ("phones and keyboards" below);
+ * the header bell's notifications ride on the page's connection (notifybus.js).
  */
 import client from './ajax.js';
 import { connect } from './realtime.js';
