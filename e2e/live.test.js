@@ -76,7 +76,9 @@ test('two people on /chat see each other’s messages and presence', async () =>
   const ann = await chatPage();
   const adminName = (await ann.page.locator('.who-name').textContent()).trim();
   await connected(ann.page, 'websocket');
-  assert.match(await ann.page.locator('#connection').textContent(), /Live · WebSocket/);
+  // The badge speaks of the connection; the transport is in its tooltip.
+  assert.equal(await ann.page.locator('#connection').textContent(), 'Connected');
+  assert.match(await ann.page.locator('#connection').getAttribute('title'), /WebSocket/);
   const bea = await chatPage({ email: BEA.email, password: BEA.password });
   await connected(bea.page, 'websocket');
 
@@ -152,7 +154,9 @@ test('when the WebSocket dies and cannot come back, the page falls back to SSE a
     for (const socket of window.__sockets) socket.close();
   });
   await connected(watcher.page, 'sse');
-  assert.match(await watcher.page.locator('#connection').textContent(), /Live · SSE/);
+  // The badge speaks of the connection; the transport is in its tooltip.
+  assert.equal(await watcher.page.locator('#connection').textContent(), 'Connected');
+  assert.match(await watcher.page.locator('#connection').getAttribute('title'), /Server-Sent Events/);
   await say(other.page, 'during the outage');
   await received(watcher.page, 'during the outage');
   // Sending works too (by POST).
@@ -168,7 +172,9 @@ test('when the WebSocket dies and cannot come back, the page falls back to SSE a
 test('without WebSocket and SSE the page uses long polling, and still receives and sends', async () => {
   const watcher = await chatPage({ room: 'polling', blockWebSocket: true, blockSse: true });
   await connected(watcher.page, 'longpoll');
-  assert.match(await watcher.page.locator('#connection').textContent(), /Live · long polling/);
+  // The badge speaks of the connection; the transport is in its tooltip.
+  assert.equal(await watcher.page.locator('#connection').textContent(), 'Connected');
+  assert.match(await watcher.page.locator('#connection').getAttribute('title'), /long polling/);
   const other = await chatPage({ email: BEA.email, password: BEA.password, room: 'polling' });
   await say(other.page, 'to the poller');
   await received(watcher.page, 'to the poller');

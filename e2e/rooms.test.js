@@ -40,8 +40,8 @@ after(async () => {
 /**
  * Counts the page's event streams as it opens them: the chat's EventSources alive at
  * once (the most ever), WebSockets made, and the requests of each realtime route. The
- * header's bell keeps a stream of its own on `/notifications` (one per page, counted
- * apart in `bell`): sharing the chat's connection is a known next step.
+ * header's bell rides on the chat's connection on /chat (its own `/notifications`
+ * stream, counted apart in `bell`, is for the other pages).
  */
 function countStreams() {
   const Native = window.EventSource;
@@ -118,6 +118,8 @@ async function chatPage({ room, blockWebSocket = false, blockSse = false, viewpo
   // it is connected.
   await page.locator('#directory[data-live="connected"]').waitFor();
   if (blockWebSocket) await page.addInitScript(() => { window.__blockWebSocket = true; });
+  // Left before the counts start, so none of its late requests is counted.
+  await page.goto('about:blank');
   network.sockets = 0;
   network.events.length = 0;
   network.polls.length = 0;
@@ -196,7 +198,7 @@ for (const transport of ['websocket', 'sse']) {
     await page.locator('#messages li.msg .msg-text', { hasText: 'again' }).waitFor({ timeout: 5_000 });
 
     const streams = await page.evaluate(() => window.__streams);
-    assert.equal(streams.bell, 1, 'the bell opened one stream of its own, once');
+    assert.equal(streams.bell, 0, 'the bell opened no stream of its own: it rides on the chat\'s');
     assert.deepEqual(network.perRoom, [], 'no stream per room');
     if (transport === 'websocket') {
       assert.equal(streams.sockets, 1, 'the page made one WebSocket for all eight rooms, joined on it');
@@ -206,15 +208,17 @@ for (const transport of ['websocket', 'sse']) {
     } else {
       assert.equal(streams.most, 1, `at most one EventSource at a time: ${JSON.stringify(streams)}`);
       assert.equal(streams.open, 1);
-      // The last stream follows all eight rooms.
+      // The last stream follows all eight rooms, and the bell's notification room.
       const last = new URL(network.events.at(-1));
-      assert.deepEqual(last.searchParams.get('rooms').split(',').sort(), [...ROOMS].sort());
+      const followed = last.searchParams.get('rooms').split(',');
+      assert.deepEqual(followed.filter((room) => !room.startsWith('user:')).sort(), [...ROOMS].sort());
+      assert.equal(followed.filter((room) => room.startsWith('user:')).length, 1);
     }
     assert.deepEqual(network.polls, []);
-    // The server agrees: this page holds two realtime connections, the chat's and the
-    // bell's (a closed stream is noticed at its next write, so the count may take a
-    // keep-alive to settle).
-    await eventually(async () => (await serverConnections()) === 2, 'the server holds the chat\'s and the bell\'s connections');
+    // The server agrees: this page holds one realtime connection, the chat's, which
+    // carries the bell too (a closed stream is noticed at its next write, so the count
+    // may take a keep-alive to settle).
+    await eventually(async () => (await serverConnections()) === 1, 'the server holds the chat\'s one connection');
 
     // Closing a room stops following it.
     await page.getByRole('button', { name: `Close #${ROOMS[0]}` }).click();
@@ -243,8 +247,10 @@ test('without WebSocket and SSE, open rooms share ONE long-poll loop: one poll a
   await api(bea.context, server.url, 'POST', '/api/send', { room: rooms[0], text: 'to the background' });
   await unread(page, rooms[0]).filter({ hasText: '1' }).waitFor({ timeout: 15_000 });
   assert.ok(Date.now() - started < 15_000);
+  // Every room, and the bell's notification room (user:ID), which rides on the chat's loop.
   const asked = new Set(network.polls.map((url) => new URL(url).searchParams.get('room')));
-  assert.deepEqual([...asked].sort(), rooms);
+  assert.deepEqual([...asked].filter((room) => !room.startsWith('user:')).sort(), rooms);
+  assert.equal([...asked].filter((room) => room.startsWith('user:')).length, 1);
   assert.equal(await page.evaluate(() => window.__polls.most), 1, 'never more than one poll waited for');
   assert.ok(network.mostPolls <= 2, `a cancelled poll overlaps the next one at most: ${network.mostPolls}`);
   assert.deepEqual(network.perRoom.length + network.events.length > 0, true, 'SSE was tried (and blocked)');

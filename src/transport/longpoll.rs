@@ -45,7 +45,9 @@ pub async fn poll(
     Query(query): Query<PollQuery>,
 ) -> Result<Response, ApiError> {
     let room = query.room.as_deref().unwrap_or(GENERAL_ROOM);
-    message::check_room(room)?;
+    // A public room, or the caller's own notification room (the chat page carries the
+    // bell on its one connection, whatever the transport).
+    message::check_room_for(room, identity.id())?;
     let last_id = parse_position(query.last_id.as_deref())?.unwrap_or(0);
     let timeout = match query.timeout.as_deref().map(str::trim) {
         None | Some("") => DEFAULT_TIMEOUT_SECS,

@@ -949,3 +949,41 @@ async fn joins_and_leaves_are_budgeted_and_rooms_per_connection_capped() {
         .unwrap();
     crate::helpers::assert_envelope(&json_with_status(over, 400).await, "invalid_rooms");
 }
+
+/// Every SSE stream carries a `ping` event every few seconds, even in a silent room:
+/// EventSource hides comments from the page, so a named event is what lets the page
+/// tell a quiet connection from a dead one (web/static/realtime.js).
+#[tokio::test]
+async fn sse_streams_carry_a_visible_ping_when_quiet() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let cookie = admin_cookie(&app).await;
+    for path in ["/api/events?rooms=quiet", "/notifications"] {
+        let mut sse = open_sse(&app, path, &cookie, None).await;
+        let started = Instant::now();
+        let ping = next_sse_named(&mut sse, "ping").await;
+        assert_eq!(ping, json!({}), "{path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{path}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// Long polling follows the caller's own notification room like the other transports
+/// (the chat page carries the bell on its one connection), and nobody else's.
+#[tokio::test]
+async fn long_polling_reads_only_ones_own_notification_room() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let own = app
+        .get(&format!("/api/poll?room=user:{}&timeout=0", app.admin_id()))
+        .await;
+    assert_eq!(own.status(), 200);
+    let other = app
+        .get(&format!(
+            "/api/poll?room=user:{}&timeout=0",
+            app.admin_id() + 1
+        ))
+        .await;
+    assert!(other.status().is_client_error(), "{}", other.status());
+}

@@ -7,7 +7,8 @@
  * - the recent ones from `GET /api/notifications?since=` (ids in a room are gapless,
  *   so "the last 20" is `since = last_id - 20`);
  * - live from the SSE stream `/notifications?since=last_id` (the browser resumes it by
- *   `Last-Event-ID` after a drop);
+ *   `Last-Event-ID` after a drop); on the chat page, from the chat's own connection
+ *   instead (notifybus.js), so that page holds one realtime connection;
  * - opening the panel marks everything shown read (`POST /api/notifications/read`).
  *   The server appends a `read` marker to the notification room, which every other tab
  *   and device hears on the same stream: they fetch the count again and it drops to 0.
@@ -17,6 +18,7 @@
  */
 import client from './ajax.js';
 import { el } from './dom.js';
+import { chatCarriesBell, followNotifications } from './notifybus.js';
 
 const RECENT = 20;
 
@@ -111,7 +113,31 @@ function start(root) {
     }
   }
 
+  /** A live notification (from the bell's own stream, or the chat's connection). */
+  function arrived(message) {
+    state.lastId = Math.max(state.lastId, message.id);
+    if (message.event?.type === 'read') {
+      // Read on another tab or device (or this one): the server says how far.
+      refresh().catch(() => {});
+      return;
+    }
+    remember(message);
+    if (message.id > state.readId && message.user?.id !== Number(root.dataset.userId)) state.unread += 1;
+    render();
+    if (state.open) markRead();
+  }
+
+  /** Older than the history kept: start again from where the server stands. */
+  function reset() {
+    state.items = [];
+    boot().catch(() => {});
+  }
+
   function follow(since) {
+    if (chatCarriesBell()) {
+      followNotifications({ since, onMessage: arrived, onReset: reset });
+      return;
+    }
     const events = new EventSource(`/notifications?since=${since}`);
     events.onmessage = (event) => {
       let message;
@@ -120,24 +146,12 @@ function start(root) {
       } catch {
         return;
       }
-      state.lastId = Math.max(state.lastId, message.id);
-      if (message.event?.type === 'read') {
-        // Read on another tab or device (or this one): the server says how far.
-        refresh().catch(() => {});
-        return;
-      }
-      remember(message);
-      if (message.id > state.readId && message.user?.id !== Number(root.dataset.userId)) state.unread += 1;
-      render();
-      if (state.open) markRead();
+      arrived(message);
     };
     events.addEventListener('reset', () => {
-      // Older than the history kept: start again from where the server stands.
       events.close();
-      state.items = [];
-      boot().catch(() => {});
+      reset();
     });
-    return events;
   }
 
   function open() {

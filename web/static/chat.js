@@ -15,18 +15,28 @@
  *   no presence, so then it is read from `GET /api/rooms/{room}/presence`);
  * - sends from the composer (Enter sends, Shift+Enter is a new line), showing the
  *   message as "sending" until the hub echoes it, and failures in the toast region;
- * - shows the connection and the transport in use in a badge;
+ * - says in a badge whether it is Connected, Reconnecting… or Offline (badge.js), the
+ *   transport in its tooltip;
  * - reloads the room when the hub says `reset` (our position is older than retention).
- * Sends go through realtime.js (the WebSocket, or a POST through ajax.js).
- * Messages are built with DOM APIs and textContent only: no user text is parsed as HTML.
+ * Sends go through realtime.js (the WebSocket, or a POST through ajax.js), each with one
+ * client_id kept in outbox.js, which sends a failed message again on reconnect.
+ * Messages are drawn by messages.js (links, groups, day dividers, times) with DOM APIs
+ * and text only: no user text is parsed as HTML. The composer offers `@` mentions
+ * (combobox.js); on a phone the room list is a drawer ("phones and keyboards" below);
+ * the header bell's notifications ride on the page's connection (notifybus.js).
  */
 import client from './ajax.js';
 import { connect } from './realtime.js';
 import { toast } from './toasts.js';
 import { bdi, el } from './dom.js';
 import {
-  HISTORY_PAGE, OpenRooms, Presence, connectionLabel, formatTime, isRoomName, olderPage, roomsToShow, sendable,
+  HISTORY_PAGE, OpenRooms, Presence, isRoomName, olderPage, roomsToShow, sendable,
 } from './chatstate.js';
+import { arrange, buildMessage as drawMessage, buildPending, mentionAt, mentionHandle } from './messages.js';
+import { Outbox } from './outbox.js';
+import { badgeFor } from './badge.js';
+import { attachCombobox } from './combobox.js';
+import { provideNotifications } from './notifybus.js';
 
 const ROOMS_EVERY_MS = 30_000;
 const PRESENCE_EVERY_MS = 15_000;
@@ -67,15 +77,12 @@ const presenceOf = (name) => {
 };
 /** client_id -> the "sending" list item shown until the hub echoes the message. */
 const pending = new Map();
+/** Every message on its way out, with its one client_id (retried on reconnect). */
+const outbox = new Outbox((target, text, clientId) => live.send(target, text, clientId), drawOutgoing);
 /** While the shown room's history loads, its live messages wait here (then shown, de-duplicated). */
 let arriving = null;
 /** Scrolling back: whether older messages may remain, and the page being read. */
 const scrollBack = { more: false, loading: false };
-
-function randomId() {
-  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
-  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-}
 
 const roomUrl = (name) => `/chat?${new URLSearchParams({ room: name })}`;
 const api = (name, rest) => `/api/rooms/${encodeURIComponent(name)}/${rest}`;
@@ -120,7 +127,7 @@ roomList.addEventListener('click', (event) => {
   const link = event.target.closest('a[data-room]');
   if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
   event.preventDefault();
-  openRoom(link.dataset.room, { push: true });
+  chooseRoom(link.dataset.room);
 });
 
 roomForm.addEventListener('submit', (event) => {
@@ -134,8 +141,7 @@ roomForm.addEventListener('submit', (event) => {
   }
   roomInput.removeAttribute('aria-invalid');
   roomInput.value = '';
-  openRoom(name, { push: true });
-  textInput.focus();
+  chooseRoom(name);
 });
 
 window.addEventListener('popstate', () => {
@@ -181,15 +187,8 @@ function scrollToBottom() {
   log.scrollTop = log.scrollHeight;
 }
 
-function buildMessage(message) {
-  const mine = message.user?.id === me;
-  const time = el('time', { datetime: message.ts ?? '' }, formatTime(message.ts));
-  // `id="m-N"`: a notification links to `/chat?room=R#m-N` (see highlightLinked).
-  return el('li', { id: `m-${message.id}`, className: mine ? 'msg mine' : 'msg', dataset: { id: String(message.id), userId: String(message.user?.id ?? '') } },
-    el('div', { className: 'msg-meta' }, el('bdi', { className: 'msg-author' }, message.user?.name ?? 'Someone'), ' ', time),
-    // Message text may hold bidi controls: `dir=auto` keeps them inside the message.
-    el('p', { className: 'msg-text', dir: 'auto' }, message.text ?? ''));
-}
+// `id="m-N"`: a notification links to `/chat?room=R#m-N` (see highlightLinked).
+const buildMessage = (message) => drawMessage(message, me);
 
 /** The message the address points at (`#m-N`, from a notification): scrolled to the
  * middle of the log, highlighted, and focused so a screen reader reads it. */
@@ -218,6 +217,7 @@ function showMessage(message) {
   }
   if (list.querySelector(`li[data-id="${CSS.escape(String(message.id))}"]`)) return;
   insert(buildMessage(message));
+  arrange(list);
   if (stick) scrollToBottom();
 }
 
@@ -262,6 +262,7 @@ async function loadOlder() {
     // Old messages are not news: the log's live region must not read them all out.
     log.setAttribute('aria-live', 'off');
     list.prepend(...add.map(buildMessage));
+    arrange(list);
     log.scrollTop += first.getBoundingClientRect().top - log.getBoundingClientRect().top - offset;
     setTimeout(() => log.setAttribute('aria-live', 'polite'), 0);
   } catch (error) {
@@ -290,15 +291,20 @@ function describeEmpty() {
 // ---- the connection --------------------------------------------------------------------
 
 function setBadge(status, transport) {
-  const { state, text } = connectionLabel(status, transport);
+  const { state, text, title: tooltip } = badgeFor(status, transport);
   badge.dataset.state = state;
   badge.textContent = text;
+  badge.title = tooltip;
   root.dataset.status = status;
   root.dataset.transport = transport ?? '';
 }
 
+// The network is back: reconnect now rather than at the end of the backoff.
+window.addEventListener('online', () => live?.retryNow());
+
 /** A message for any open room: shown if it is the shown room, counted as unread otherwise. */
 function arrived(message) {
+  if (carryNotification(message)) return;
   if (message.room !== room) {
     // One's own messages (sent from another tab, or echoed after switching) are read.
     if (message.user?.id !== me) {
@@ -318,7 +324,7 @@ function arrived(message) {
 /** Starts the page's one connection, following `name` from `position`. */
 function connectLive(name, position) {
   live = connect({
-    rooms: position == null ? [name] : { [name]: position },
+    rooms: { [name]: position ?? null, ...notificationRooms() },
     onMessage: arrived,
     onPresence: (snapshot) => {
       presenceOf(snapshot.room).snapshot(snapshot);
@@ -335,6 +341,7 @@ function connectLive(name, position) {
     // Our position is older than what the hub keeps: the shown room is drawn again
     // (and followed from its new position); another open room is just followed on.
     onReset: (data) => {
+      if (data.room === notifications.room) notifications.request?.onReset();
       if (data.room === room) openRoom(room, { push: false, reload: true });
     },
     onNotice: (notice) => {
@@ -343,6 +350,8 @@ function connectLive(name, position) {
     onStatus: (status, transport) => {
       setBadge(status, transport);
       if (status === 'connected' && transport === 'longpoll') loadPresence(generation);
+      // What failed while the connection was away goes again, with its client_id.
+      if (status === 'connected') outbox.retryFailed();
     },
   });
 }
@@ -395,6 +404,7 @@ async function openRoom(name, { push, reload = false }) {
     const { data, headers } = await client.get(`${api(name, 'messages')}?limit=${HISTORY_PAGE}`, { meta: true, cache: false });
     if (gen !== generation) return;
     list.replaceChildren(...data.map(buildMessage));
+    arrange(list);
     scrollBack.more = olderPage(data, new Set(), HISTORY_PAGE).more;
     const header = headers.get('Switchboard-Position');
     position = header === null ? null : Number(header);
@@ -428,55 +438,195 @@ function updateComposer() {
 }
 
 textInput.addEventListener('input', updateComposer);
+// Before the keydown below: Enter on a highlighted mention picks it (and sends nothing).
+attachMentions();
 textInput.addEventListener('keydown', (event) => {
-  if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
+  if (event.key !== 'Enter' || event.shiftKey || event.isComposing || event.defaultPrevented) return;
+  // On a touch screen Return is a new line, as in other messengers there: Send sends.
+  if (touchOnly()) return;
   event.preventDefault();
   if (sendable(textInput.value)) composer.requestSubmit();
 });
 
-function send(text, clientId, item) {
-  const target = room;
-  const gen = generation;
-  item.classList.remove('failed');
-  item.querySelector('.msg-state').textContent = 'Sending…';
-  item.querySelector('button')?.remove();
-  live.send(target, text, clientId).then(
-    (message) => {
-      // Over SSE or long polling the POST may answer before the stream delivers it.
-      if (gen !== generation) return;
-      if (pending.get(clientId) === item) item.querySelector('.msg-state').textContent = 'Sent';
-      return message;
-    },
-    (error) => {
-      if (gen !== generation || pending.get(clientId) !== item) return;
-      item.classList.add('failed');
-      item.querySelector('.msg-state').textContent = 'Not sent.';
-      const retry = el('button', { type: 'button', className: 'small secondary' }, 'Retry');
-      retry.addEventListener('click', () => send(text, clientId, item));
-      item.querySelector('.msg-meta').append(retry);
-      toast(`Your message was not sent: ${error.message ?? error}`, 'error');
-    },
-  );
+/** Draws an outgoing message's state: "Sending…", "Not sent." with Retry, or gone once stored. */
+function drawOutgoing(entry) {
+  const item = pending.get(entry.clientId);
+  if (!item) return;
+  const state = item.querySelector('.msg-state');
+  item.querySelector('.msg-retry')?.remove();
+  if (entry.state === 'sending') {
+    item.classList.remove('failed');
+    state.textContent = 'Sending…';
+  } else if (entry.state === 'sent') {
+    // Over SSE or long polling the POST may answer before the stream delivers it.
+    state.textContent = 'Sent';
+  } else if (entry.state === 'failed') {
+    item.classList.add('failed');
+    state.textContent = 'Not sent.';
+    const retry = el('button', { type: 'button', className: 'small secondary msg-retry' }, 'Retry');
+    retry.addEventListener('click', () => outbox.retry(entry.clientId));
+    item.querySelector('.msg-meta').append(retry);
+    // A refusal will not go by itself; a lost connection is retried when it is back.
+    const later = entry.refused ? '' : ' It will be sent again when the connection is back.';
+    toast(`Your message was not sent: ${entry.error?.message ?? entry.error}.${later}`, 'error');
+  }
 }
 
 composer.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = textInput.value.trim();
   if (!sendable(text) || !live) return;
-  const clientId = randomId();
   list.querySelector('li.msg-empty')?.remove();
-  const item = el('li', { className: 'msg mine pending', dataset: { clientId } },
-    el('div', { className: 'msg-meta' }, el('span', { className: 'msg-author' }, 'You'), ' ', el('span', { className: 'msg-state' }, 'Sending…')),
-    el('p', { className: 'msg-text' }, text));
+  const clientId = globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const item = buildPending(text, clientId);
   pending.set(clientId, item);
   list.append(item);
   scrollToBottom();
   textInput.value = '';
   updateComposer();
-  send(text, clientId, item);
+  outbox.add(room, text, clientId);
 });
 
+// ---- the bell on the chat's connection -------------------------------------------------------
+
+/** The header bell's notification room, followed on the chat's one connection (notifybus.js). */
+const notifications = { room: `user:${me}`, request: null };
+
+/** The bell's room for the first connection, if the bell has asked already. */
+function notificationRooms() {
+  return notifications.request ? { [notifications.room]: notifications.request.since } : {};
+}
+
+provideNotifications((request) => {
+  const again = notifications.request !== null;
+  notifications.request = request;
+  if (!live) return; // connectLive follows it
+  if (again) live.leave(notifications.room); // after a reset: from the bell's new position
+  live.join(notifications.room, request.since);
+});
+
+/** A notification is the bell's, not a chat message: true if it was one. */
+function carryNotification(message) {
+  if (message.room !== notifications.room) return false;
+  notifications.request?.onMessage(message);
+  return true;
+}
+
+// ---- phones and keyboards: the room drawer, touch hints, focus ------------------------------
+
+const roomsPanel = document.getElementById('chat-rooms');
+const roomsToggle = document.getElementById('rooms-toggle');
+const roomsToggleUnread = document.getElementById('rooms-toggle-unread');
+const narrow = window.matchMedia('(max-width: 699px)');
+const coarse = window.matchMedia('(pointer: coarse)');
+const fine = window.matchMedia('(any-pointer: fine)');
+
+/** A phone or tablet with no mouse or trackpad: no keyboard shortcuts to speak of. */
+function touchOnly() {
+  return coarse.matches && !fine.matches;
+}
+
+/** The composer's hint fits the device: keys on a keyboard, taps on a touch screen. */
+function describeComposer() {
+  document.getElementById('composer-hint').textContent = touchOnly()
+    ? 'Return starts a new line; tap Send to send. Type @ to mention someone.'
+    : 'Enter sends; Shift+Enter starts a new line. Type @ to mention someone.';
+}
+
+function setDrawer(open) {
+  root.dataset.drawer = open ? 'open' : 'closed';
+  roomsToggle.setAttribute('aria-expanded', String(open));
+}
+
+/** On a narrow screen the room list is a drawer behind the "Rooms" button; on a wide one, a column. */
+function layoutRooms() {
+  roomsToggle.hidden = !narrow.matches;
+  setDrawer(false);
+}
+
+/** The "Rooms" button shows how many messages wait in the rooms behind it. */
+function countBehindToggle() {
+  const waiting = [...roomList.querySelectorAll('a:not([aria-current]) .room-unread')]
+    .reduce((sum, badge) => sum + (Number.parseInt(badge.textContent, 10) || 0), 0);
+  roomsToggleUnread.hidden = waiting === 0;
+  roomsToggleUnread.textContent = waiting === 0 ? '' : ` ${waiting > 99 ? '99+' : waiting}`;
+  roomsToggle.setAttribute('aria-label', waiting === 0 ? 'Rooms' : `Rooms, ${waiting} unread`);
+}
+
+roomsToggle.addEventListener('click', () => {
+  const open = root.dataset.drawer !== 'open';
+  setDrawer(open);
+  if (open) (roomList.querySelector('a[aria-current="page"]') ?? roomList.querySelector('a') ?? roomInput).focus();
+});
+roomsPanel.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape' || root.dataset.drawer !== 'open') return;
+  event.preventDefault();
+  setDrawer(false);
+  roomsToggle.focus();
+});
+// A tap beside the open drawer closes it.
+document.addEventListener('click', (event) => {
+  if (root.dataset.drawer === 'open' && !roomsPanel.contains(event.target) && !roomsToggle.contains(event.target)) setDrawer(false);
+});
+narrow.addEventListener('change', layoutRooms);
+coarse.addEventListener('change', describeComposer);
+new MutationObserver(countBehindToggle).observe(roomList, { childList: true, subtree: true, characterData: true });
+
+/** A room chosen from the list or the form: shown, the drawer closed, and the composer focused to write in it. */
+function chooseRoom(name) {
+  openRoom(name, { push: true });
+  setDrawer(false);
+  textInput.focus();
+}
+
+// ---- @ mentions in the composer -------------------------------------------------------------
+
+/** People to mention for what follows the `@`: those in the room first, then the directory. */
+async function suggestMentions(query) {
+  const found = new Map(); // handle (lower case) -> option
+  const offer = (user, here) => {
+    const handle = mentionHandle(user);
+    if (!handle || user.id === me || found.has(handle.toLowerCase())) return;
+    found.set(handle.toLowerCase(), { value: handle, label: `${user.name} · ${handle}${here ? ' · here' : ''}` });
+  };
+  const here = presenceOf(room).users;
+  const wanted = query.toLowerCase();
+  for (const [id, name] of here) if (name.toLowerCase().startsWith(wanted)) offer({ id, name }, true);
+  if (query.length > 0) {
+    const people = await client.get(`/api/search?${new URLSearchParams({ q: query, limit: '8' })}`, { supersede: 'mention' });
+    for (const person of people) offer(person, here.has(person.id));
+  }
+  return [...found.values()].slice(0, 8);
+}
+
+/** Puts `handle` and a space where the `@` term is, the caret after them. */
+function insertMention(handle) {
+  const caret = textInput.selectionStart;
+  const term = mentionAt(textInput.value, caret);
+  if (!term) return;
+  const after = textInput.value.slice(caret).replace(/^\s/, '');
+  textInput.value = `${textInput.value.slice(0, term.start)}${handle} ${after}`;
+  const at = term.start + handle.length + 1;
+  textInput.setSelectionRange(at, at);
+  updateComposer();
+}
+
+function attachMentions() {
+  attachCombobox(textInput, document.getElementById('mention-list'), {
+    suggest: suggestMentions,
+    apply: insertMention,
+    term: (field) => mentionAt(field.value, field.selectionStart)?.query ?? null,
+    minChars: 0,
+    delay: 120,
+    clearOnEscape: false,
+    expanded: false,
+  });
+}
+
 // ---- start ---------------------------------------------------------------------------------
+
+layoutRooms();
+describeComposer();
 
 setInterval(() => {
   if (!document.hidden) loadRooms();

@@ -5,16 +5,33 @@
  * and `aria-activedescendant` names the active option); Enter picks the active one;
  * Escape closes the list, or clears the box when it is already closed; a click
  * picks too. Options are built with textContent, never markup.
+ *
+ * The same pattern serves the chat composer's `@` mentions, a textarea: `term` reads
+ * the query at the caret (not the whole value), options are `{value, label}`, `apply`
+ * inserts the pick where the term was, and Escape only closes the list (it never
+ * clears a message being written). A textarea keeps its textbox role, so it gets
+ * `aria-autocomplete`, `aria-controls` and `aria-activedescendant` but no
+ * `aria-expanded` (`expanded: false`).
  */
 
 /**
  * @param {HTMLInputElement} input   the element with role="combobox"
  * @param {HTMLElement} listbox      the element with role="listbox" it controls
- * @param {{suggest: (q: string) => Promise<string[]>, onPick: (value: string) => void,
- *          onClear?: () => void, minChars?: number, delay?: number}} options
+ * @param {{suggest: (q: string) => Promise<(string|{value: string, label: string})[]>,
+ *          onPick?: (value: string) => void, onClear?: () => void, minChars?: number, delay?: number,
+ *          term?: (input: HTMLElement) => string|null, apply?: (value: string) => void,
+ *          clearOnEscape?: boolean, expanded?: boolean}} options
  */
-export function attachCombobox(input, listbox, { suggest, onPick, onClear, minChars = 2, delay = 150 }) {
+export function attachCombobox(input, listbox, {
+  suggest, onPick = () => {}, onClear, minChars = 2, delay = 150,
+  term = (field) => field.value.trim(), apply = (value) => { input.value = value; },
+  clearOnEscape = true, expanded = true,
+}) {
   let options = [];
+  let values = [];
+  const setExpanded = (open) => {
+    if (expanded) input.setAttribute('aria-expanded', String(open));
+  };
   let active = -1;
   let timer;
   // Bumped whenever the list is closed or refilled, so a late answer cannot reopen it.
@@ -26,7 +43,7 @@ export function attachCombobox(input, listbox, { suggest, onPick, onClear, minCh
     generation += 1;
     clearTimeout(timer);
     listbox.hidden = true;
-    input.setAttribute('aria-expanded', 'false');
+    setExpanded(false);
     input.removeAttribute('aria-activedescendant');
     active = -1;
   }
@@ -42,14 +59,16 @@ export function attachCombobox(input, listbox, { suggest, onPick, onClear, minCh
     }
   }
 
-  function show(values) {
+  function show(found) {
+    values = found;
     listbox.replaceChildren();
-    options = values.map((value, i) => {
+    options = found.map((found, i) => {
+      const { value, label } = typeof found === 'string' ? { value: found, label: found } : found;
       const option = document.createElement('li');
       option.id = `${listbox.id}-option-${i}`;
       option.setAttribute('role', 'option');
       option.setAttribute('aria-selected', 'false');
-      option.textContent = value;
+      option.textContent = label;
       option.dataset.value = value;
       listbox.append(option);
       return option;
@@ -58,22 +77,22 @@ export function attachCombobox(input, listbox, { suggest, onPick, onClear, minCh
     input.removeAttribute('aria-activedescendant');
     if (options.length === 0) {
       listbox.hidden = true;
-      input.setAttribute('aria-expanded', 'false');
+      setExpanded(false);
     } else {
       listbox.hidden = false;
-      input.setAttribute('aria-expanded', 'true');
+      setExpanded(true);
     }
   }
 
   function pick(value) {
-    input.value = value;
+    apply(value);
     close();
     onPick(value);
   }
 
   async function refresh() {
-    const query = input.value.trim();
-    if ([...query].length < minChars) {
+    const query = term(input);
+    if (query == null || [...query].length < minChars) {
       close();
       return;
     }
@@ -95,9 +114,11 @@ export function attachCombobox(input, listbox, { suggest, onPick, onClear, minCh
   input.addEventListener('keydown', (event) => {
     switch (event.key) {
       case 'ArrowDown':
+        // Not in a term (a textarea's caret on another line): the key moves the caret.
+        if (!isOpen() && term(input) == null) return;
         event.preventDefault();
         if (!isOpen()) {
-          if (options.length) show(options.map((o) => o.dataset.value));
+          if (options.length) show(values);
           else refresh();
           if (options.length) setActive(0);
           return;
@@ -121,7 +142,7 @@ export function attachCombobox(input, listbox, { suggest, onPick, onClear, minCh
         if (isOpen()) {
           event.preventDefault();
           close();
-        } else if (input.value) {
+        } else if (clearOnEscape && input.value) {
           event.preventDefault();
           input.value = '';
           onClear?.();

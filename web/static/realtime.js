@@ -12,6 +12,14 @@
  * HTTP/1.1 connections per origin; a stream per room would exhaust them.
  * Sends that do not go over the WebSocket are POSTs through ajax.js (CSRF, errors).
  *
+ * Honest about the connection: every transport has a heartbeat, so a connection that
+ * died silently (a dropped network, a sleeping laptop) is noticed within about 10 s
+ * (the WebSocket pings, SSE hears the server's `ping` event, a long poll has a
+ * deadline). After falling back to a lesser transport it keeps trying the better ones
+ * with backoff and moves back as soon as one opens; when every transport has failed
+ * it starts again from the best one. Status: `connecting`, `connected`, `reconnecting`,
+ * `offline` (the browser says it has no network), `closed`, `unsupported`.
+ *
  * Plain ES module; the browser APIs it uses (WebSocket, EventSource, fetch, timers)
  * can be injected, so Node tests drive it with doubles.
  *
@@ -34,9 +42,23 @@ export const TRANSPORTS = ['websocket', 'sse', 'longpoll'];
 
 /** A transport that never opened this many times in a row is given up for the next. */
 const FAILURES_BEFORE_FALLBACK = 2;
-const PING_EVERY_MS = 25_000;
-const PONG_WITHIN_MS = 10_000;
-const POLL_TIMEOUT_S = 25;
+/** The WebSocket pings this often; any frame from the server counts as a sign of life. */
+export const PING_EVERY_MS = 5_000;
+/** Nothing heard for longer than this: the WebSocket is dead (checked at each ping, so noticed within 10 s). */
+export const WS_SILENT_MS = 9_000;
+/** The server's SSE `ping` event comes every 4 s (src/transport/sse.rs): silence past two and a half is death. */
+export const SSE_SILENT_MS = 10_000;
+const SSE_CHECK_MS = 2_000;
+/** A WebSocket send with no echo in this time goes again as the idempotent POST. */
+const ECHO_WITHIN_MS = 10_000;
+/** A long poll waits at most this long, so a dead one is noticed within POLL_TIMEOUT_S + POLL_GRACE_MS. */
+const POLL_TIMEOUT_S = 8;
+const POLL_GRACE_MS = 4_000;
+/** After a fallback, the better transports are tried again after about this, doubling up to UPGRADE_CAP_MS. */
+export const UPGRADE_FIRST_MS = 5_000;
+const UPGRADE_CAP_MS = 60_000;
+/** A probe of a better transport that has not opened in this time failed. */
+const PROBE_WITHIN_MS = 5_000;
 /**
  * Long polling waits on one room at a time (the focused one); with other rooms followed
  * it waits at most this long, then checks them all at once (timeout 0), so a message in
@@ -81,6 +103,7 @@ export function connect(options) {
   const client = options.client ?? (options.fetch ? createClient({ fetch: options.fetch }) : defaultClient);
   // Relative on the page's own origin: ajax.js sends the CSRF token only there.
   const sendUrl = options.base ? `${options.base}/api/send` : '/api/send';
+  const isOnline = options.isOnline ?? (() => globalThis.navigator?.onLine !== false);
   const on = {
     message: options.onMessage ?? (() => {}),
     presence: options.onPresence ?? (() => {}),
@@ -107,6 +130,9 @@ export function connect(options) {
   let current = null; // {close(), send?(frame)}
   let closed = false;
   let retryTimer = null;
+  let upgradeTimer = null;
+  let upgrades = 0; // consecutive probes of the better transports that failed
+  let probing = null; // the probe in flight: {cancel()}
   const pendingSends = new Map(); // client_id -> {resolve, reject} (WebSocket echoes)
 
   function setStatus(status) {
@@ -173,27 +199,77 @@ export function connect(options) {
     failures = 0;
     attempt = 0;
     setStatus('connected');
+    if (index > 0) scheduleUpgrade();
   }
 
   /** The transport ended (`wasOpen`: it had worked): reconnect or fall back. */
   function ended(wasOpen) {
     if (closed) return;
     current = null;
+    stopUpgrade();
     if (!wasOpen) {
       failures += 1;
-      if (failures >= FAILURES_BEFORE_FALLBACK && index < order.length - 1) {
-        index += 1;
+      if (failures >= FAILURES_BEFORE_FALLBACK) {
         failures = 0;
-        attempt = 0;
-        start();
-        return;
+        if (index < order.length - 1) {
+          // The next transport at once; the backoff keeps growing until one opens, so
+          // a long outage is not met with a round of attempts every few seconds.
+          index += 1;
+          start();
+          return;
+        }
+        // Every transport failed (the server is down, not a transport blocked): the
+        // next round starts from the best one again, after the growing backoff.
+        index = 0;
       }
     }
     schedule();
   }
 
+  function stopUpgrade() {
+    if (upgradeTimer) env.clearTimeout(upgradeTimer);
+    upgradeTimer = null;
+    probing?.cancel();
+    probing = null;
+  }
+
+  /** On a lesser transport: try the better ones after a backoff, best first. */
+  function scheduleUpgrade() {
+    stopUpgrade();
+    const delay = backoff(upgrades, env.random, UPGRADE_FIRST_MS, UPGRADE_CAP_MS);
+    upgradeTimer = env.setTimeout(() => {
+      upgradeTimer = null;
+      tryUpgrade(0);
+    }, delay);
+  }
+
+  function tryUpgrade(candidate) {
+    if (closed || !current || candidate >= index) {
+      upgrades += 1;
+      if (!closed && current && index > 0) scheduleUpgrade();
+      return;
+    }
+    probing = probe(order[candidate], env, positions, (works) => {
+      probing = null;
+      if (closed || !current) return;
+      if (!works) {
+        tryUpgrade(candidate + 1);
+        return;
+      }
+      // It opens: move to it. Its first frames resume every room from our positions.
+      upgrades = 0;
+      const old = current;
+      current = null;
+      old.close('upgrade');
+      index = candidate;
+      failures = 0;
+      attempt = 0;
+      start();
+    });
+  }
+
   function schedule() {
-    setStatus('reconnecting');
+    setStatus(isOnline() ? 'reconnecting' : 'offline');
     const delay = backoff(attempt, env.random);
     attempt += 1;
     retryTimer = env.setTimeout(() => {
@@ -237,7 +313,7 @@ export function connect(options) {
     }
     setStatus('connecting');
     const kind = order[index];
-    const hooks = { opened, ended, handleEvent, positions, focused, env };
+    const hooks = { opened, ended, handleEvent, positions, focused, env, interrupted: () => setStatus('reconnecting') };
     current =
       kind === 'websocket' ? openWebSocket(hooks) : kind === 'sse' ? openSse(hooks) : openLongPoll(hooks);
   }
@@ -271,7 +347,7 @@ export function connect(options) {
             if (!pendingSends.has(clientId)) return;
             pendingSends.delete(clientId);
             postSend(room, text, clientId).then(resolve, reject);
-          }, PONG_WITHIN_MS);
+          }, ECHO_WITHIN_MS);
         });
       }
       return postSend(room, text, clientId);
@@ -298,8 +374,16 @@ export function connect(options) {
       focused.room = room;
       current?.refocus?.();
     },
+    /** The network is back (the browser's `online` event): retry now rather than at the backoff. */
+    retryNow() {
+      if (closed || current || !retryTimer) return;
+      env.clearTimeout(retryTimer);
+      retryTimer = null;
+      start();
+    },
     close() {
       closed = true;
+      stopUpgrade();
       if (retryTimer) env.clearTimeout(retryTimer);
       if (restartTimer) env.clearTimeout(restartTimer);
       current?.close('closed');
@@ -344,34 +428,34 @@ function openWebSocket({ opened, ended, handleEvent, positions, env }) {
   }
   let isOpen = false;
   let finished = false;
-  let pingTimer = null;
-  let pongTimer = null;
 
+  const write = (frame) => socket.send(JSON.stringify(frame));
+  // A socket that hears nothing, not even a pong, is dead even if the browser has not
+  // noticed (a silent network drop can take minutes to close it): give it up now.
+  const alive = watchdog(env, PING_EVERY_MS, WS_SILENT_MS, () => {
+    if (isOpen) write({ type: 'ping' });
+  }, () => {
+    socket.onclose = null;
+    socket.close(4000, 'silent');
+    finish();
+  });
   const finish = () => {
     if (finished) return;
     finished = true;
-    env.clearTimeout(pingTimer);
-    env.clearTimeout(pongTimer);
+    alive.stop();
     ended(isOpen);
-  };
-  const write = (frame) => socket.send(JSON.stringify(frame));
-  const heartbeat = () => {
-    pingTimer = env.setTimeout(() => {
-      write({ type: 'ping' });
-      // A socket that cannot answer a ping is dead even if the browser has not noticed.
-      pongTimer = env.setTimeout(() => socket.close(4000, 'no pong'), PONG_WITHIN_MS);
-    }, PING_EVERY_MS);
   };
 
   socket.onopen = () => {
     isOpen = true;
+    alive.heard();
     for (const [room, since] of positions) {
       write(since == null ? { type: 'join', room } : { type: 'join', room, since });
     }
     opened();
-    heartbeat();
   };
   socket.onmessage = (event) => {
+    alive.heard();
     let frame;
     try {
       frame = JSON.parse(event.data);
@@ -379,12 +463,7 @@ function openWebSocket({ opened, ended, handleEvent, positions, env }) {
       return; // not ours
     }
     const { type, ...data } = frame;
-    if (type === 'pong') {
-      env.clearTimeout(pongTimer);
-      heartbeat();
-      return;
-    }
-    if (type === 'welcome') return;
+    if (type === 'pong' || type === 'welcome') return;
     handleEvent(type, data);
   };
   socket.onerror = () => {}; // always followed by close
@@ -397,8 +476,7 @@ function openWebSocket({ opened, ended, handleEvent, positions, env }) {
     update: write,
     close(reason) {
       finished = true;
-      env.clearTimeout(pingTimer);
-      env.clearTimeout(pongTimer);
+      alive.stop();
       socket.onclose = null;
       socket.close(1000, reason);
     },
@@ -437,31 +515,40 @@ function idle(opened, env) {
  * position (`a:12,b:7`), so the browser's own reconnect resumes them all by
  * Last-Event-ID; a changed room set opens a new stream from our positions.
  */
-function openSse({ opened, ended, handleEvent, positions, env }) {
+function openSse({ opened, ended, handleEvent, positions, env, interrupted }) {
   if (positions.size === 0) return idle(opened, env);
   let isOpen = false;
   let finished = false;
+  let reopening = false; // the browser is reconnecting the stream by itself
   let source;
   try {
     source = new env.EventSource(eventsUrl(env.base, positions), { withCredentials: true });
   } catch {
     return failedAttempt(ended, env);
   }
+  // The server sends an event (at least its `ping`) every few seconds: silence means
+  // the stream is dead, or the browser's own reconnect is not getting anywhere.
+  const alive = watchdog(env, SSE_CHECK_MS, SSE_SILENT_MS, null, () => finish());
   const finish = () => {
     if (finished) return;
     finished = true;
+    alive.stop();
     source.close();
     ended(isOpen);
   };
   source.onopen = () => {
-    if (!isOpen) {
+    alive.heard();
+    if (!isOpen || reopening) {
       isOpen = true;
+      reopening = false;
       opened();
     }
   };
+  source.addEventListener('ping', () => alive.heard());
   // Every payload names its room (messages, presence, resets alike).
   const handler = (type) => (event) => {
     if (finished) return; // a replaced stream: its successor resumes from our positions
+    alive.heard();
     let data;
     try {
       data = JSON.parse(event.data);
@@ -479,12 +566,18 @@ function openSse({ opened, ended, handleEvent, positions, env }) {
   // The browser retries by itself while the stream is CONNECTING; CLOSED means it
   // gave up (e.g. a 401 or 400), and our own reconnect resumes from our positions.
   source.onerror = () => {
-    if (source.readyState === 2 || !isOpen) finish();
+    if (source.readyState === 2 || !isOpen) {
+      finish();
+    } else if (!reopening && !finished) {
+      reopening = true;
+      interrupted();
+    }
   };
   return {
     isOpen: () => false, // sends go by POST
     close() {
       finished = true;
+      alive.stop();
       source.close();
     },
   };
@@ -523,6 +616,13 @@ function openLongPoll({ opened, ended, handleEvent, positions, focused, env }) {
     if (last != null) query.set('last_id', String(last));
     const controller = typeof AbortController === 'function' ? new AbortController() : null;
     request = controller;
+    // The server answers by `timeout` at the latest: no answer by then (and a grace)
+    // means the connection is dead, though the browser may wait for minutes.
+    let late = false;
+    const deadline = env.setTimeout(() => {
+      late = true;
+      controller?.abort();
+    }, timeout * 1000 + POLL_GRACE_MS);
     let response;
     try {
       response = await env.fetch(`${env.base}/api/poll?${query}`, {
@@ -531,9 +631,10 @@ function openLongPoll({ opened, ended, handleEvent, positions, focused, env }) {
         signal: controller?.signal,
       });
     } catch {
-      // Aborted to wait on another room (focus), or the network failed.
-      return finished ? false : controller?.signal.aborted === true;
+      // Aborted to wait on another room (focus), or the network failed (or is too slow).
+      return finished || late ? false : controller?.signal.aborted === true;
     } finally {
+      env.clearTimeout(deadline);
       if (request === controller) request = null;
     }
     if (finished) return false;
@@ -585,6 +686,92 @@ function openLongPoll({ opened, ended, handleEvent, positions, focused, env }) {
     close() {
       finished = true;
       request?.abort();
+    },
+  };
+}
+
+/**
+ * A heartbeat: every `everyMs` it checks that something was `heard()` within
+ * `silentMs` (then calls `tick`, e.g. to ping) or declares the connection dead (`dead`).
+ */
+function watchdog(env, everyMs, silentMs, tick, dead) {
+  let last = env.now();
+  let timer = null;
+  let stopped = false;
+  const arm = () => {
+    timer = env.setTimeout(() => {
+      if (stopped) return;
+      if (env.now() - last > silentMs) {
+        stopped = true;
+        dead();
+        return;
+      }
+      tick?.();
+      arm();
+    }, everyMs);
+  };
+  arm();
+  return {
+    heard() {
+      last = env.now();
+    },
+    stop() {
+      stopped = true;
+      env.clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * Whether transport `kind` opens now: a bare WebSocket (it joins nothing), or an
+ * `/api/events` stream of one room from now (the person's own notification room when
+ * followed: nobody sees a presence change). Calls `done(works)` once; returns {cancel()}.
+ */
+function probe(kind, env, positions, done) {
+  let over = false;
+  let handle = null;
+  const finish = (works) => {
+    if (over) return;
+    over = true;
+    env.clearTimeout(timer);
+    try {
+      handle?.close();
+    } catch {
+      // already closed
+    }
+    done(works);
+  };
+  const timer = env.setTimeout(() => finish(false), PROBE_WITHIN_MS);
+  try {
+    if (kind === 'websocket') {
+      const socket = new env.WebSocket(wsUrl(env.base));
+      handle = { close: () => socket.close(1000, 'probe') };
+      socket.onopen = () => finish(true);
+      socket.onerror = () => {};
+      socket.onclose = () => finish(false);
+    } else if (kind === 'sse') {
+      // The endpoint the transport uses, on the quietest room: one's own notifications.
+      const rooms = [...positions.keys()];
+      const room = rooms.find((r) => r.startsWith('user:')) ?? rooms[0];
+      const source = new env.EventSource(`${env.base}/api/events?${new URLSearchParams({ rooms: room })}`, { withCredentials: true });
+      handle = source;
+      source.onopen = () => finish(true);
+      source.onerror = () => finish(false);
+    } else {
+      env.setTimeout(() => finish(true), 0);
+    }
+  } catch {
+    env.setTimeout(() => finish(false), 0);
+  }
+  return {
+    cancel() {
+      over = true;
+      env.clearTimeout(timer);
+      try {
+        handle?.close();
+      } catch {
+        // already closed
+      }
     },
   };
 }

@@ -361,7 +361,7 @@ describe('fallback', () => {
     await tick();
     await tick();
     assert.equal(statuses.at(-1), 'connected/longpoll');
-    assert.equal(new URL(calls[1].url).searchParams.get('timeout'), '25');
+    assert.equal(new URL(calls[1].url).searchParams.get('timeout'), '8');
     live.close();
   });
 
@@ -582,7 +582,7 @@ describe('one connection for every room', () => {
     await tick();
     answer(0, 200, []);
     for (let i = 0; i < 4; i += 1) await tick();
-    assert.deepEqual(params(1), { room: 'a', timeout: '25', last_id: '1' });
+    assert.deepEqual(params(1), { room: 'a', timeout: '8', last_id: '1' });
     live.join('b', 7);
     timers.runAll();
     await tick();
@@ -591,6 +591,225 @@ describe('one connection for every room', () => {
     answer(2, 200, []);
     for (let i = 0; i < 4; i += 1) await tick();
     assert.deepEqual(params(3), { room: 'b', timeout: '0', last_id: '7' });
+    live.close();
+  });
+});
+
+/** A clock the test moves, and the timers due by it (`advance` runs them in order). */
+function clockTimers() {
+  let now = 0;
+  let timers = [];
+  return {
+    now: () => now,
+    setTimeout(fn, ms) {
+      const timer = { fn, at: now + ms, cancelled: false };
+      timers.push(timer);
+      return timer;
+    },
+    clearTimeout(timer) {
+      if (timer) timer.cancelled = true;
+    },
+    advance(ms) {
+      const end = now + ms;
+      for (;;) {
+        timers = timers.filter((t) => !t.cancelled);
+        const next = timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
+        if (!next) break;
+        now = next.at;
+        next.cancelled = true;
+        next.fn();
+      }
+      now = end;
+    },
+  };
+}
+
+describe('heartbeats: a dead connection is noticed within about 10 s', () => {
+  test('WebSocket: pings every 5 s; with no answer at all, it is given up by 10 s', () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const clock = clockTimers();
+    const statuses = [];
+    connect({ rooms: { general: 0 }, WebSocket: FakeWebSocket, ...clock, random: () => 1, onStatus: (s) => statuses.push(s) });
+    sockets[0].open();
+    clock.advance(5_000);
+    assert.deepEqual(sockets[0].sent.at(-1), { type: 'ping' });
+    sockets[0].receive({ type: 'pong' });
+    clock.advance(5_000);
+    clock.advance(4_900);
+    assert.equal(statuses.at(-1), 'connected', 'answered pings keep it');
+    assert.equal(sockets[0].closed, null);
+    // The network went silent after that pong: nothing more is heard.
+    clock.advance(100);
+    assert.equal(sockets[0].closed?.code, 4000, 'given up 10 s after the last pong');
+    assert.equal(statuses.at(-1), 'reconnecting');
+    clock.advance(500);
+    assert.equal(sockets.length, 2, 'and reconnected after the backoff');
+  });
+
+  test('WebSocket: any frame counts as a sign of life', () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const clock = clockTimers();
+    connect({ rooms: { general: 0 }, WebSocket: FakeWebSocket, ...clock });
+    sockets[0].open();
+    for (let i = 1; i <= 10; i += 1) {
+      clock.advance(4_000);
+      sockets[0].receive({ type: 'message', ...message('general', i) });
+    }
+    assert.equal(sockets[0].closed, null);
+  });
+
+  test('SSE: the server’s ping events keep it; silence past 10 s ends it and it reconnects', () => {
+    const { FakeEventSource, sources } = fakeEventSource();
+    const clock = clockTimers();
+    const statuses = [];
+    connect({
+      rooms: { general: 3 }, base: 'http://h', transports: ['sse'], EventSource: FakeEventSource,
+      fetch: () => new Promise(() => {}), ...clock, random: () => 1, onStatus: (s) => statuses.push(s),
+    });
+    sources[0].open();
+    for (let i = 0; i < 5; i += 1) {
+      clock.advance(4_000);
+      sources[0].emit('ping', {});
+    }
+    assert.equal(sources[0].readyState, 1, 'pings keep it');
+    clock.advance(12_000);
+    assert.equal(sources[0].readyState, 2, 'closed after the silence');
+    assert.equal(statuses.at(-1), 'reconnecting');
+    clock.advance(500);
+    assert.equal(sources.length, 2);
+    assert.equal(sources[1].url, 'http://h/api/events?rooms=general&since=general%3A3');
+  });
+
+  test('SSE: while the browser reconnects the stream by itself, the badge says so', () => {
+    const { FakeEventSource, sources } = fakeEventSource();
+    const clock = clockTimers();
+    const statuses = [];
+    connect({
+      rooms: ['general'], base: 'http://h', transports: ['sse'], EventSource: FakeEventSource,
+      fetch: () => new Promise(() => {}), ...clock, onStatus: (s) => statuses.push(s),
+    });
+    sources[0].open();
+    sources[0].readyState = 0;
+    sources[0].onerror();
+    assert.equal(statuses.at(-1), 'reconnecting');
+    sources[0].open();
+    assert.equal(statuses.at(-1), 'connected');
+  });
+
+  test('long polling: a poll unanswered past its timeout and a grace is dead', async () => {
+    const { fetch, calls, answer } = scriptedFetch();
+    const clock = clockTimers();
+    const statuses = [];
+    const live = connect({
+      rooms: { general: 4 }, base: 'http://h', transports: ['longpoll'], fetch, ...clock, random: () => 1,
+      onStatus: (s) => statuses.push(s),
+    });
+    await tick();
+    answer(0, 200, []);
+    for (let i = 0; i < 4; i += 1) await tick();
+    assert.equal(statuses.at(-1), 'connected');
+    assert.equal(calls.length, 2);
+    clock.advance(11_900);
+    await tick();
+    assert.equal(calls[1].init.signal.aborted, false);
+    clock.advance(200); // 8 s + 4 s
+    for (let i = 0; i < 4; i += 1) await tick();
+    assert.equal(calls[1].init.signal.aborted, true);
+    assert.equal(statuses.at(-1), 'reconnecting');
+    live.close();
+  });
+
+  test('offline: the badge says so when the browser has no network', () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const clock = clockTimers();
+    const statuses = [];
+    let online = true;
+    const live = connect({
+      rooms: ['general'], WebSocket: FakeWebSocket, transports: ['websocket'], ...clock,
+      isOnline: () => online, onStatus: (s) => statuses.push(s),
+    });
+    sockets[0].open();
+    online = false;
+    sockets[0].drop();
+    assert.equal(statuses.at(-1), 'offline');
+    live.retryNow(); // the browser's `online` event
+    assert.equal(sockets.length, 2, 'retried at once');
+    live.close();
+  });
+});
+
+describe('moving back to the better transport', () => {
+  test('after falling back to SSE, the WebSocket is tried again with backoff and used once it opens', () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const { FakeEventSource, sources } = fakeEventSource();
+    const clock = clockTimers();
+    const transports = [];
+    const seen = [];
+    const live = connect({
+      rooms: { general: 7 }, base: 'http://h', WebSocket: FakeWebSocket, EventSource: FakeEventSource,
+      fetch: () => new Promise(() => {}), transports: ['websocket', 'sse'], ...clock, random: () => 1,
+      onStatus: (s, t) => transports.push(`${s}/${t}`), onMessage: (m) => seen.push(m.id),
+    });
+    sockets[0].drop();
+    clock.advance(500);
+    sockets[1].drop();
+    assert.equal(live.transport, 'sse');
+    sources[0].open();
+    sources[0].emit('message', message('general', 8));
+    // The first probe, about 5 s later: a bare socket that does not open.
+    clock.advance(4_999);
+    assert.equal(sockets.length, 2);
+    clock.advance(1);
+    assert.equal(sockets.length, 3);
+    assert.deepEqual(sockets[2].sent, [], 'a probe joins nothing');
+    sockets[2].drop();
+    assert.equal(live.transport, 'sse', 'still on SSE');
+    // The next probe waits longer (10 s); this one opens.
+    for (let i = 0; i < 4; i += 1) {
+      clock.advance(2_500);
+      sources[0].emit('ping', {});
+    }
+    assert.equal(sockets.length, 4);
+    sockets[3].open();
+    assert.equal(sockets[3].closed?.reason, 'probe');
+    assert.equal(sources[0].readyState, 2, 'the SSE stream is closed');
+    assert.equal(live.transport, 'websocket');
+    assert.equal(sockets.length, 5);
+    sockets[4].open();
+    assert.deepEqual(sockets[4].sent, [{ type: 'join', room: 'general', since: 8 }], 'resumes where SSE stopped');
+    sockets[4].receive({ type: 'message', ...message('general', 8) });
+    sockets[4].receive({ type: 'message', ...message('general', 9) });
+    assert.deepEqual(seen, [8, 9]);
+    assert.equal(transports.at(-1), 'connected/websocket');
+    live.close();
+  });
+
+  test('when every transport failed (the server was down), the next round starts from the WebSocket', () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const { FakeEventSource, sources } = fakeEventSource();
+    const clock = clockTimers();
+    const live = connect({
+      rooms: { general: 1 }, base: 'http://h', WebSocket: FakeWebSocket, EventSource: FakeEventSource,
+      fetch: () => new Promise(() => {}), transports: ['websocket', 'sse'], ...clock, random: () => 1,
+    });
+    sockets[0].open();
+    sockets[0].drop(); // the server stops
+    clock.advance(500);
+    sockets[1].drop();
+    clock.advance(1_000);
+    sockets[2].drop();
+    assert.equal(live.transport, 'sse');
+    sources[0].onerror();
+    clock.advance(2_000);
+    sources[1].onerror();
+    assert.equal(live.transport, 'websocket', 'back to the best one');
+    // The backoff kept growing through the round (500, 1000, 2000 ms): now 4 s.
+    clock.advance(3_999);
+    assert.equal(sockets.length, 3);
+    clock.advance(1);
+    assert.equal(sockets.length, 4, 'after a backoff');
+    sockets[3].open();
+    assert.deepEqual(sockets[3].sent, [{ type: 'join', room: 'general', since: 1 }]);
     live.close();
   });
 });
