@@ -136,3 +136,18 @@ test('screenshots of /chat at desktop and phone widths', async () => {
     }
   }
 });
+
+// The error page (base.html's frame without the session's parts), as a visitor with no
+// session sees it: its theme follows the browser.
+for (const scheme of ['light', 'dark']) {
+  test(`the error page has no serious accessibility violations (${scheme})`, async () => {
+    const { context, page } = await newPage(browser, server.url, { colorScheme: scheme, bypassCSP: true });
+    const response = await page.goto('/no-such-page');
+    assert.equal(response.status(), 404);
+    assert.equal(await page.locator('h1').textContent(), 'Not Found');
+    assert.equal(await page.locator('#bell, form[action="/logout"]').count(), 0, 'no session, no bell or logout');
+    assert.deepEqual(await seriousViolations(page), [], 'error page');
+    await page.screenshot({ path: screenshotPath(`error-${scheme}.png`) });
+    await context.close();
+  });
+}

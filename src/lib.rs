@@ -196,11 +196,6 @@ impl App {
         &self.state
     }
 
-    /// The routes without the listener, for driving with `tower::ServiceExt::oneshot`.
-    pub fn router(&self) -> Router {
-        self.router.clone()
-    }
-
     /// Serves on `listener` until `shutdown` completes, then stops accepting, tells
     /// long-lived tasks to finish, waits for open requests (up to the configured
     /// grace period) and closes the store. Speaks HTTPS (HTTP/1.1 and HTTP/2 by ALPN)

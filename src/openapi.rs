@@ -11,8 +11,6 @@
 //! the layers every request passes can answer (401, 403 CSRF, 429, 503, a malformed
 //! body or query), so no operation forgets them. `tests/api/openapi.rs` checks the
 //! document against the router, and `scripts/fuzz-api` fuzzes the running server with it.
-// The functions below exist only to carry `#[utoipa::path]`; nothing calls them.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
@@ -462,293 +460,304 @@ struct Readiness {
     uptime_seconds: u64,
 }
 
-#[utoipa::path(get, path = "/api/users", tag = "directory",
-    params(
-        ("search" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Case-insensitive match anywhere in name or email; no control characters"),
-        ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 50; above 500 counts as 500"),
-        ("cursor" = Option<String>, Query, description = "Opaque: from the previous page's `Link: rel=\"next\"` (any other is a 400)"),
-    ),
-    responses(
-        (status = 200, description = "A page of users; the next page in `Link: <...>; rel=\"next\"`, the total in `X-Total-Count` (unfiltered lists), the directory's log position in `Switchboard-Position`", body = [User]),
-        (status = 400, description = "A bad limit or cursor", body = ErrorEnvelope),
-    ))]
-fn list_users() {}
+/// The operations, one documentation-only function each: `#[utoipa::path]` needs a
+/// function to hang on, and [`ApiDoc`] reads the attributes; nothing calls them.
+#[expect(
+    dead_code,
+    reason = "documentation-only: utoipa reads the attributes, nothing calls the functions"
+)]
+mod operations {
+    use super::*;
 
-#[utoipa::path(post, path = "/api/users", tag = "directory", request_body = NewUserBody,
-    responses(
-        (status = 201, description = "Created; `Location` names it", body = User,
-            headers(("Location" = String, description = "/api/users/{id}"))),
-        (status = 403, description = "Admins only", body = ErrorEnvelope),
-        (status = 409, description = "The email is taken", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields, or a password the policy refuses", body = ErrorEnvelope),
-    ))]
-fn create_user() {}
+    #[utoipa::path(get, path = "/api/users", tag = "directory",
+        params(
+            ("search" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Case-insensitive match anywhere in name or email; no control characters"),
+            ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 50; above 500 counts as 500"),
+            ("cursor" = Option<String>, Query, description = "Opaque: from the previous page's `Link: rel=\"next\"` (any other is a 400)"),
+        ),
+        responses(
+            (status = 200, description = "A page of users; the next page in `Link: <...>; rel=\"next\"`, the total in `X-Total-Count` (unfiltered lists), the directory's log position in `Switchboard-Position`", body = [User]),
+            (status = 400, description = "A bad limit or cursor", body = ErrorEnvelope),
+        ))]
+    pub(super) fn list_users() {}
 
-#[utoipa::path(get, path = "/api/users/{id}", tag = "directory", params(("id" = i64, Path)),
-    responses((status = 200, body = User), (status = 404, body = ErrorEnvelope)))]
-fn get_user() {}
+    #[utoipa::path(post, path = "/api/users", tag = "directory", request_body = NewUserBody,
+        responses(
+            (status = 201, description = "Created; `Location` names it", body = User,
+                headers(("Location" = String, description = "/api/users/{id}"))),
+            (status = 403, description = "Admins only", body = ErrorEnvelope),
+            (status = 409, description = "The email is taken", body = ErrorEnvelope),
+            (status = 422, description = "Invalid fields, or a password the policy refuses", body = ErrorEnvelope),
+        ))]
+    pub(super) fn create_user() {}
 
-#[utoipa::path(put, path = "/api/users/{id}", tag = "directory", params(("id" = i64, Path)),
-    request_body = UserChangesBody,
-    responses(
-        (status = 200, description = "Updated (partial, as PATCH)", body = User),
-        (status = 403, description = "Only yourself, unless admin; roles and passwords: admins only", body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope),
-        (status = 409, description = "The email is taken, or this would demote the last admin", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields", body = ErrorEnvelope),
-    ))]
-fn put_user() {}
+    #[utoipa::path(get, path = "/api/users/{id}", tag = "directory", params(("id" = i64, Path)),
+        responses((status = 200, body = User), (status = 404, body = ErrorEnvelope)))]
+    pub(super) fn get_user() {}
 
-#[utoipa::path(patch, path = "/api/users/{id}", tag = "directory", params(("id" = i64, Path)),
-    request_body = UserChangesBody,
-    responses(
-        (status = 200, description = "Updated", body = User),
-        (status = 403, description = "Only yourself, unless admin; roles and passwords: admins only", body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope),
-        (status = 409, description = "The email is taken, or this would demote the last admin", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields", body = ErrorEnvelope),
-    ))]
-fn patch_user() {}
+    #[utoipa::path(put, path = "/api/users/{id}", tag = "directory", params(("id" = i64, Path)),
+        request_body = UserChangesBody,
+        responses(
+            (status = 200, description = "Updated (partial, as PATCH)", body = User),
+            (status = 403, description = "Only yourself, unless admin; roles and passwords: admins only", body = ErrorEnvelope),
+            (status = 404, body = ErrorEnvelope),
+            (status = 409, description = "The email is taken, or this would demote the last admin", body = ErrorEnvelope),
+            (status = 422, description = "Invalid fields", body = ErrorEnvelope),
+        ))]
+    pub(super) fn put_user() {}
 
-#[utoipa::path(delete, path = "/api/users/{id}", tag = "directory", params(("id" = i64, Path)),
-    responses(
-        (status = 200, body = Confirmation),
-        (status = 403, description = "Admins only", body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope),
-        (status = 409, description = "The last admin", body = ErrorEnvelope),
-    ))]
-fn delete_user() {}
+    #[utoipa::path(patch, path = "/api/users/{id}", tag = "directory", params(("id" = i64, Path)),
+        request_body = UserChangesBody,
+        responses(
+            (status = 200, description = "Updated", body = User),
+            (status = 403, description = "Only yourself, unless admin; roles and passwords: admins only", body = ErrorEnvelope),
+            (status = 404, body = ErrorEnvelope),
+            (status = 409, description = "The email is taken, or this would demote the last admin", body = ErrorEnvelope),
+            (status = 422, description = "Invalid fields", body = ErrorEnvelope),
+        ))]
+    pub(super) fn patch_user() {}
 
-#[utoipa::path(get, path = "/api/users/{id}/profile", tag = "directory", params(("id" = i64, Path)),
-    responses((status = 200, body = Profile), (status = 404, body = ErrorEnvelope)))]
-fn profile() {}
+    #[utoipa::path(delete, path = "/api/users/{id}", tag = "directory", params(("id" = i64, Path)),
+        responses(
+            (status = 200, body = Confirmation),
+            (status = 403, description = "Admins only", body = ErrorEnvelope),
+            (status = 404, body = ErrorEnvelope),
+            (status = 409, description = "The last admin", body = ErrorEnvelope),
+        ))]
+    pub(super) fn delete_user() {}
 
-#[utoipa::path(get, path = "/api/users/{id}/settings", tag = "account", params(("id" = i64, Path)),
-    responses(
-        (status = 200, body = Settings),
-        (status = 403, description = "Only your own, unless admin", body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope),
-    ))]
-fn get_settings() {}
+    #[utoipa::path(get, path = "/api/users/{id}/profile", tag = "directory", params(("id" = i64, Path)),
+        responses((status = 200, body = Profile), (status = 404, body = ErrorEnvelope)))]
+    pub(super) fn profile() {}
 
-#[utoipa::path(patch, path = "/api/users/{id}/settings", tag = "account", params(("id" = i64, Path)),
-    request_body = SettingsChangesBody,
-    responses(
-        (status = 200, description = "The settings after the change", body = Settings),
-        (status = 403, description = "Only your own, unless admin", body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope),
-        (status = 422, description = "A bad value, or a field that is no setting", body = ErrorEnvelope),
-    ))]
-fn patch_settings() {}
+    #[utoipa::path(get, path = "/api/users/{id}/settings", tag = "account", params(("id" = i64, Path)),
+        responses(
+            (status = 200, body = Settings),
+            (status = 403, description = "Only your own, unless admin", body = ErrorEnvelope),
+            (status = 404, body = ErrorEnvelope),
+        ))]
+    pub(super) fn get_settings() {}
 
-#[utoipa::path(get, path = "/api/sessions", tag = "account",
-    params(("user_id" = Option<i64>, Query, description = "Admins: another user's sessions")),
-    responses(
-        (status = 200, description = "Most recently used first; `current` marks the one asking", body = [SessionInfo]),
-        (status = 403, description = "Another user's: admins only", body = ErrorEnvelope),
-    ))]
-fn list_sessions() {}
+    #[utoipa::path(patch, path = "/api/users/{id}/settings", tag = "account", params(("id" = i64, Path)),
+        request_body = SettingsChangesBody,
+        responses(
+            (status = 200, description = "The settings after the change", body = Settings),
+            (status = 403, description = "Only your own, unless admin", body = ErrorEnvelope),
+            (status = 404, body = ErrorEnvelope),
+            (status = 422, description = "A bad value, or a field that is no setting", body = ErrorEnvelope),
+        ))]
+    pub(super) fn patch_settings() {}
 
-#[utoipa::path(delete, path = "/api/sessions", tag = "account",
-    params(("user_id" = Option<i64>, Query, description = "Admins: end all of another user's sessions")),
-    responses(
-        (status = 200, description = "Every session but the one asking ended (with its realtime connections)", body = SessionsEnded),
-        (status = 403, description = "Another user's: admins only", body = ErrorEnvelope),
-    ))]
-fn end_sessions() {}
+    #[utoipa::path(get, path = "/api/sessions", tag = "account",
+        params(("user_id" = Option<i64>, Query, description = "Admins: another user's sessions")),
+        responses(
+            (status = 200, description = "Most recently used first; `current` marks the one asking", body = [SessionInfo]),
+            (status = 403, description = "Another user's: admins only", body = ErrorEnvelope),
+        ))]
+    pub(super) fn list_sessions() {}
 
-#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "account",
-    params(
-        ("id" = String, Path, description = "A session's `id` as listed"),
-        ("user_id" = Option<i64>, Query, description = "Admins: another user's session"),
-    ),
-    responses(
-        (status = 200, description = "Ended, with its realtime connections", body = Confirmation),
-        (status = 403, description = "Another user's: admins only", body = ErrorEnvelope),
-        (status = 404, description = "No such session of this user", body = ErrorEnvelope),
-    ))]
-fn end_session() {}
+    #[utoipa::path(delete, path = "/api/sessions", tag = "account",
+        params(("user_id" = Option<i64>, Query, description = "Admins: end all of another user's sessions")),
+        responses(
+            (status = 200, description = "Every session but the one asking ended (with its realtime connections)", body = SessionsEnded),
+            (status = 403, description = "Another user's: admins only", body = ErrorEnvelope),
+        ))]
+    pub(super) fn end_sessions() {}
 
-#[utoipa::path(get, path = "/api/notifications/unread", tag = "account",
-    responses((status = 200, description = "How far you have read your notifications", body = ReadState)))]
-fn unread_notifications() {}
+    #[utoipa::path(delete, path = "/api/sessions/{id}", tag = "account",
+        params(
+            ("id" = String, Path, description = "A session's `id` as listed"),
+            ("user_id" = Option<i64>, Query, description = "Admins: another user's session"),
+        ),
+        responses(
+            (status = 200, description = "Ended, with its realtime connections", body = Confirmation),
+            (status = 403, description = "Another user's: admins only", body = ErrorEnvelope),
+            (status = 404, description = "No such session of this user", body = ErrorEnvelope),
+        ))]
+    pub(super) fn end_session() {}
 
-#[utoipa::path(post, path = "/api/notifications/read", tag = "account", request_body = MarkReadBody,
-    responses(
-        (status = 200, description = "Marked read, on every tab and device (a `read` notification tells them)", body = ReadState),
-        (status = 422, description = "A bad `through`, or a field that is not one", body = ErrorEnvelope),
-    ))]
-fn mark_notifications_read() {}
+    #[utoipa::path(get, path = "/api/notifications/unread", tag = "account",
+        responses((status = 200, description = "How far you have read your notifications", body = ReadState)))]
+    pub(super) fn unread_notifications() {}
 
-#[utoipa::path(get, path = "/api/autocomplete", tag = "directory",
-    params(
-        ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "At least 2 characters, else `[]`; no control characters"),
-        ("limit" = Option<i64>, Query, minimum = 1, description = "Default 5; above 20 counts as 20"),
-    ),
-    responses(
-        (status = 200, description = "Distinct names starting with `q`", body = [String]),
-        (status = 400, description = "A bad limit", body = ErrorEnvelope),
-    ))]
-fn autocomplete() {}
+    #[utoipa::path(post, path = "/api/notifications/read", tag = "account", request_body = MarkReadBody,
+        responses(
+            (status = 200, description = "Marked read, on every tab and device (a `read` notification tells them)", body = ReadState),
+            (status = 422, description = "A bad `through`, or a field that is not one", body = ErrorEnvelope),
+        ))]
+    pub(super) fn mark_notifications_read() {}
 
-#[utoipa::path(get, path = "/api/search", tag = "directory",
-    params(
-        ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Matched anywhere in name or email; none or blank: `[]`; no control characters"),
-        ("limit" = Option<i64>, Query, minimum = 1, description = "Default 20; above 100 counts as 100"),
-    ),
-    responses(
-        (status = 200, description = "Best matches first", body = [User]),
-        (status = 400, description = "A bad limit", body = ErrorEnvelope),
-    ))]
-fn search() {}
+    #[utoipa::path(get, path = "/api/autocomplete", tag = "directory",
+        params(
+            ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "At least 2 characters, else `[]`; no control characters"),
+            ("limit" = Option<i64>, Query, minimum = 1, description = "Default 5; above 20 counts as 20"),
+        ),
+        responses(
+            (status = 200, description = "Distinct names starting with `q`", body = [String]),
+            (status = 400, description = "A bad limit", body = ErrorEnvelope),
+        ))]
+    pub(super) fn autocomplete() {}
 
-#[utoipa::path(post, path = "/api/batch", tag = "directory", request_body = BatchBody,
-    responses(
-        (status = 200, description = "One outcome per item, in order", body = [BatchOutcome]),
-        (status = 422, description = "More than 50 items", body = ErrorEnvelope),
-    ))]
-fn batch() {}
+    #[utoipa::path(get, path = "/api/search", tag = "directory",
+        params(
+            ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Matched anywhere in name or email; none or blank: `[]`; no control characters"),
+            ("limit" = Option<i64>, Query, minimum = 1, description = "Default 20; above 100 counts as 100"),
+        ),
+        responses(
+            (status = 200, description = "Best matches first", body = [User]),
+            (status = 400, description = "A bad limit", body = ErrorEnvelope),
+        ))]
+    pub(super) fn search() {}
 
-#[utoipa::path(post, path = "/api/send", tag = "realtime", request_body = SendBody,
-    responses(
-        (status = 201, description = "Stored and sent to every subscriber of the room", body = ChatMessage),
-        (status = 200, description = "This client_id was sent before: the first copy", body = ChatMessage),
-        (status = 400, description = "A bad room name or client_id", body = ErrorEnvelope),
-        (status = 403, description = "A read-only room (`directory`)", body = ErrorEnvelope),
-        (status = 422, description = "No text, too long, or control characters", body = ErrorEnvelope),
-        (status = 429, description = "Too many messages; see `Retry-After`", body = ErrorEnvelope),
-    ))]
-fn send() {}
+    #[utoipa::path(post, path = "/api/batch", tag = "directory", request_body = BatchBody,
+        responses(
+            (status = 200, description = "One outcome per item, in order", body = [BatchOutcome]),
+            (status = 422, description = "More than 50 items", body = ErrorEnvelope),
+        ))]
+    pub(super) fn batch() {}
 
-#[utoipa::path(get, path = "/api/rooms", tag = "realtime",
-    responses((status = 200, description = "Rooms with messages, by name", body = [RoomInfo])))]
-fn rooms() {}
+    #[utoipa::path(post, path = "/api/send", tag = "realtime", request_body = SendBody,
+        responses(
+            (status = 201, description = "Stored and sent to every subscriber of the room", body = ChatMessage),
+            (status = 200, description = "This client_id was sent before: the first copy", body = ChatMessage),
+            (status = 400, description = "A bad room name or client_id", body = ErrorEnvelope),
+            (status = 403, description = "A read-only room (`directory`)", body = ErrorEnvelope),
+            (status = 422, description = "No text, too long, or control characters", body = ErrorEnvelope),
+            (status = 429, description = "Too many messages; see `Retry-After`", body = ErrorEnvelope),
+        ))]
+    pub(super) fn send() {}
 
-#[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "realtime",
-    params(
-        ("room" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
-        ("since" = Option<i64>, Query, description = "Messages after this id, oldest first"),
-        ("before" = Option<i64>, Query, description = "Without `since`: the newest messages before this id"),
-        ("limit" = Option<i64>, Query, minimum = 1, description = "Default 50; above 500 counts as 500"),
-    ),
-    responses(
-        (status = 200, description = "Oldest first; `Switchboard-Position` is the id to subscribe from", body = [ChatMessage]),
-        (status = 400, description = "A bad room name, position or limit", body = ErrorEnvelope),
-    ))]
-fn room_messages() {}
+    #[utoipa::path(get, path = "/api/rooms", tag = "realtime",
+        responses((status = 200, description = "Rooms with messages, by name", body = [RoomInfo])))]
+    pub(super) fn rooms() {}
 
-#[utoipa::path(get, path = "/api/rooms/{room}/presence", tag = "realtime",
-    params(("room" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")),
-    responses(
-        (status = 200, description = "Exact count, the first members by name", body = PresenceSnapshot),
-        (status = 400, description = "A bad room name", body = ErrorEnvelope),
-    ))]
-fn room_presence() {}
+    #[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "realtime",
+        params(
+            ("room" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
+            ("since" = Option<i64>, Query, description = "Messages after this id, oldest first"),
+            ("before" = Option<i64>, Query, description = "Without `since`: the newest messages before this id"),
+            ("limit" = Option<i64>, Query, minimum = 1, description = "Default 50; above 500 counts as 500"),
+        ),
+        responses(
+            (status = 200, description = "Oldest first; `Switchboard-Position` is the id to subscribe from", body = [ChatMessage]),
+            (status = 400, description = "A bad room name, position or limit", body = ErrorEnvelope),
+        ))]
+    pub(super) fn room_messages() {}
 
-#[utoipa::path(get, path = "/api/notifications", tag = "realtime",
-    params(
-        ("since" = Option<i64>, Query, description = "After this id; with neither `since` nor `before`, after your read position (the first unread)"),
-        ("before" = Option<i64>, Query),
-        ("limit" = Option<i64>, Query, minimum = 1),
-    ),
-    responses(
-        (status = 200, description = "The caller's notifications (mentions, account changes, and `read` markers)", body = [ChatMessage]),
-        (status = 400, description = "A bad position or limit", body = ErrorEnvelope),
-    ))]
-fn notifications() {}
+    #[utoipa::path(get, path = "/api/rooms/{room}/presence", tag = "realtime",
+        params(("room" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")),
+        responses(
+            (status = 200, description = "Exact count, the first members by name", body = PresenceSnapshot),
+            (status = 400, description = "A bad room name", body = ErrorEnvelope),
+        ))]
+    pub(super) fn room_presence() {}
 
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody, security(()),
-    responses(
-        (status = 200, description = "Logged in: `sb_session` and `csrftoken` cookies set", body = User),
-        (status = 401, description = "Wrong email or password (which, is not said)", body = ErrorEnvelope),
-        (status = 422, description = "No email or no password", body = ErrorEnvelope),
-        (status = 429, description = "Too many attempts; see `Retry-After`", body = ErrorEnvelope),
-    ))]
-fn login() {}
+    #[utoipa::path(get, path = "/api/notifications", tag = "realtime",
+        params(
+            ("since" = Option<i64>, Query, description = "After this id; with neither `since` nor `before`, after your read position (the first unread)"),
+            ("before" = Option<i64>, Query),
+            ("limit" = Option<i64>, Query, minimum = 1),
+        ),
+        responses(
+            (status = 200, description = "The caller's notifications (mentions, account changes, and `read` markers)", body = [ChatMessage]),
+            (status = 400, description = "A bad position or limit", body = ErrorEnvelope),
+        ))]
+    pub(super) fn notifications() {}
 
-#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()),
-    responses((status = 200, description = "The session (if any) ended", body = Confirmation)))]
-fn logout() {}
+    #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody, security(()),
+        responses(
+            (status = 200, description = "Logged in: `sb_session` and `csrftoken` cookies set", body = User),
+            (status = 401, description = "Wrong email or password (which, is not said)", body = ErrorEnvelope),
+            (status = 422, description = "No email or no password", body = ErrorEnvelope),
+            (status = 429, description = "Too many attempts; see `Retry-After`", body = ErrorEnvelope),
+        ))]
+    pub(super) fn login() {}
 
-#[utoipa::path(get, path = "/api/auth/me", tag = "auth", responses((status = 200, body = User)))]
-fn me() {}
+    #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()),
+        responses((status = 200, description = "The session (if any) ended", body = Confirmation)))]
+    pub(super) fn logout() {}
 
-#[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordChangeBody,
-    responses(
-        (status = 200, description = "Changed; every other session ended, the account's API tokens revoked", body = PasswordChanged),
-        (status = 422, description = "Wrong current password, or the new one fails the password policy (`fields` says why)", body = ErrorEnvelope),
-        (status = 429, description = "Too many password checks from this address or for this account", body = ErrorEnvelope),
-    ))]
-fn change_password() {}
+    #[utoipa::path(get, path = "/api/auth/me", tag = "auth", responses((status = 200, body = User)))]
+    pub(super) fn me() {}
 
-#[utoipa::path(post, path = "/api/auth/password/check", tag = "auth", request_body = PasswordCheckBody,
-    responses(
-        (status = 200, description = "The policy's verdict; nothing is stored", body = PasswordVerdict),
-        (status = 403, description = "Another user's account: admins only", body = ErrorEnvelope),
-        (status = 404, description = "No user has this user_id", body = ErrorEnvelope),
-        (status = 422, description = "No password, or a user_id that is not a number", body = ErrorEnvelope),
-    ))]
-fn check_password() {}
+    #[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordChangeBody,
+        responses(
+            (status = 200, description = "Changed; every other session ended, the account's API tokens revoked", body = PasswordChanged),
+            (status = 422, description = "Wrong current password, or the new one fails the password policy (`fields` says why)", body = ErrorEnvelope),
+            (status = 429, description = "Too many password checks from this address or for this account", body = ErrorEnvelope),
+        ))]
+    pub(super) fn change_password() {}
 
-#[utoipa::path(get, path = "/api/tokens", tag = "auth",
-    params(("user_id" = Option<i64>, Query, description = "Admins: one user's tokens")),
-    responses(
-        (status = 200, body = [ApiToken]),
-        (status = 400, description = "A bad user_id", body = ErrorEnvelope),
-    ))]
-fn list_tokens() {}
+    #[utoipa::path(post, path = "/api/auth/password/check", tag = "auth", request_body = PasswordCheckBody,
+        responses(
+            (status = 200, description = "The policy's verdict; nothing is stored", body = PasswordVerdict),
+            (status = 403, description = "Another user's account: admins only", body = ErrorEnvelope),
+            (status = 404, description = "No user has this user_id", body = ErrorEnvelope),
+            (status = 422, description = "No password, or a user_id that is not a number", body = ErrorEnvelope),
+        ))]
+    pub(super) fn check_password() {}
 
-#[utoipa::path(post, path = "/api/tokens", tag = "auth", request_body = NewTokenBody,
-    responses(
-        (status = 201, description = "The token, shown this once", body = CreatedToken),
-        (status = 403, description = "A token for someone else: admins only", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields, or no such user", body = ErrorEnvelope),
-    ))]
-fn create_token() {}
+    #[utoipa::path(get, path = "/api/tokens", tag = "auth",
+        params(("user_id" = Option<i64>, Query, description = "Admins: one user's tokens")),
+        responses(
+            (status = 200, body = [ApiToken]),
+            (status = 400, description = "A bad user_id", body = ErrorEnvelope),
+        ))]
+    pub(super) fn list_tokens() {}
 
-#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "auth", params(("id" = i64, Path)),
-    responses((status = 200, body = Confirmation), (status = 404, body = ErrorEnvelope)))]
-fn revoke_token() {}
+    #[utoipa::path(post, path = "/api/tokens", tag = "auth", request_body = NewTokenBody,
+        responses(
+            (status = 201, description = "The token, shown this once", body = CreatedToken),
+            (status = 403, description = "A token for someone else: admins only", body = ErrorEnvelope),
+            (status = 422, description = "Invalid fields, or no such user", body = ErrorEnvelope),
+        ))]
+    pub(super) fn create_token() {}
 
-#[utoipa::path(get, path = "/api/hello", tag = "examples",
-    params(("name" = Option<String>, Query, description = "Who to greet; default World")),
-    responses((status = 200, description = "A greeting", body = Hello)))]
-fn hello() {}
+    #[utoipa::path(delete, path = "/api/tokens/{id}", tag = "auth", params(("id" = i64, Path)),
+        responses((status = 200, body = Confirmation), (status = 404, body = ErrorEnvelope)))]
+    pub(super) fn revoke_token() {}
 
-#[utoipa::path(get, path = "/api/data", tag = "examples",
-    responses((status = 200, description = "UUID, datetime, date, exact decimal and set in JSON", body = Showcase)))]
-fn data() {}
+    #[utoipa::path(get, path = "/api/hello", tag = "examples",
+        params(("name" = Option<String>, Query, description = "Who to greet; default World")),
+        responses((status = 200, description = "A greeting", body = Hello)))]
+    pub(super) fn hello() {}
 
-#[utoipa::path(get, path = "/api/error", tag = "examples",
-    params(("status" = Option<u16>, Query, description = "One of 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503 (default 400); another is a 400")),
-    responses(
-        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
-        (status = 405, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
-        (status = 410, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
-        (status = 415, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope),
-        (status = 429, body = ErrorEnvelope), (status = 500, body = ErrorEnvelope),
-        (status = 503, body = ErrorEnvelope),
-    ))]
-fn error() {}
+    #[utoipa::path(get, path = "/api/data", tag = "examples",
+        responses((status = 200, description = "UUID, datetime, date, exact decimal and set in JSON", body = Showcase)))]
+    pub(super) fn data() {}
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
-    responses((status = 200, description = "The process answers", body = Health)))]
-fn healthz() {}
+    #[utoipa::path(get, path = "/api/error", tag = "examples",
+        params(("status" = Option<u16>, Query, description = "One of 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503 (default 400); another is a 400")),
+        responses(
+            (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+            (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+            (status = 405, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
+            (status = 410, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
+            (status = 415, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope),
+            (status = 429, body = ErrorEnvelope), (status = 500, body = ErrorEnvelope),
+            (status = 503, body = ErrorEnvelope),
+        ))]
+    pub(super) fn error() {}
 
-#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
-    responses(
-        (status = 200, description = "The store (and Redis, when configured) answer", body = Readiness),
-        (status = 503, description = "Not ready", body = ErrorEnvelope),
-    ))]
-fn readyz() {}
+    #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+        responses((status = 200, description = "The process answers", body = Health)))]
+    pub(super) fn healthz() {}
 
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses(
-        (status = 200, description = "Prometheus text", content_type = "text/plain", body = String),
-        (status = 403, description = "Admins only", body = ErrorEnvelope),
-    ))]
-fn metrics() {}
+    #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+        responses(
+            (status = 200, description = "The store (and Redis, when configured) answer", body = Readiness),
+            (status = 503, description = "Not ready", body = ErrorEnvelope),
+        ))]
+    pub(super) fn readyz() {}
+
+    #[utoipa::path(get, path = "/metrics", tag = "operations",
+        responses(
+            (status = 200, description = "Prometheus text", content_type = "text/plain", body = String),
+            (status = 403, description = "Admins only", body = ErrorEnvelope),
+        ))]
+    pub(super) fn metrics() {}
+}
+use operations::*;
 
 /// The probes sit outside authentication, rate limits and the request timeout.
 const PROBES: [&str; 2] = ["/healthz", "/readyz"];

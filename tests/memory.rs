@@ -2,6 +2,10 @@
 //! its memory stays flat. Alone in a test process of its own, because resident memory
 //! is per process and the API suite runs many apps side by side.
 
+// A panic is how a test reports: unwrap freely. (clippy.toml's allow-unwrap-in-tests
+// does not reach the helpers these tests share, nor every async test.)
+#![allow(clippy::unwrap_used)]
+
 #[allow(dead_code)]
 #[path = "api/helpers.rs"]
 mod helpers;

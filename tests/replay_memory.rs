@@ -4,6 +4,10 @@
 //! wave after the first has gone does not grow the server further. Alone in a test
 //! process of its own, because resident memory is per process.
 
+// A panic is how a test reports: unwrap freely. (clippy.toml's allow-unwrap-in-tests
+// does not reach the helpers these tests share, nor every async test.)
+#![allow(clippy::unwrap_used)]
+
 #[allow(dead_code)]
 #[path = "api/helpers.rs"]
 mod helpers;

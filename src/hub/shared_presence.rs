@@ -27,7 +27,7 @@
 //! back (with `user_joined`) when Redis does.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::broker::Announcement;
 use super::message::Author;
-use super::{Delivery, Hub, PresenceChange, broadcast as offer};
+use super::{Delivery, Hub, PresenceChange, broadcast as offer, lock};
 use crate::breaker::Breaker;
 
 /// How often an instance refreshes its hash and reads the others' versions.
@@ -466,10 +466,6 @@ impl SharedPresence {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn ttl_ms() -> u64 {
     TTL.as_millis() as u64
 }
@@ -499,7 +495,7 @@ impl Hub {
     /// Applies another instance's presence to the local rooms, and tells their
     /// subscribers who joined or left the room (with the count across instances).
     pub(super) fn apply_presence(&self, news: &PresenceNews) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut rooms = lock(&self.rooms);
         let mut changes: HashMap<String, Vec<PresenceChange>> = HashMap::new();
         let mut note = |change: Option<PresenceChange>| {
             if let Some(change) = change {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{Appended, Author, Message, NewMessage, Position};
-use super::{Connection, Hub, InProcessBroker};
+use super::{Connection, Hub, InProcessBroker, lock};
 use crate::directory::model::Settings;
 use crate::store::{Backend, Lifecycle, MessageStore, RoomSummary, StoreResult};
 
@@ -90,7 +90,7 @@ impl Lifecycle for FakeLog {
 impl MessageStore for FakeLog {
     async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended> {
         io().await;
-        let mut rooms = self.rooms.lock().unwrap();
+        let mut rooms = lock(&self.rooms);
         let room = rooms.entry(new.room.clone()).or_default();
         if let Some(first) = room.messages.iter().find(|m| {
             new.client_id.is_some() && m.client_id == new.client_id && m.user.id == new.author.id
@@ -125,7 +125,7 @@ impl MessageStore for FakeLog {
         limit: i64,
     ) -> StoreResult<Vec<Message>> {
         io().await;
-        let rooms = self.rooms.lock().unwrap();
+        let rooms = lock(&self.rooms);
         Ok(rooms.get(room).map_or_else(Vec::new, |r| {
             r.messages
                 .iter()
@@ -143,7 +143,7 @@ impl MessageStore for FakeLog {
         limit: i64,
     ) -> StoreResult<Vec<Message>> {
         io().await;
-        let rooms = self.rooms.lock().unwrap();
+        let rooms = lock(&self.rooms);
         let mut newest: Vec<Message> = rooms.get(room).map_or_else(Vec::new, |r| {
             r.messages
                 .iter()
@@ -159,13 +159,13 @@ impl MessageStore for FakeLog {
 
     async fn room_position(&self, room: &str) -> StoreResult<Position> {
         io().await;
-        let rooms = self.rooms.lock().unwrap();
+        let rooms = lock(&self.rooms);
         Ok(rooms.get(room).map(|r| r.position).unwrap_or_default())
     }
 
     async fn list_rooms(&self) -> StoreResult<Vec<RoomSummary>> {
         io().await;
-        let rooms = self.rooms.lock().unwrap();
+        let rooms = lock(&self.rooms);
         Ok(rooms
             .iter()
             .filter(|(name, _)| !name.starts_with("user:"))
@@ -178,7 +178,7 @@ impl MessageStore for FakeLog {
 
     async fn prune_messages(&self, keep_per_room: i64, _older_than_ms: i64) -> StoreResult<u64> {
         io().await;
-        let mut rooms = self.rooms.lock().unwrap();
+        let mut rooms = lock(&self.rooms);
         let mut deleted = 0;
         for room in rooms.values_mut() {
             let through = room.position.last_id - keep_per_room;

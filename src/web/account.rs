@@ -24,8 +24,7 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::pages::theme_of;
-use super::views::{PageError, UserForm, render};
+use super::views::{Layout, PageError, UserForm, render};
 use crate::AppState;
 use crate::account::{change_settings, end_other_sessions, end_session_of, sessions_of};
 use crate::auth::csrf::CsrfToken;
@@ -218,10 +217,7 @@ pub struct Outcome {
 #[derive(Template)]
 #[template(path = "account.html")]
 pub struct AccountPage {
-    pub me: User,
-    pub csrf: String,
-    pub theme: String,
-    pub is_admin: bool,
+    pub layout: Layout,
     pub user: User,
     pub own: bool,
     pub base: String,
@@ -306,10 +302,7 @@ async fn page(
         })
         .collect();
     Ok(AccountPage {
-        csrf: csrf.0,
-        theme: theme_of(state, &identity.user).await,
-        is_admin: identity.is_admin(),
-        me: identity.user.clone(),
+        layout: Layout::load(state, identity, csrf).await,
         form: outcome
             .profile
             .unwrap_or_else(|| UserForm::from_user(&target.user)),

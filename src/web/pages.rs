@@ -9,13 +9,12 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::views::{
-    ChatPage, ConfirmDeletePage, DirectoryPage, EditPage, PageError, Row, UserForm, render,
+    ChatPage, ConfirmDeletePage, DirectoryPage, EditPage, Layout, PageError, Row, UserForm, render,
 };
 use crate::AppState;
 use crate::auth::Identity;
 use crate::auth::csrf::CsrfToken;
 use crate::directory::handlers::{DEFAULT_PAGE, list_page};
-use crate::directory::model::User;
 use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::hub::message::{self, DIRECTORY_ROOM, GENERAL_ROOM};
@@ -38,15 +37,6 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// The viewer's theme setting (`system`, `light` or `dark`).
-pub async fn theme_of(state: &AppState, user: &User) -> String {
-    match state.store.get_settings(user.id).await {
-        Ok(Some(settings)) => settings.theme,
-        // A theme is not worth failing a page over.
-        _ => "system".into(),
-    }
-}
-
 /// Builds the directory page for `params`, with `create` as the create form's state.
 pub async fn directory_page(
     state: &AppState,
@@ -62,7 +52,7 @@ pub async fn directory_page(
     // applying an event the list already shows changes nothing).
     let position = state.hub.position(DIRECTORY_ROOM).await?.last_id;
     let page = list_page(state, Some(&search), cursor, DEFAULT_PAGE).await?;
-    let me = identity.user.clone();
+    let me = &identity.user;
     let next_href = page.next_cursor.as_ref().map(|cursor| {
         let mut query = Vec::new();
         if !search.is_empty() {
@@ -75,10 +65,7 @@ pub async fn directory_page(
         )
     });
     Ok(DirectoryPage {
-        csrf: csrf.0,
-        theme: theme_of(state, &me).await,
-        is_admin: identity.is_admin(),
-        rows: page.users.iter().map(|u| Row::new(u, &me)).collect(),
+        rows: page.users.iter().map(|u| Row::new(u, me)).collect(),
         total: page.total,
         next_href,
         next_cursor: page.next_cursor.unwrap_or_default(),
@@ -87,7 +74,7 @@ pub async fn directory_page(
         notice: notice(params.done.as_deref()),
         search,
         create,
-        me,
+        layout: Layout::load(state, identity, csrf).await,
     })
 }
 
@@ -125,10 +112,7 @@ pub async fn edit_page(
         }
     };
     Ok(EditPage {
-        csrf: csrf.0,
-        theme: theme_of(state, &identity.user).await,
-        is_admin: identity.is_admin(),
-        me: identity.user.clone(),
+        layout: Layout::load(state, identity, csrf).await,
         user_id: id,
         form,
     })
@@ -162,10 +146,7 @@ pub async fn confirm_delete(
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found("User"))?;
     let page = ConfirmDeletePage {
-        csrf: csrf.0,
-        theme: theme_of(&state, &identity.user).await,
-        is_admin: true,
-        me: identity.user.clone(),
+        layout: Layout::load(&state, &identity, csrf).await,
         user,
     };
     Ok(render(&page, StatusCode::OK))
@@ -191,10 +172,7 @@ pub async fn chat(
         .unwrap_or_else(|| GENERAL_ROOM.to_owned());
     message::check_room(&room)?;
     let page = ChatPage {
-        csrf: csrf.0,
-        theme: theme_of(&state, &identity.user).await,
-        is_admin: identity.is_admin(),
-        me: identity.user.clone(),
+        layout: Layout::load(&state, &identity, csrf).await,
         max_chars: state.hub.settings().max_message_chars,
         room,
     };

@@ -1,13 +1,62 @@
-//! What the templates show: one struct per page (askama checks each against its
-//! template at compile time and escapes every value), the form state shared by the
-//! create and edit forms, and [`PageError`], the HTML twin of the API's error envelope.
+//! What the templates show: the [`Layout`] every signed-in page's frame
+//! (`base.html`) reads, one struct per page (askama checks each against its template
+//! at compile time and escapes every value), the form state shared by the create and
+//! edit forms, and [`PageError`], the HTML twin of the API's error envelope.
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use crate::AppState;
+use crate::auth::Identity;
+use crate::auth::csrf::CsrfToken;
 use crate::directory::model::{Role, User};
 use crate::error::{ApiError, FieldErrors};
+
+/// What `base.html`, the frame of every signed-in page, shows: the theme, and the
+/// header's viewer (name, role, the bell) with the logout form. Each page struct
+/// holds one as `layout`; the templates read `layout.csrf`, `layout.is_admin`, ...
+pub struct Layout {
+    pub me: User,
+    /// For the forms' `csrfmiddlewaretoken` field (see [`crate::auth::csrf`]).
+    pub csrf: String,
+    /// `system`, `light` or `dark`: the viewer's setting, rendered into
+    /// `<html data-theme>` so the page never flashes in the other theme first.
+    pub theme: String,
+    pub is_admin: bool,
+}
+
+impl Layout {
+    /// The one place a page reads the viewer's settings: one query per page view,
+    /// kept because the theme is an account setting (written from the account page
+    /// or `PATCH /api/users/{id}/settings`), so a cookie or the browser's storage
+    /// would show another device's stale choice.
+    pub async fn load(state: &AppState, identity: &Identity, csrf: CsrfToken) -> Self {
+        let theme = match state.store.get_settings(identity.user.id).await {
+            Ok(Some(settings)) => settings.theme,
+            Ok(None) => DEFAULT_THEME.into(),
+            // A theme is not worth failing a page over: the page follows the browser.
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the theme of a page failed");
+                DEFAULT_THEME.into()
+            }
+        };
+        Self {
+            me: identity.user.clone(),
+            csrf: csrf.0,
+            theme,
+            is_admin: identity.is_admin(),
+        }
+    }
+}
+
+/// The theme of a page whose viewer's setting is unknown: follow the browser.
+const DEFAULT_THEME: &str = "system";
+
+/// The part of [`Layout`] a page without a known viewer has (the error page).
+pub struct NoSession {
+    pub theme: &'static str,
+}
 
 /// A row of the directory table, with what the viewer may do to it.
 pub struct Row {
@@ -73,11 +122,7 @@ impl UserForm {
 #[derive(Template)]
 #[template(path = "directory.html")]
 pub struct DirectoryPage {
-    pub me: User,
-    /// For the forms' `csrfmiddlewaretoken` field (see [`crate::auth::csrf`]).
-    pub csrf: String,
-    pub theme: String,
-    pub is_admin: bool,
+    pub layout: Layout,
     pub search: String,
     pub rows: Vec<Row>,
     pub total: Option<i64>,
@@ -99,10 +144,7 @@ pub struct DirectoryPage {
 #[derive(Template)]
 #[template(path = "chat.html")]
 pub struct ChatPage {
-    pub me: User,
-    pub csrf: String,
-    pub theme: String,
-    pub is_admin: bool,
+    pub layout: Layout,
     /// The room open first (`?room=`, `general` by default), already checked.
     pub room: String,
     /// The longest message the hub accepts, for the composer's `maxlength`.
@@ -113,10 +155,7 @@ pub struct ChatPage {
 #[derive(Template)]
 #[template(path = "edit.html")]
 pub struct EditPage {
-    pub me: User,
-    pub csrf: String,
-    pub theme: String,
-    pub is_admin: bool,
+    pub layout: Layout,
     pub user_id: i64,
     pub form: UserForm,
 }
@@ -126,17 +165,18 @@ pub struct EditPage {
 #[derive(Template)]
 #[template(path = "confirm_delete.html")]
 pub struct ConfirmDeletePage {
-    pub me: User,
-    pub csrf: String,
-    pub theme: String,
-    pub is_admin: bool,
+    pub layout: Layout,
     pub user: User,
 }
 
+/// The error page. It extends `base.html` but has no [`Layout`]: it is also shown
+/// with no session (an unknown page, a refused login, a rate limit) and is rendered
+/// where the viewer is not known, so its header shows only the way back, and its
+/// theme follows the browser.
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
-    pub theme: &'a str,
+    pub layout: NoSession,
     pub status: u16,
     pub title: &'a str,
     pub message: &'a str,
@@ -163,7 +203,9 @@ pub fn render(page: &impl Template, status: StatusCode) -> Response {
 /// before a page handler runs: a refused CSRF check, a rate limit, an unknown page).
 pub fn error_page_html(status: StatusCode, title: &str, message: &str) -> String {
     let page = ErrorPage {
-        theme: "system",
+        layout: NoSession {
+            theme: DEFAULT_THEME,
+        },
         status: status.as_u16(),
         title,
         message,

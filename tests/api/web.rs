@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
-use serde_json::Value;
+use serde_json::{Value, json};
 use switchboard::directory::synthetic;
 use switchboard::store::Backend;
 
@@ -413,23 +413,8 @@ async fn static_files_are_served_with_their_types_and_etags(backend: Backend) {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
-/// Runs one statement against the test's database from outside the app (the API has
-/// no way to change settings.theme yet).
-async fn execute(app: &TestApp, sql: &str) {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match app.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-        }
-    }
-}
-
+/// Every page's frame (base.html) carries the viewer's theme setting, as written
+/// through the settings API, so the page never flashes in the other theme.
 async fn pages_carry_the_viewers_theme(backend: Backend) {
     let app = spawn_app(backend).await;
     let body = html(app.get("/").await, 200).await;
@@ -437,15 +422,17 @@ async fn pages_carry_the_viewers_theme(backend: Backend) {
         body.contains(r#"<html lang="en" data-theme="system">"#),
         "{body}"
     );
-    execute(
-        &app,
-        &format!(
-            "UPDATE users SET theme = 'dark' WHERE id = {}",
-            app.admin_id()
-        ),
-    )
-    .await;
-    for path in ["/".to_owned(), format!("/users/{}/edit", app.admin_id())] {
+    let id = app.admin_id();
+    let settings = format!("/api/users/{id}/settings");
+    let response = app.patch_json(&settings, &json!({"theme": "dark"})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for path in [
+        "/".to_owned(),
+        format!("/users/{id}/edit"),
+        format!("/users/{id}/delete"),
+        "/chat".to_owned(),
+        "/account".to_owned(),
+    ] {
         let body = html(app.get(&path).await, 200).await;
         assert!(
             body.contains(r#"<html lang="en" data-theme="dark">"#),
@@ -555,6 +542,18 @@ async fn browsers_get_html_error_pages_and_the_api_keeps_json(backend: Backend) 
     )
     .await;
     assert!(page.contains("Not found"), "{page}");
+    // The error page is base.html's frame (theme script, header, skip link), without
+    // what needs a session: it is also shown to visitors who have none.
+    for part in [
+        r#"data-theme="system""#,
+        "/static/theme.js",
+        r#"class="topbar""#,
+    ] {
+        assert!(page.contains(part), "{part}: {page}");
+    }
+    for part in [r#"action="/logout""#, r#"id="bell""#, "/static/bell.js"] {
+        assert!(!page.contains(part), "{part}: {page}");
+    }
     // The API answers JSON whatever the Accept header says.
     let response = as_browser(app.client.get(app.url("/api/no-such-thing")))
         .await

@@ -14,6 +14,10 @@
 //! `TEST_FAULTS_REQUIRED`, so in CI a missing binary fails instead. Every process and
 //! directory a test makes is removed by a `Drop` guard, also when it fails.
 
+// A panic is how a test reports: unwrap freely. (clippy.toml's allow-unwrap-in-tests
+// does not reach the helpers these tests share, nor every async test.)
+#![allow(clippy::unwrap_used)]
+
 mod instances;
 mod postgres;
 mod redis;
