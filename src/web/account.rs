@@ -6,8 +6,9 @@
 //! answer to the post that made it, and never again. `web/static/account.js`
 //! enhances the same forms through the JSON API.
 //!
-//! Every rule is the API's: the handlers here call the same functions
-//! ([`crate::directory::handlers::update_user`], [`crate::account`], the token and
+//! Every rule is the API's: the handlers here read their form into the same types the
+//! API parses ([`crate::directory::input`]) and call the same functions
+//! ([`crate::directory::service::update_user`], [`crate::account`], the token and
 //! password functions of [`crate::auth::handlers`]).
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::forms::user_input;
 use super::pages::theme_of;
 use super::views::{PageError, UserForm, render};
 use crate::AppState;
@@ -32,8 +34,9 @@ use crate::auth::csrf::CsrfToken;
 use crate::auth::handlers::{change_own_password, mint_token, revoke};
 use crate::auth::model::ApiToken;
 use crate::auth::{Identity, audit};
-use crate::directory::handlers::update_user;
-use crate::directory::model::{Settings, User};
+use crate::directory::input::{Field, Password, SettingsInput};
+use crate::directory::model::{Settings, SettingsChanges, User, UserChanges};
+use crate::directory::service::update_user;
 use crate::error::{ApiError, FieldErrors};
 
 /// The account page's routes, for your own account and (admins) anyone's.
@@ -437,21 +440,14 @@ async fn profile(
 ) -> Result<Response, PageError> {
     let target = target(&state, &identity, &raw).await?;
     let input = form_body(form)?;
-    let mut body = Map::new();
-    for (key, value) in [("name", &input.name), ("email", &input.email)] {
-        if let Some(value) = value {
-            body.insert(key.into(), Value::String(value.clone()));
+    let fields = user_input(&input.name, &input.email, &input.role, identity.is_admin());
+    let updated = match UserChanges::parse(&fields) {
+        Ok((changes, password)) => {
+            update_user(&state, &identity, target.user.id, changes, password).await
         }
-    }
-    // Members' forms have no role field; one added by hand would be refused anyway.
-    if let Some(role) = input
-        .role
-        .as_ref()
-        .filter(|r| identity.is_admin() && !r.is_empty())
-    {
-        body.insert("role".into(), Value::String(role.clone()));
-    }
-    match update_user(&state, &identity, target.user.id, &body).await {
+        Err(invalid) => Err(invalid.into()),
+    };
+    match updated {
         Ok(_) => Ok(back(&target, "profile", "profile")),
         Err(error) => {
             let typed = UserForm {
@@ -509,11 +505,16 @@ async fn password(
         .await
         .map(|_| response)
     } else {
-        let mut body = Map::new();
-        body.insert("password".into(), Value::String(new));
-        update_user(&state, &identity, target.user.id, &body)
-            .await
-            .map(|_| back(&target, "password-reset", "password"))
+        let password = Some(Password::new(new));
+        update_user(
+            &state,
+            &identity,
+            target.user.id,
+            UserChanges::default(),
+            password,
+        )
+        .await
+        .map(|_| back(&target, "password-reset", "password"))
     };
     match result {
         Ok(response) => Ok(response),
@@ -552,19 +553,17 @@ async fn settings(
 ) -> Result<Response, PageError> {
     let target = target(&state, &identity, &raw).await?;
     let input = form_body(form)?;
-    let mut body = Map::new();
-    if let Some(theme) = input.theme {
-        body.insert("theme".into(), Value::String(theme));
-    }
-    body.insert(
-        "notify_mentions".into(),
-        json!(input.notify_mentions.is_some()),
-    );
-    body.insert(
-        "notify_admin_changes".into(),
-        json!(input.notify_admin_changes.is_some()),
-    );
-    match change_settings(&state, target.user.id, &body).await {
+    let fields = SettingsInput {
+        theme: input.theme.into(),
+        notify_mentions: Field::Given(input.notify_mentions.is_some()),
+        notify_admin_changes: Field::Given(input.notify_admin_changes.is_some()),
+        ..SettingsInput::default()
+    };
+    let changed = match SettingsChanges::parse(&fields) {
+        Ok(changes) => change_settings(&state, target.user.id, &changes).await,
+        Err(invalid) => Err(invalid.into()),
+    };
+    match changed {
         Ok(_) => Ok(back(&target, "settings", "preferences")),
         Err(error) => {
             refused(
