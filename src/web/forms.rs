@@ -82,10 +82,11 @@ pub fn user_input(
     }
 }
 
-fn form_body(form: Result<Form<UserFormInput>, FormRejection>) -> Result<UserFormInput, PageError> {
+/// A posted form's fields, or why not: over the body limit is a 413, as on every
+/// other route, not a malformed form. Shared by every form post of the pages.
+pub fn form_body<T>(form: Result<Form<T>, FormRejection>) -> Result<T, PageError> {
     match form {
         Ok(Form(input)) => Ok(input),
-        // Over the body limit is a 413, as on every other route, not a malformed form.
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Err(PageError(ApiError::PayloadTooLarge))
         }
