@@ -5,14 +5,17 @@
 
 use std::io::BufRead;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 
 use crate::auth::model::{NewToken, unix_now};
 use crate::auth::{password, token};
 use crate::config::{TokenAction, UserAction};
-use crate::directory::model::{self, NewUser, Role, match_key};
-use crate::error::FieldErrors;
-use crate::store::{NewPassword, Store, StoreError};
+use crate::directory::input::{Field, Password, UserInput};
+use crate::directory::model::{NewUser, match_key};
+use crate::directory::service::Directory;
+use crate::error::ApiError;
+use crate::hub::message::Author;
+use crate::store::{NewPassword, Store};
 
 /// The password to set for `account`: the first line of stdin (which must pass the
 /// password policy), or a generated one (printed).
@@ -67,41 +70,30 @@ pub async fn user(
             role,
             password_stdin,
         } => {
-            let mut errors = FieldErrors::new();
-            let name = model::check_name(&name, &mut errors);
-            let email = model::check_email(&email, &mut errors);
-            let (Some(name), Some(email)) = (name, email) else {
-                let problems: Vec<String> = errors
-                    .iter()
-                    .map(|(field, problem)| format!("--{field}: {problem}"))
-                    .collect();
-                bail!("{}", problems.join("; "));
+            // The API's rules for a new user, the password policy included.
+            let input = UserInput {
+                name: Field::Given(name),
+                email: Field::Given(email),
+                role: Field::Given(role),
+                password: Field::Absent,
             };
+            let (user, _) =
+                NewUser::parse(&input).map_err(|invalid| anyhow!("invalid account: {invalid}"))?;
             let account = password::Account {
-                name: &name,
-                email: &email,
+                name: &user.name,
+                email: &user.email,
             };
             let (secret, generated) = obtain_password(password_stdin, policy, account)?;
-            let taken = email.clone();
-            let (user, _) = store
-                .insert_user(
-                    &NewUser {
-                        name,
-                        email,
-                        role: Role::try_from(role).map_err(anyhow::Error::msg)?,
-                        password_hash: Some(password::hash(secret.clone()).await?),
-                    },
-                    crate::directory::events::event_of(
-                        crate::directory::events::Change::Created,
-                        crate::hub::message::Author::system(),
-                    ),
-                )
+            let taken = user.email.clone();
+            let directory = Directory { store, policy };
+            let (user, _) = directory
+                .create(Author::system(), user, Some(Password::new(secret.clone())))
                 .await
                 .map_err(|error| match error {
-                    StoreError::EmailTaken => anyhow::anyhow!(
+                    ApiError::Conflict { fields, .. } if fields.contains_key("email") => anyhow!(
                         "{taken} is already in the directory; to let it log in, set its password with `switchboard user passwd --email {taken}`"
                     ),
-                    other => other.into(),
+                    other => anyhow!("{}", other.envelope().error),
                 })?;
             println!(
                 "added {} <{}> as {}, id {}",

@@ -20,7 +20,8 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::auth::handlers::delete_session;
 use crate::auth::{Credential, Identity};
-use crate::directory::model::{Settings, settings_from_json};
+use crate::directory::input::SettingsInput;
+use crate::directory::model::{Settings, SettingsChanges};
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::hub::message::{Author, notification_room};
@@ -62,20 +63,20 @@ async fn update_settings(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Settings>, ApiError> {
     identity.require_self_or_admin(id)?;
-    Ok(Json(change_settings(&state, id, &body).await?))
+    let changes = SettingsChanges::parse(&SettingsInput::from_json(&body))?;
+    Ok(Json(change_settings(&state, id, &changes).await?))
 }
 
-/// Validates and applies a change of user `id`'s settings (the caller may); the API
-/// and the account page's form share it.
+/// Applies a change of user `id`'s settings (the caller may); the API and the account
+/// page's form share it.
 pub async fn change_settings(
     state: &AppState,
     id: i64,
-    body: &Map<String, Value>,
+    changes: &SettingsChanges,
 ) -> Result<Settings, ApiError> {
-    let changes = settings_from_json(body)?;
     state
         .store
-        .update_settings(id, &changes)
+        .update_settings(id, changes)
         .await?
         .ok_or_else(|| ApiError::not_found("User"))
 }
@@ -234,6 +235,13 @@ async fn mark_read(
     identity: Identity,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<ReadState>, ApiError> {
+    let through = read_through(&body)?;
+    Ok(Json(read_notifications(&state, &identity, through).await?))
+}
+
+/// The body of `POST /api/notifications/read`: `through`, a notification id (absent
+/// or `null`: all of them); no other field.
+fn read_through(body: &Map<String, Value>) -> Result<Option<i64>, ApiError> {
     let through = match body.get("through") {
         None | Some(Value::Null) => None,
         Some(value) => match crate::http::extract::whole_number(value).filter(|n| *n >= 0) {
@@ -252,7 +260,7 @@ async fn mark_read(
             "is not a field of this request",
         ));
     }
-    Ok(Json(read_notifications(&state, &identity, through).await?))
+    Ok(through)
 }
 
 /// Marks `identity`'s notifications read through `through` (all when `None`) and

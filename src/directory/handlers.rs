@@ -1,33 +1,27 @@
-//! HTTP handlers of the directory. Shapes marked *compat* in DESIGN.md are fixed:
-//! the list is a bare JSON array (pagination in headers), delete answers
-//! `{"message": ...}`, autocomplete is an array of strings.
+//! HTTP handlers of the directory: each reads its request into the directory's types
+//! and calls [`super::service`], which holds the rules. Shapes marked *compat* in
+//! DESIGN.md are fixed: the list is a bare JSON array (pagination in headers), delete
+//! answers `{"message": ...}`, autocomplete is an array of strings.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::model::{self, Profile, User, match_key};
-use super::search::rank_users;
+use super::input::UserInput;
+use super::model::{NewUser, Profile, User, UserChanges};
+use super::service::{self, create_user, delete_user, list_page, suggest_names, update_user};
 use crate::AppState;
-use crate::auth::{Admin, Credential, Identity, password};
-use crate::directory::events::{Change, event_of};
+use crate::auth::{Admin, Identity};
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
-use crate::hub::message::{Author, DIRECTORY_ROOM};
-use crate::hub::{EndReason, Ending, Revoked};
-use crate::store::{NewPassword, UserPage};
+use crate::hub::message::DIRECTORY_ROOM;
 
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 500;
 const DEFAULT_SUGGESTIONS: i64 = 5;
 const MAX_SUGGESTIONS: i64 = 20;
-/// Autocomplete stays quiet below this many characters: one letter matches too much
-/// to help anyone.
-const MIN_SUGGEST_CHARS: usize = 2;
 const DEFAULT_SEARCH_RESULTS: i64 = 20;
 const MAX_SEARCH_RESULTS: i64 = 100;
 
@@ -36,26 +30,6 @@ pub struct ListParams {
     search: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
-}
-
-/// The cursor is opaque to clients: today the last id seen, base64url'd so nobody
-/// builds one by hand and we stay free to change what is inside.
-fn encode_cursor(last_id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("u{last_id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix('u')?.parse().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "The cursor is not one this server gave out",
-            )
-        })
 }
 
 /// `limit` within `1..=max`: above the maximum it is lowered (as GitHub's `per_page`
@@ -71,78 +45,6 @@ fn page_size(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError
     }
 }
 
-/// A needle with a control character in it is a 400: no name or email holds one, and
-/// a NUL cannot even reach the indexes (FTS5 reads it as the end of its query string,
-/// PostgreSQL refuses it in text), which made it a 500.
-fn check_needle(text: &str, parameter: &str) -> Result<(), ApiError> {
-    if text.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("{parameter} must not contain control characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// The match key of a search needle, trimmed; `None` when nothing is left.
-fn search_key(text: Option<&str>, parameter: &str) -> Result<Option<String>, ApiError> {
-    let Some(text) = text.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    check_needle(text, parameter)?;
-    Ok(Some(match_key(text)))
-}
-
-/// One page of the directory as the list shows it: the users, and the cursor of the
-/// next page (`None` on the last page). Shared by the JSON list and the HTML page, so
-/// both page the same way.
-pub struct ListPage {
-    pub users: Vec<User>,
-    pub next_cursor: Option<String>,
-    /// The number of users, given only for the unfiltered list (it is cheap there).
-    pub total: Option<i64>,
-}
-
-/// Reads one page: `search` (trimmed, case-insensitive), after `cursor`, `limit` rows.
-pub async fn list_page(
-    state: &AppState,
-    search: Option<&str>,
-    cursor: Option<&str>,
-    limit: i64,
-) -> Result<ListPage, ApiError> {
-    // A blank cursor (`?cursor=`) is the first page, as a blank search is no search.
-    let after_id = cursor
-        .filter(|c| !c.trim().is_empty())
-        .map(decode_cursor)
-        .transpose()?
-        .unwrap_or(0);
-    let search = search_key(search, "search")?;
-    // One extra row says whether a next page exists, so the last page has no link.
-    let mut users = state
-        .store
-        .list_users(&UserPage {
-            search: search.clone(),
-            after_id,
-            limit: limit + 1,
-        })
-        .await?;
-    let more = users.len() as i64 > limit;
-    users.truncate(limit as usize);
-    let next_cursor = match (more, users.last()) {
-        (true, Some(last)) => Some(encode_cursor(last.id)),
-        _ => None,
-    };
-    let total = match search {
-        None => Some(state.store.count_users().await?),
-        Some(_) => None,
-    };
-    Ok(ListPage {
-        users,
-        next_cursor,
-        total,
-    })
-}
-
 /// `GET /api/users?search=&limit=&cursor=` (*compat*: a JSON array). The next page is
 /// in `Link: <...>; rel="next"`, absent on the last page; `X-Total-Count` is given for
 /// the unfiltered list.
@@ -155,7 +57,7 @@ pub async fn list(
     // position (a page may already show a later change; events are idempotent).
     let position = state.hub.position(DIRECTORY_ROOM).await?.last_id;
     let page = list_page(
-        &state,
+        &*state.store,
         params.search.as_deref(),
         params.cursor.as_deref(),
         limit,
@@ -202,7 +104,8 @@ pub async fn create(
     Admin(identity): Admin,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let user = create_user(&state, &identity, &body).await?;
+    let (user, password) = NewUser::parse(&UserInput::from_json(&body))?;
+    let user = create_user(&state, &identity, user, password).await?;
     let location = HeaderValue::from_str(&format!("/api/users/{}", user.id))
         .expect("digits are a valid header");
     Ok((
@@ -213,142 +116,22 @@ pub async fn create(
         .into_response())
 }
 
-/// Validates and inserts a user from a JSON-like object (the caller has checked that
-/// an admin asks). Shared by the API and the HTML form. Open pages see the new entry
-/// through the hub's `directory` room.
-pub async fn create_user(
-    state: &AppState,
-    identity: &Identity,
-    body: &Map<String, Value>,
-) -> Result<User, ApiError> {
-    let (mut new_user, given_password) = model::new_user_from_json(body)?;
-    if let Some(clear) = given_password {
-        let account = password::Account {
-            name: &new_user.name,
-            email: &new_user.email,
-        };
-        state
-            .auth
-            .password_policy
-            .check_field(&clear, account, "password")?;
-        new_user.password_hash = Some(password::hash(clear).await.map_err(ApiError::internal)?);
-    }
-    let (user, event) = state
-        .store
-        .insert_user(
-            &new_user,
-            event_of(Change::Created, Author::of(&identity.user)),
-        )
-        .await?;
-    state.hub.publish(event).await;
-    Ok(user)
-}
-
 /// `PUT` and `PATCH /api/users/{id}`: both partial (the seed's PUT updates only the
-/// fields given, and clients written for it rely on that). Members may change their
-/// own name and email; roles and passwords are set by admins (members change their own
-/// password through `/api/auth/password`, which asks for the current one).
+/// fields given, and clients written for it rely on that). Who may change what is
+/// [`Directory::update`](super::service::Directory::update)'s.
 pub async fn update(
     State(state): State<AppState>,
     identity: Identity,
     Path(id): Path<i64>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<User>, ApiError> {
-    update_user(&state, &identity, id, &body).await.map(Json)
-}
-
-/// The rules of [`update`], for the API and the HTML form alike.
-pub async fn update_user(
-    state: &AppState,
-    identity: &Identity,
-    id: i64,
-    body: &Map<String, Value>,
-) -> Result<User, ApiError> {
+    // Who may is checked before what was sent is judged: a member learns nothing
+    // about another's account from the errors.
     identity.require_self_or_admin(id)?;
-    let (changes, given_password) = model::changes_from_json(body)?;
-    if changes.role.is_some() || given_password.is_some() {
-        identity.require_admin()?;
-    }
-    let current = state
-        .store
-        .get_user(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("User"))?;
-    let new_password = match given_password {
-        Some(clear) => {
-            // Judged against the name and email the account will have.
-            let account = password::Account {
-                name: changes.name.as_deref().unwrap_or(&current.name),
-                email: changes.email.as_deref().unwrap_or(&current.email),
-            };
-            state
-                .auth
-                .password_policy
-                .check_field(&clear, account, "password")?;
-            let hash = password::hash(clear).await.map_err(ApiError::internal)?;
-            Some(NewPassword {
-                hash,
-                // An admin resetting their own password with a token keeps that token.
-                keep_token: match identity.credential {
-                    Credential::Token { id: token } if identity.id() == id => Some(token),
-                    _ => None,
-                },
-            })
-        }
-        None => None,
-    };
-    if changes.is_empty() && new_password.is_none() {
-        return Ok(current);
-    }
-    let old_role = current.role;
-    let actor = Author::of(&identity.user);
-    // One transaction: the changes, the password, the end of the old credentials,
-    // and the last-admin rule.
-    let update = state
-        .store
-        .update_user(
-            id,
-            &changes,
-            new_password.as_ref(),
-            event_of(Change::Updated, actor.clone()),
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("User"))?;
-    if let Some(event) = update.event {
-        state.hub.publish(event).await;
-    }
-    if update.user.role != old_role {
-        // Realtime connections were authorized with the old role: they end, and
-        // reconnect with the new one.
-        state
-            .hub
-            .end_credential(Ending {
-                revoked: Revoked::User { user_id: id },
-                reason: EndReason::RoleChanged,
-            })
-            .await;
-    }
-    if let Some(ended) = &update.ended {
-        crate::auth::credentials_ended(state, ended, "password set by an admin").await;
-    }
-    if identity.id() != id {
-        tell_about_admin_change(state, &actor, &update.user, new_password.is_some()).await;
-    }
-    Ok(update.user)
-}
-
-/// A notification to a user whose account an admin changed. Logged, not returned,
-/// when it fails: the change itself is done.
-async fn tell_about_admin_change(state: &AppState, admin: &Author, user: &User, password: bool) {
-    let text = if password {
-        format!("{} changed your account and set a new password", admin.name)
-    } else {
-        format!("{} changed your account", admin.name)
-    };
-    let event = serde_json::json!({ "type": "account_changed", "user": user });
-    if let Err(error) = state.hub.notify(user.id, admin, text, event).await {
-        tracing::warn!(%error, "storing an account-change notification failed");
-    }
+    let (changes, password) = UserChanges::parse(&UserInput::from_json(&body))?;
+    Ok(Json(
+        update_user(&state, &identity, id, changes, password).await?,
+    ))
 }
 
 #[derive(Serialize)]
@@ -367,25 +150,6 @@ pub async fn remove(
     Ok(Json(Message {
         message: "User deleted successfully",
     }))
-}
-
-/// Deletes a user, never the last admin (the caller has checked that an admin asks).
-pub async fn delete_user(state: &AppState, identity: &Identity, id: i64) -> Result<(), ApiError> {
-    // The store refuses to delete the last admin, inside the delete's transaction.
-    let event = state
-        .store
-        .delete_user(id, event_of(Change::Deleted, Author::of(&identity.user)))
-        .await?
-        .ok_or_else(|| ApiError::not_found("User"))?;
-    state
-        .hub
-        .end_credential(Ending {
-            revoked: Revoked::User { user_id: id },
-            reason: EndReason::AccountDeleted,
-        })
-        .await;
-    state.hub.publish(event).await;
-    Ok(())
 }
 
 pub async fn profile(
@@ -420,13 +184,8 @@ pub async fn autocomplete(
     Query(params): Query<SuggestParams>,
 ) -> Result<Json<Vec<String>>, ApiError> {
     let limit = page_size(params.limit, DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS)?;
-    let typed = params.q.as_deref().unwrap_or("").trim_start();
-    check_needle(typed, "q")?;
-    let prefix = match_key(typed);
-    if prefix.chars().count() < MIN_SUGGEST_CHARS {
-        return Ok(Json(Vec::new()));
-    }
-    Ok(Json(state.store.autocomplete_names(&prefix, limit).await?))
+    let typed = params.q.as_deref().unwrap_or("");
+    Ok(Json(suggest_names(&*state.store, typed, limit).await?))
 }
 
 /// `GET /api/search?q=`: users whose name or email contains `q`, best matches first.
@@ -436,24 +195,14 @@ pub async fn search(
     Query(params): Query<SuggestParams>,
 ) -> Result<Json<Vec<User>>, ApiError> {
     let limit = page_size(params.limit, DEFAULT_SEARCH_RESULTS, MAX_SEARCH_RESULTS)?;
-    let Some(needle) = search_key(params.q.as_deref(), "q")? else {
-        return Ok(Json(Vec::new()));
-    };
-    let candidates = state.store.search_users(&needle, limit).await?;
-    Ok(Json(rank_users(candidates, &needle, limit as usize)))
+    Ok(Json(
+        service::search(&*state.store, params.q.as_deref(), limit).await?,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_foreign_ones_are_refused() {
-        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
-        for bad in ["", "42", "!!", &URL_SAFE_NO_PAD.encode("x42")] {
-            assert!(decode_cursor(bad).is_err(), "{bad:?} was accepted");
-        }
-    }
 
     #[test]
     fn page_sizes_are_capped_and_must_be_positive() {

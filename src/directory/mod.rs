@@ -1,10 +1,21 @@
 //! The user directory: list (search, keyset pages), read, create, update, delete,
 //! profile, autocomplete and ranked search.
+//!
+//! - [`model`]: what a user is, and the rule for each value (name, email, role);
+//! - [`input`]: requests parsed into those types (`NewUser::parse`, ...), for every
+//!   way in;
+//! - [`service`]: the operations and their rules (who may change what, passwords,
+//!   the last admin), and what the hub is told;
+//! - [`cursor`]: the list's page cursor; [`search`]: the ranking of search results;
+//! - [`events`]: the `directory` room's events; [`handlers`]: the JSON API, thin.
 
+pub mod cursor;
 pub mod events;
 pub mod handlers;
+pub mod input;
 pub mod model;
 pub mod search;
+pub mod service;
 pub mod synthetic;
 
 use axum::Router;

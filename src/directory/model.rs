@@ -1,15 +1,13 @@
 //! The user directory's data: what a user is, what may be written to one, and the
-//! rules a write must pass. Validation works on the raw JSON object so that a missing
-//! field, a wrong type and a bad value all come back as a 422 naming the field,
-//! instead of serde's first-error-wins 400.
+//! rule for each value a write carries (a name, an email, a role). Reading those
+//! values out of a request is [`super::input`]'s.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use validator::ValidateEmail;
 
-use crate::error::{ApiError, FieldErrors};
+use crate::error::FieldErrors;
 
 pub const NAME_MAX_CHARS: usize = 100;
 /// RFC 5321's limit on a forward path, the longest address that can be delivered.
@@ -103,52 +101,6 @@ pub struct SettingsChanges {
     pub notify_admin_changes: Option<bool>,
 }
 
-/// The body of `PATCH /api/users/{id}/settings`: every field optional, unknown
-/// fields refused (a misspelt setting must not look saved).
-pub fn settings_from_json(body: &Map<String, Value>) -> Result<SettingsChanges, ApiError> {
-    let mut errors = FieldErrors::new();
-    let mut changes = SettingsChanges::default();
-    let flag = |field: &str, errors: &mut FieldErrors| match body.get(field) {
-        None => None,
-        Some(Value::Bool(on)) => Some(*on),
-        Some(_) => {
-            errors.insert(field.into(), "must be true or false".into());
-            None
-        }
-    };
-    if let Some(theme) = optional(body, "theme", &mut errors) {
-        if THEMES.contains(&theme) {
-            changes.theme = Some(theme.to_owned());
-        } else {
-            errors.insert("theme".into(), "must be system, light or dark".into());
-        }
-    }
-    if let Some(all) = flag("notifications", &mut errors) {
-        changes.notify_mentions = Some(all);
-        changes.notify_admin_changes = Some(all);
-    }
-    // The kinds named one by one win over the compat switch given beside them.
-    if let Some(on) = flag("notify_mentions", &mut errors) {
-        changes.notify_mentions = Some(on);
-    }
-    if let Some(on) = flag("notify_admin_changes", &mut errors) {
-        changes.notify_admin_changes = Some(on);
-    }
-    for field in body.keys() {
-        if !matches!(
-            field.as_str(),
-            "theme" | "notifications" | "notify_mentions" | "notify_admin_changes"
-        ) {
-            errors.insert(field.clone(), "is not a setting".into());
-        }
-    }
-    if errors.is_empty() {
-        Ok(changes)
-    } else {
-        Err(ApiError::invalid(errors))
-    }
-}
-
 /// `GET /api/users/{id}/profile` (*compat*: nested user, settings, stats).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Profile {
@@ -219,94 +171,6 @@ impl UserChanges {
 /// PostgreSQL folds all of Unicode: one Rust function gives both the same answer.
 pub fn match_key(text: &str) -> String {
     text.to_lowercase()
-}
-
-/// A password given in a request body, still in clear: hashed by the handler.
-pub type GivenPassword = Option<String>;
-
-/// The body of `POST /api/users`: `name` and `email` are required; `role` and
-/// `password` are optional (and only an admin may create users at all).
-pub fn new_user_from_json(body: &Map<String, Value>) -> Result<(NewUser, GivenPassword), ApiError> {
-    let mut errors = FieldErrors::new();
-    let name = required(body, "name", &mut errors).and_then(|v| check_name(v, &mut errors));
-    let email = required(body, "email", &mut errors).and_then(|v| check_email(v, &mut errors));
-    let role = optional(body, "role", &mut errors).and_then(|v| check_role(v, &mut errors));
-    let password = optional(body, "password", &mut errors).map(str::to_owned);
-    match (name, email) {
-        (Some(name), Some(email)) if errors.is_empty() => Ok((
-            NewUser {
-                name,
-                email,
-                role: role.unwrap_or_default(),
-                password_hash: None,
-            },
-            password,
-        )),
-        _ => Err(ApiError::invalid(errors)),
-    }
-}
-
-/// The body of `PUT`/`PATCH /api/users/{id}`: every field optional.
-pub fn changes_from_json(
-    body: &Map<String, Value>,
-) -> Result<(UserChanges, GivenPassword), ApiError> {
-    let mut errors = FieldErrors::new();
-    let name = optional(body, "name", &mut errors).and_then(|v| check_name(v, &mut errors));
-    let email = optional(body, "email", &mut errors).and_then(|v| check_email(v, &mut errors));
-    let role = optional(body, "role", &mut errors).and_then(|v| check_role(v, &mut errors));
-    let password = optional(body, "password", &mut errors).map(str::to_owned);
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
-    }
-    Ok((UserChanges { name, email, role }, password))
-}
-
-fn check_role(raw: &str, errors: &mut FieldErrors) -> Option<Role> {
-    let role = Role::try_from(raw.to_owned()).ok();
-    if role.is_none() {
-        errors.insert("role".into(), "must be admin or member".into());
-    }
-    role
-}
-
-/// The string value of a required field; records why not otherwise.
-fn required<'a>(
-    body: &'a Map<String, Value>,
-    field: &str,
-    errors: &mut FieldErrors,
-) -> Option<&'a str> {
-    match body.get(field) {
-        None | Some(Value::Null) => {
-            errors.insert(field.into(), "is required".into());
-            None
-        }
-        Some(value) => string(value, field, errors),
-    }
-}
-
-/// The string value of an optional field (absent = unchanged); `null` is refused
-/// because none of these fields can be cleared.
-fn optional<'a>(
-    body: &'a Map<String, Value>,
-    field: &str,
-    errors: &mut FieldErrors,
-) -> Option<&'a str> {
-    match body.get(field) {
-        None => None,
-        Some(Value::Null) => {
-            errors.insert(field.into(), "cannot be null".into());
-            None
-        }
-        Some(value) => string(value, field, errors),
-    }
-}
-
-fn string<'a>(value: &'a Value, field: &str, errors: &mut FieldErrors) -> Option<&'a str> {
-    let text = value.as_str();
-    if text.is_none() {
-        errors.insert(field.into(), "must be a string".into());
-    }
-    text
 }
 
 pub fn check_name(raw: &str, errors: &mut FieldErrors) -> Option<String> {
@@ -417,34 +281,6 @@ pub fn check_email(raw: &str, errors: &mut FieldErrors) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn object(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
-    }
-
-    fn fields(err: ApiError) -> FieldErrors {
-        match err {
-            ApiError::Validation { fields, .. } => fields,
-            other => panic!("expected a validation error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_new_user_is_trimmed() {
-        let (user, password) =
-            new_user_from_json(&object(json!({"name": "  Zoë  ", "email": " z@x.io "}))).unwrap();
-        assert_eq!(password, None);
-        assert_eq!(user.name, "Zoë");
-        assert_eq!(user.email, "z@x.io");
-    }
-
-    #[test]
-    fn missing_fields_are_each_reported() {
-        let errors = fields(new_user_from_json(&Map::new()).unwrap_err());
-        assert_eq!(errors["name"], "is required");
-        assert_eq!(errors["email"], "is required");
-    }
 
     #[test]
     fn names_are_counted_in_characters_not_bytes() {
@@ -453,15 +289,6 @@ mod tests {
         let mut errors = FieldErrors::new();
         assert!(check_name(&"é".repeat(101), &mut errors).is_none());
         assert_eq!(errors["name"], "must be at most 100 characters");
-    }
-
-    #[test]
-    fn control_characters_and_wrong_types_are_refused() {
-        let errors = fields(
-            new_user_from_json(&object(json!({"name": "a\u{0}b", "email": 5}))).unwrap_err(),
-        );
-        assert_eq!(errors["name"], "must not contain control characters");
-        assert_eq!(errors["email"], "must be a string");
     }
 
     #[test]
@@ -530,31 +357,6 @@ mod tests {
                 "{bad} was accepted"
             );
         }
-    }
-
-    #[test]
-    fn changes_may_be_partial_but_not_null() {
-        let (changes, _) = changes_from_json(&object(json!({"name": "Bo"}))).unwrap();
-        assert_eq!(changes.name.as_deref(), Some("Bo"));
-        assert!(changes.email.is_none());
-        let errors = fields(changes_from_json(&object(json!({"email": null}))).unwrap_err());
-        assert_eq!(errors["email"], "cannot be null");
-    }
-
-    #[test]
-    fn roles_are_admin_or_member() {
-        let (user, _) = new_user_from_json(&object(
-            json!({"name": "A", "email": "a@x.io", "role": "admin"}),
-        ))
-        .unwrap();
-        assert_eq!(user.role, Role::Admin);
-        let errors = fields(
-            new_user_from_json(&object(
-                json!({"name": "A", "email": "a@x.io", "role": "root"}),
-            ))
-            .unwrap_err(),
-        );
-        assert_eq!(errors["role"], "must be admin or member");
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! answer to the post that made it, and never again. `web/static/account.js`
 //! enhances the same forms through the JSON API.
 //!
-//! Every rule is the API's: the handlers here call the same functions
-//! ([`crate::directory::handlers::update_user`], [`crate::account`], the token and
+//! Every rule is the API's: the handlers here read their form into the same types the
+//! API parses ([`crate::directory::input`]) and call the same functions
+//! ([`crate::directory::service::update_user`], [`crate::account`], the token and
 //! password functions of [`crate::auth::handlers`]).
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::forms::{form_body, user_input};
 use super::views::{Layout, PageError, UserForm, render};
 use crate::AppState;
 use crate::account::{change_settings, end_other_sessions, end_session_of, sessions_of};
@@ -31,8 +33,9 @@ use crate::auth::csrf::CsrfToken;
 use crate::auth::handlers::{change_own_password, mint_token, revoke};
 use crate::auth::model::ApiToken;
 use crate::auth::{Identity, audit};
-use crate::directory::handlers::update_user;
-use crate::directory::model::{Settings, User};
+use crate::directory::input::{Field, Password, SettingsInput};
+use crate::directory::model::{Settings, SettingsChanges, User, UserChanges};
+use crate::directory::service::update_user;
 use crate::error::{ApiError, FieldErrors};
 
 /// The account page's routes, for your own account and (admins) anyone's.
@@ -353,16 +356,22 @@ async fn show(
     Ok(render(&page, StatusCode::OK))
 }
 
-/// The page again with what went wrong (a 4xx), or the error page for errors that
+/// The answer to a form post: `done` (a redirect back, or a page) when the post
+/// succeeded; otherwise the page again with what went wrong (a 4xx), the form's
+/// fields errors and typed values set by `refused`, or the error page for errors that
 /// belong to no form.
-async fn refused(
+async fn answer(
     state: &AppState,
     identity: &Identity,
     target: &Target,
     csrf: CsrfToken,
-    error: ApiError,
-    outcome: impl FnOnce(FieldErrors, Option<String>) -> Outcome,
+    done: Result<Response, ApiError>,
+    refused: impl FnOnce(FieldErrors, Option<String>) -> Outcome,
 ) -> Result<Response, PageError> {
+    let error = match done {
+        Ok(response) => return Ok(response),
+        Err(error) => error,
+    };
     let status = error.status();
     let (fields, message) = match error {
         ApiError::Validation { fields, .. } | ApiError::Conflict { fields, .. }
@@ -381,10 +390,18 @@ async fn refused(
         target,
         csrf,
         None,
-        outcome(fields, message),
+        refused(fields, message),
     )
     .await?;
     Ok(render(&page, status))
+}
+
+/// The errors of the API's `field` shown beside the page's `as_field`.
+fn renamed(mut errors: FieldErrors, field: &str, as_field: &str) -> FieldErrors {
+    if let Some(problem) = errors.remove(field) {
+        errors.insert(as_field.into(), problem);
+    }
+    errors
 }
 
 fn back(target: &Target, done: &str, anchor: &str) -> Response {
@@ -407,19 +424,6 @@ pub struct AccountInput {
     expires_in_days: Option<String>,
 }
 
-fn form_body(form: Result<Form<AccountInput>, FormRejection>) -> Result<AccountInput, PageError> {
-    match form {
-        Ok(Form(input)) => Ok(input),
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Err(PageError(ApiError::PayloadTooLarge))
-        }
-        Err(rejection) => Err(PageError(ApiError::bad_request(
-            "invalid_form",
-            format!("The form could not be read: {}", rejection.body_text()),
-        ))),
-    }
-}
-
 /// `POST {base}/profile`: name and email (and, for an admin, the role).
 async fn profile(
     State(state): State<AppState>,
@@ -430,47 +434,27 @@ async fn profile(
 ) -> Result<Response, PageError> {
     let target = target(&state, &identity, &raw).await?;
     let input = form_body(form)?;
-    let mut body = Map::new();
-    for (key, value) in [("name", &input.name), ("email", &input.email)] {
-        if let Some(value) = value {
-            body.insert(key.into(), Value::String(value.clone()));
+    let fields = user_input(&input.name, &input.email, &input.role, identity.is_admin());
+    let updated = match UserChanges::parse(&fields) {
+        Ok((changes, password)) => {
+            update_user(&state, &identity, target.user.id, changes, password).await
         }
-    }
-    // Members' forms have no role field; one added by hand would be refused anyway.
-    if let Some(role) = input
-        .role
-        .as_ref()
-        .filter(|r| identity.is_admin() && !r.is_empty())
-    {
-        body.insert("role".into(), Value::String(role.clone()));
-    }
-    match update_user(&state, &identity, target.user.id, &body).await {
-        Ok(_) => Ok(back(&target, "profile", "profile")),
-        Err(error) => {
-            let typed = UserForm {
+        Err(invalid) => Err(invalid.into()),
+    };
+    let done = updated.map(|_| back(&target, "profile", "profile"));
+    answer(&state, &identity, &target, csrf, done, |errors, message| {
+        Outcome {
+            profile: Some(UserForm {
                 name: input.name.unwrap_or_default(),
                 email: input.email.unwrap_or_default(),
                 role: input.role.unwrap_or_default(),
-                ..UserForm::default()
-            };
-            refused(
-                &state,
-                &identity,
-                &target,
-                csrf,
-                error,
-                |errors, message| Outcome {
-                    profile: Some(UserForm {
-                        errors,
-                        message,
-                        ..typed
-                    }),
-                    ..Outcome::default()
-                },
-            )
-            .await
+                errors,
+                message,
+            }),
+            ..Outcome::default()
         }
-    }
+    })
+    .await
 }
 
 /// `POST {base}/password`: your own (current and new), or an admin's reset of
@@ -502,36 +486,33 @@ async fn password(
         .await
         .map(|_| response)
     } else {
-        let mut body = Map::new();
-        body.insert("password".into(), Value::String(new));
-        update_user(&state, &identity, target.user.id, &body)
-            .await
-            .map(|_| back(&target, "password-reset", "password"))
+        let password = Some(Password::new(new));
+        update_user(
+            &state,
+            &identity,
+            target.user.id,
+            UserChanges::default(),
+            password,
+        )
+        .await
+        .map(|_| back(&target, "password-reset", "password"))
     };
-    match result {
-        Ok(response) => Ok(response),
-        Err(error) => {
-            refused(
-                &state,
-                &identity,
-                &target,
-                csrf,
-                error,
-                |mut errors, message| {
-                    // An admin's reset names the API's field `password`.
-                    if let Some(problem) = errors.remove("password") {
-                        errors.insert("new_password".into(), problem);
-                    }
-                    Outcome {
-                        errors,
-                        message,
-                        ..Outcome::default()
-                    }
-                },
-            )
-            .await
-        }
-    }
+    answer(
+        &state,
+        &identity,
+        &target,
+        csrf,
+        result,
+        |errors, message| {
+            Outcome {
+                // An admin's reset names the API's field `password`.
+                errors: renamed(errors, "password", "new_password"),
+                message,
+                ..Outcome::default()
+            }
+        },
+    )
+    .await
 }
 
 /// `POST {base}/settings`: the theme and the notification preferences (checkboxes:
@@ -545,36 +526,25 @@ async fn settings(
 ) -> Result<Response, PageError> {
     let target = target(&state, &identity, &raw).await?;
     let input = form_body(form)?;
-    let mut body = Map::new();
-    if let Some(theme) = input.theme {
-        body.insert("theme".into(), Value::String(theme));
-    }
-    body.insert(
-        "notify_mentions".into(),
-        json!(input.notify_mentions.is_some()),
-    );
-    body.insert(
-        "notify_admin_changes".into(),
-        json!(input.notify_admin_changes.is_some()),
-    );
-    match change_settings(&state, target.user.id, &body).await {
-        Ok(_) => Ok(back(&target, "settings", "preferences")),
-        Err(error) => {
-            refused(
-                &state,
-                &identity,
-                &target,
-                csrf,
-                error,
-                |errors, message| Outcome {
-                    errors,
-                    message,
-                    ..Outcome::default()
-                },
-            )
-            .await
+    let fields = SettingsInput {
+        theme: input.theme.into(),
+        notify_mentions: Field::Given(input.notify_mentions.is_some()),
+        notify_admin_changes: Field::Given(input.notify_admin_changes.is_some()),
+        ..SettingsInput::default()
+    };
+    let changed = match SettingsChanges::parse(&fields) {
+        Ok(changes) => change_settings(&state, target.user.id, &changes).await,
+        Err(invalid) => Err(invalid.into()),
+    };
+    let done = changed.map(|_| back(&target, "settings", "preferences"));
+    answer(&state, &identity, &target, csrf, done, |errors, message| {
+        Outcome {
+            errors,
+            message,
+            ..Outcome::default()
         }
-    }
+    })
+    .await
 }
 
 /// `POST {base}/tokens`: makes a token and answers with the page showing it, once
@@ -613,50 +583,37 @@ async fn create_token(
     } else {
         Err(ApiError::invalid(errors))
     };
-    match result {
-        Ok(created) => {
-            let page = page(
+    let created = match result {
+        Ok(created) => created,
+        Err(error) => {
+            return answer(
                 &state,
                 &identity,
                 &target,
                 csrf,
-                None,
-                Outcome {
-                    new_token: Some(created.token),
+                Err(error),
+                |errors, message| Outcome {
+                    errors: renamed(errors, "name", "token_name"),
+                    message,
+                    token_name: name,
+                    token_days: days,
                     ..Outcome::default()
                 },
             )
-            .await?;
-            let mut response = render(&page, StatusCode::CREATED);
-            // The secret is in this page: no cache, not even the browser's history's.
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Ok(response)
+            .await;
         }
-        Err(error) => {
-            refused(
-                &state,
-                &identity,
-                &target,
-                csrf,
-                error,
-                |mut errors, message| {
-                    if let Some(problem) = errors.remove("name") {
-                        errors.insert("token_name".into(), problem);
-                    }
-                    Outcome {
-                        errors,
-                        message,
-                        token_name: name,
-                        token_days: days,
-                        ..Outcome::default()
-                    }
-                },
-            )
-            .await
-        }
-    }
+    };
+    let outcome = Outcome {
+        new_token: Some(created.token),
+        ..Outcome::default()
+    };
+    let page = page(&state, &identity, &target, csrf, None, outcome).await?;
+    let mut response = render(&page, StatusCode::CREATED);
+    // The secret is in this page: no cache, not even the browser's history's.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 /// `POST {base}/tokens/{token}/revoke`.

@@ -10,41 +10,33 @@ use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use super::pages::{DirectoryParams, directory_page, edit_page};
 use super::views::{PageError, UserForm, render};
 use crate::AppState;
 use crate::auth::Identity;
 use crate::auth::csrf::CsrfToken;
-use crate::directory::handlers::{create_user, delete_user, update_user};
+use crate::directory::input::{Field, UserInput};
+use crate::directory::model::{NewUser, UserChanges};
+use crate::directory::service::{create_user, delete_user, update_user};
 use crate::error::ApiError;
 use crate::http::extract::Path;
 
 /// The fields of the create and edit forms. All optional: a missing field is the
-/// validator's to name, not a parse failure.
+/// directory's to name, not a parse failure.
 #[derive(Deserialize, Default)]
-pub struct UserInput {
+pub struct UserFormInput {
     name: Option<String>,
     email: Option<String>,
     role: Option<String>,
 }
 
-impl UserInput {
-    /// The JSON object the directory's validation reads. `role` goes in only for
-    /// admins (members' forms have no role field; one added by hand would be refused
-    /// by the directory anyway).
-    fn to_body(&self, admin: bool) -> Map<String, Value> {
-        let mut body = Map::new();
-        for (key, value) in [("name", &self.name), ("email", &self.email)] {
-            if let Some(value) = value {
-                body.insert(key.into(), Value::String(value.clone()));
-            }
-        }
-        if let Some(role) = self.role.as_ref().filter(|r| admin && !r.is_empty()) {
-            body.insert("role".into(), Value::String(role.clone()));
-        }
-        body
+impl UserFormInput {
+    /// What the directory parses. `role` goes in only for admins, and not blank
+    /// (members' forms have no role field; one added by hand would be refused by the
+    /// directory anyway).
+    fn to_input(&self, admin: bool) -> UserInput {
+        user_input(&self.name, &self.email, &self.role, admin)
     }
 
     fn into_form(self, error: &ApiError) -> UserForm {
@@ -74,10 +66,27 @@ fn is_field_error(error: &ApiError) -> bool {
     ) && !matches!(error, ApiError::Conflict { fields, .. } if fields.is_empty())
 }
 
-fn form_body(form: Result<Form<UserInput>, FormRejection>) -> Result<UserInput, PageError> {
+/// A profile form's fields as the directory reads them (shared with the account
+/// page's profile form).
+pub fn user_input(
+    name: &Option<String>,
+    email: &Option<String>,
+    role: &Option<String>,
+    admin: bool,
+) -> UserInput {
+    UserInput {
+        name: name.clone().into(),
+        email: email.clone().into(),
+        role: role.clone().filter(|r| admin && !r.is_empty()).into(),
+        password: Field::Absent,
+    }
+}
+
+/// A posted form's fields, or why not: over the body limit is a 413, as on every
+/// other route, not a malformed form. Shared by every form post of the pages.
+pub fn form_body<T>(form: Result<Form<T>, FormRejection>) -> Result<T, PageError> {
     match form {
         Ok(Form(input)) => Ok(input),
-        // Over the body limit is a 413, as on every other route, not a malformed form.
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Err(PageError(ApiError::PayloadTooLarge))
         }
@@ -93,11 +102,15 @@ pub async fn create(
     State(state): State<AppState>,
     identity: Identity,
     csrf: CsrfToken,
-    form: Result<Form<UserInput>, FormRejection>,
+    form: Result<Form<UserFormInput>, FormRejection>,
 ) -> Result<Response, PageError> {
     identity.require_admin()?;
     let input = form_body(form)?;
-    match create_user(&state, &identity, &input.to_body(true)).await {
+    let created = match NewUser::parse(&input.to_input(true)) {
+        Ok((user, password)) => create_user(&state, &identity, user, password).await,
+        Err(invalid) => Err(invalid.into()),
+    };
+    match created {
         Ok(user) => {
             tracing::info!(user_id = user.id, "user created from the page");
             Ok(Redirect::to("/?done=created").into_response())
@@ -119,12 +132,16 @@ pub async fn update(
     identity: Identity,
     csrf: CsrfToken,
     id: Result<Path<i64>, ApiError>,
-    form: Result<Form<UserInput>, FormRejection>,
+    form: Result<Form<UserFormInput>, FormRejection>,
 ) -> Result<Response, PageError> {
     let Path(id) = id?;
     identity.require_self_or_admin(id)?;
     let input = form_body(form)?;
-    match update_user(&state, &identity, id, &input.to_body(identity.is_admin())).await {
+    let updated = match UserChanges::parse(&input.to_input(identity.is_admin())) {
+        Ok((changes, password)) => update_user(&state, &identity, id, changes, password).await,
+        Err(invalid) => Err(invalid.into()),
+    };
+    match updated {
         Ok(_) => Ok(Redirect::to("/?done=updated").into_response()),
         Err(error) if is_field_error(&error) => {
             let status = error.status();

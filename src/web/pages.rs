@@ -14,7 +14,8 @@ use super::views::{
 use crate::AppState;
 use crate::auth::Identity;
 use crate::auth::csrf::CsrfToken;
-use crate::directory::handlers::{DEFAULT_PAGE, list_page};
+use crate::directory::handlers::DEFAULT_PAGE;
+use crate::directory::service::list_page;
 use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::hub::message::{self, DIRECTORY_ROOM, GENERAL_ROOM};
@@ -51,7 +52,7 @@ pub async fn directory_page(
     // least this much, so the page's live subscription starts here with no gap (and
     // applying an event the list already shows changes nothing).
     let position = state.hub.position(DIRECTORY_ROOM).await?.last_id;
-    let page = list_page(state, Some(&search), cursor, DEFAULT_PAGE).await?;
+    let page = list_page(&*state.store, Some(&search), cursor, DEFAULT_PAGE).await?;
     let me = &identity.user;
     let next_href = page.next_cursor.as_ref().map(|cursor| {
         let mut query = Vec::new();
