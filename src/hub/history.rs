@@ -117,6 +117,8 @@ impl Hub {
         limit: i64,
         wait: Duration,
     ) -> Result<Polled, ApiError> {
+        // Before the log is read: private rooms only for their members.
+        super::message::check_room_for(room, author.id)?;
         // The common case first: the log already has something newer (or the
         // position cannot be replayed).
         match self.read_after(room, since, limit).await? {

@@ -38,6 +38,7 @@ pub mod message;
 pub mod presence;
 pub mod redis_broker;
 pub mod replay;
+pub mod room_list;
 pub mod shared_presence;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -181,6 +182,8 @@ pub struct Hub {
     /// Messages read from the store per replay page.
     replay_page: i64,
     rooms: Mutex<HashMap<String, LocalRoom>>,
+    /// Public room names by their folded form, as first written ([`room_list`]).
+    room_names: Mutex<HashMap<String, String>>,
     counts: Mutex<ConnectionCounts>,
     /// Every local connection's tie to its credential, by connection id, for
     /// [`Hub::end_credential`].
@@ -220,6 +223,7 @@ impl Hub {
             settings,
             replay_page,
             rooms: Mutex::new(HashMap::new()),
+            room_names: Mutex::new(HashMap::new()),
             counts: Mutex::new(ConnectionCounts::default()),
             ties: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
@@ -337,12 +341,9 @@ impl Hub {
         client_id: Option<&str>,
         event: Option<serde_json::Value>,
     ) -> Result<Appended, ApiError> {
-        message::check_room(room)?;
-        if message::is_read_only(room) {
-            return Err(ApiError::forbidden(
-                "This room is written by the server only",
-            ));
-        }
+        message::check_writable(room, author.id)?;
+        // `#General` is `#general` when that was written first.
+        let room = &self.canonical_room(room).await?;
         let text = message::clean_text(text, self.settings.max_message_chars)?;
         if let Some(client_id) = client_id {
             message::check_client_id(client_id)?;
@@ -404,6 +405,9 @@ impl Hub {
     /// logged, not returned: the message itself was stored and sent.
     async fn notify_mentions(&self, sent: &Message) {
         for handle in message::mentions(&sent.text, MAX_MENTIONS) {
+            // Folded as the directory folds names, so `@[Björn]` finds Björn
+            // however names are keyed.
+            let handle = crate::directory::model::match_key(&handle);
             let users = match self.store.users_by_handle(&handle, 3).await {
                 Ok(users) => users,
                 Err(error) => {
@@ -411,11 +415,21 @@ impl Hub {
                     return;
                 }
             };
-            for user_id in users.into_iter().filter(|id| *id != sent.user.id) {
+            // A direct message's mentions reach only its two members: nobody else
+            // may read it.
+            let members = message::direct_members(&sent.room);
+            let may_read = |id: &i64| members.is_none_or(|(a, b)| *id == a || *id == b);
+            for user_id in users
+                .into_iter()
+                .filter(|id| *id != sent.user.id && may_read(id))
+            {
+                let place = match members {
+                    Some(_) => "a direct message".to_owned(),
+                    None => format!("#{}", sent.room),
+                };
                 let text = format!(
-                    "{} mentioned you in #{}: {}",
+                    "{} mentioned you in {place}: {}",
                     sent.user.name,
-                    sent.room,
                     preview(&sent.text)
                 );
                 let event = serde_json::json!({
