@@ -17,8 +17,8 @@
 //! reason `slow_consumer`, and its client resumes from its last id when it
 //! reconnects. Memory therefore stays bounded however many clients stop reading.
 //!
-//! Clients that ask rather than follow (the room list, history pages, a long
-//! poll) are answered by [`history`], with the same reset rule as replays
+//! Clients that ask rather than follow (history pages, a long poll) are
+//! answered by [`history`], with the same reset rule as replays
 //! ([`replay`]). The hub knows no wire format: transports encode what it gives them.
 //!
 //! A connection also ends with its credential ([`ending`]): auth code calls
@@ -60,7 +60,7 @@ use crate::store::MessageStore;
 pub use broker::{Announcement, Broker, InProcessBroker, Notice};
 pub use connection::{Connection, Joined, Next};
 pub use ending::{EndReason, Ending, Revoked, Tie};
-pub use history::{History, Polled, RoomInfo, Window};
+pub use history::{History, Polled, Window};
 use message::{Appended, Author, Message, NewMessage, Position};
 pub use presence::{PresenceChange, PresenceSnapshot};
 pub use replay::{Page, Start};

@@ -46,9 +46,11 @@ pub struct RoomEntry {
     /// The room's name as first written (`dm:A:B` for a direct message).
     pub name: String,
     /// `room` or `direct`.
+    #[schema(value_type = String, pattern = "^(room|direct)$")]
     pub kind: &'static str,
     /// A direct message's other person.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
     pub peer: Option<Author>,
     /// The id of the room's newest message.
     pub last_id: i64,
@@ -64,8 +66,9 @@ pub struct RoomEntry {
     pub mentions: i64,
 }
 
-/// `GET /api/rooms`: the caller's rooms and where the created-rooms log stands.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+/// `GET /api/rooms`: the caller's rooms (the body) and where the created-rooms log
+/// and their notification room stood (headers).
+#[derive(Clone, Debug)]
 pub struct RoomList {
     pub rooms: Vec<RoomEntry>,
     /// Follow the `rooms` log from here to hear of rooms created after this list.
