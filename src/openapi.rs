@@ -652,6 +652,8 @@ fn open_direct() {}
     params(("room" = String, Path, description = "A public room, or your direct message `dm:A:B`")),
     responses(
         (status = 200, description = "Out of your list", body = Confirmation),
+        (status = 400, description = "Not a room name", body = ErrorEnvelope),
+        (status = 403, description = "Someone else's direct message", body = ErrorEnvelope),
         (status = 404, description = "It was not in your list", body = ErrorEnvelope),
     ))]
 fn leave_room() {}
@@ -660,6 +662,7 @@ fn leave_room() {}
     params(("room" = String, Path, description = "A public room, or your direct message `dm:A:B`")),
     responses(
         (status = 200, description = "How far you have read the room", body = RoomRead),
+        (status = 400, description = "Not a room name", body = ErrorEnvelope),
         (status = 403, description = "Someone else's direct message", body = ErrorEnvelope),
     ))]
 fn room_read() {}
@@ -669,6 +672,7 @@ fn room_read() {}
     responses(
         (status = 200, description = "Marked read (never back), on every tab and device: a \
             `{type: read, room, through}` message in your notification room tells them", body = RoomRead),
+        (status = 400, description = "Not a room name", body = ErrorEnvelope),
         (status = 403, description = "Someone else's direct message", body = ErrorEnvelope),
         (status = 422, description = "`through` is not a message id, or another field", body = ErrorEnvelope),
     ))]
