@@ -320,8 +320,8 @@ mod tests {
         ] {
             assert_eq!(direct_members(bad), None, "{bad}");
         }
-        assert_eq!(check_room_for("dm:3:7", 3).unwrap(), false);
-        assert_eq!(check_room_for("dm:3:7", 7).unwrap(), false);
+        assert!(!check_room_for("dm:3:7", 3).unwrap());
+        assert!(!check_room_for("dm:3:7", 7).unwrap());
         assert!(check_room_for("dm:3:7", 4).is_err());
         assert!(check_writable("dm:3:7", 7).is_ok());
         assert!(check_writable("user:7", 7).is_err());
