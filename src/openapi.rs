@@ -29,6 +29,7 @@ use crate::auth::password::Rules;
 use crate::directory::model::{Profile, ProfileUser, Role, Settings, Stats, User};
 use crate::hub::PresenceSnapshot;
 use crate::hub::message::{Author, Message as ChatMessage};
+use crate::hub::room_list::{Opened, RoomEntry, RoomRead};
 use crate::store::account::SessionInfo;
 
 /// Characters Rust's `str::trim` removes (Unicode `White_Space`), as a regex class body.
@@ -411,15 +412,6 @@ fn nullable_client_id_schema() -> Schema {
     nullable(client_id_schema())
 }
 
-/// `GET /api/rooms`: one room.
-#[derive(Serialize, ToSchema)]
-struct RoomInfo {
-    name: String,
-    last_id: i64,
-    /// Members present (on every instance, when they share a Redis).
-    present: u64,
-}
-
 #[derive(Serialize, ToSchema)]
 struct Hello {
     #[schema(example = "Hello, World!")]
@@ -458,6 +450,23 @@ struct Readiness {
     redis: bool,
     #[schema(required = false)]
     uptime_seconds: u64,
+}
+
+/// `POST /api/rooms`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct OpenRoomBody {
+    /// Found without regard to case (`general` opens `General` when that came first).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: String,
+}
+
+/// `POST /api/rooms/direct`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DirectBody {
+    /// The other person.
+    user_id: i64,
 }
 
 /// The operations, one documentation-only function each: `#[utoipa::path]` needs a
@@ -627,9 +636,64 @@ mod operations {
         ))]
     pub(super) fn send() {}
 
+    // ---- chat rooms as people keep them (issue 21: src/hub/room_list.rs) ------------
+
     #[utoipa::path(get, path = "/api/rooms", tag = "realtime",
-        responses((status = 200, description = "Rooms with messages, by name", body = [RoomInfo])))]
+        responses((status = 200, description = "The public rooms and your direct messages, by name, \
+            with how far you have read each. `Switchboard-Position`: where the `rooms` log (one \
+            `room_created` event per new room) stood; `Switchboard-Notifications-Position`: where your \
+            notification room stood (read markers, mentions, new direct messages): follow both from \
+            there to keep the list live", body = [RoomEntry])))]
     pub(super) fn rooms() {}
+
+    #[utoipa::path(post, path = "/api/rooms", tag = "realtime", request_body = OpenRoomBody,
+        responses(
+            (status = 201, description = "Created (announced in the `rooms` log) and in your list", body = Opened),
+            (status = 200, description = "It existed (maybe written in another case): now in your list", body = Opened),
+            (status = 400, description = "Not a room name", body = ErrorEnvelope),
+            (status = 403, description = "A room only the server writes (`directory`, `rooms`)", body = ErrorEnvelope),
+            (status = 422, description = "No name, or another field", body = ErrorEnvelope),
+        ))]
+    pub(super) fn open_room() {}
+
+    #[utoipa::path(post, path = "/api/rooms/direct", tag = "realtime", request_body = DirectBody,
+        responses(
+            (status = 201, description = "Created: `dm:A:B`, in both lists, the other told (`direct_created`)", body = Opened),
+            (status = 200, description = "Your existing direct-message room with them", body = Opened),
+            (status = 404, description = "No such user", body = ErrorEnvelope),
+            (status = 422, description = "No user id, or your own", body = ErrorEnvelope),
+        ))]
+    pub(super) fn open_direct() {}
+
+    #[utoipa::path(delete, path = "/api/rooms/{room}/membership", tag = "realtime",
+        params(("room" = String, Path, description = "A public room, or your direct message `dm:A:B`")),
+        responses(
+            (status = 200, description = "Out of your list", body = Confirmation),
+            (status = 400, description = "Not a room name", body = ErrorEnvelope),
+            (status = 403, description = "Someone else's direct message", body = ErrorEnvelope),
+            (status = 404, description = "It was not in your list", body = ErrorEnvelope),
+        ))]
+    pub(super) fn leave_room() {}
+
+    #[utoipa::path(get, path = "/api/rooms/{room}/read", tag = "realtime",
+        params(("room" = String, Path, description = "A public room, or your direct message `dm:A:B`")),
+        responses(
+            (status = 200, description = "How far you have read the room", body = RoomRead),
+            (status = 400, description = "Not a room name", body = ErrorEnvelope),
+            (status = 403, description = "Someone else's direct message", body = ErrorEnvelope),
+        ))]
+    pub(super) fn room_read() {}
+
+    #[utoipa::path(post, path = "/api/rooms/{room}/read", tag = "realtime", request_body = MarkReadBody,
+        params(("room" = String, Path, description = "A public room, or your direct message `dm:A:B`")),
+        responses(
+            (status = 200, description = "Marked read (never back), on every tab and device: a \
+                `{type: read, room, through}` message in your notification room tells them", body = RoomRead),
+            (status = 400, description = "Not a room name", body = ErrorEnvelope),
+            (status = 403, description = "Someone else's direct message", body = ErrorEnvelope),
+            (status = 422, description = "`through` is not a message id, or another field", body = ErrorEnvelope),
+        ))]
+    pub(super) fn mark_room_read() {}
 
     #[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "realtime",
         params(
@@ -899,16 +963,18 @@ impl Modify for Security {
         create_token, revoke_token, hello, data, error, healthz, readyz, metrics, send, rooms,
         room_messages, room_presence, notifications, get_settings, patch_settings,
         list_sessions, end_sessions, end_session, unread_notifications, mark_notifications_read,
-        check_password
+        check_password,
+        open_room, open_direct, leave_room, room_read, mark_room_read
     ),
     components(schemas(
         User, Role, Profile, ProfileUser, Settings, Stats, ApiToken, ErrorEnvelope,
         NewUserBody, UserChangesBody, Confirmation, LoginBody, PasswordChangeBody, PasswordChanged,
         NewTokenBody,
         CreatedToken, BatchItem, BatchBody, BatchOutcome, ChatMessage, Author, SendBody,
-        PresenceSnapshot, RoomInfo, Hello, Showcase, Health, Readiness, SettingsChangesBody,
+        PresenceSnapshot, RoomEntry, Hello, Showcase, Health, Readiness, SettingsChangesBody,
         SessionInfo, SessionsEnded, ReadState, MarkReadBody, PasswordCheckBody, PasswordVerdict,
-        Rules
+        Rules,
+        OpenRoomBody, DirectBody, Opened, RoomRead
     )),
     modifiers(&Security, &MiddlewareErrors),
     security(("session" = []), ("token" = [])),
@@ -1114,7 +1180,7 @@ mod tests {
         check::<Author>(schemas);
         check::<SendBody>(schemas);
         check::<PresenceSnapshot>(schemas);
-        check::<RoomInfo>(schemas);
+        check::<RoomEntry>(schemas);
         check::<Hello>(schemas);
         check::<Showcase>(schemas);
         check::<Health>(schemas);
@@ -1127,7 +1193,11 @@ mod tests {
         check::<PasswordCheckBody>(schemas);
         check::<PasswordVerdict>(schemas);
         check::<Rules>(schemas);
+        check::<OpenRoomBody>(schemas);
+        check::<DirectBody>(schemas);
+        check::<Opened>(schemas);
+        check::<RoomRead>(schemas);
         // Every schema the document has was checked above.
-        assert_eq!(schemas.len(), 36, "{:?}", schemas.keys());
+        assert_eq!(schemas.len(), 40, "{:?}", schemas.keys());
     }
 }

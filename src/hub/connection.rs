@@ -250,7 +250,10 @@ impl Connection {
     }
 
     fn is_present(&self, room: &str) -> bool {
-        !self.unseen.iter().any(|r| r == room)
+        // Every chat page follows the created-rooms log: presence there would tell
+        // every page of every arrival and departure (N pages, N² presence events)
+        // and means nothing.
+        room != message::ROOM_LIST_ROOM && !self.unseen.iter().any(|r| r == room)
     }
 
     /// Stops following `room` (nothing happens when it was not followed); refused

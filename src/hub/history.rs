@@ -1,4 +1,4 @@
-//! Reading the log for clients that ask rather than follow: the room list, a page
+//! Reading the log for clients that ask rather than follow: a page
 //! of a room's history (to draw it before subscribing from its position), and a
 //! long poll's one answer. Transports translate these to their wire; the rules
 //! (where to resume from, when a position cannot be replayed) are here.
@@ -7,22 +7,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::message::{Author, Message};
 use super::replay::Page;
 use super::{Hub, Next};
 use crate::auth::Credential;
 use crate::error::ApiError;
-
-/// A room as `GET /api/rooms` lists it.
-#[derive(Debug, Serialize)]
-pub struct RoomInfo {
-    pub name: String,
-    pub last_id: i64,
-    /// Members present (on every instance, when they share a Redis).
-    pub present: usize,
-}
 
 /// Which page of a room's history.
 #[derive(Clone, Copy, Debug)]
@@ -52,22 +41,6 @@ pub enum Polled {
 }
 
 impl Hub {
-    /// Public rooms with messages, by name, with who is present (on every
-    /// instance, when they share a Redis).
-    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, ApiError> {
-        Ok(self
-            .store
-            .list_rooms()
-            .await?
-            .into_iter()
-            .map(|room| RoomInfo {
-                present: self.presence_count(&room.name),
-                name: room.name,
-                last_id: room.last_id,
-            })
-            .collect())
-    }
-
     /// Up to `limit` messages of `room` in `window`, and where to subscribe from
     /// once they are drawn.
     pub async fn history(
@@ -119,6 +92,8 @@ impl Hub {
         limit: i64,
         wait: Duration,
     ) -> Result<Polled, ApiError> {
+        // Before the log is read: private rooms only for their members.
+        super::message::check_room_for(room, author.id)?;
         // The common case first: the log already has something newer (or the
         // position cannot be replayed).
         match self.read_after(room, since, limit).await? {

@@ -103,14 +103,56 @@ pub fn notification_room(user_id: i64) -> String {
     format!("user:{user_id}")
 }
 
-/// Checks that `user_id` may name `room`: a public room (see [`check_room`]), or
-/// their own notification room. `Ok(true)` for a public room.
+/// The server's log of created rooms: one `{"type": "room_created"}` event per public
+/// room, so every page's room list follows (on every instance) from a position.
+pub const ROOM_LIST_ROOM: &str = "rooms";
+
+/// The private room of a direct message between two people: `dm:A:B`, the smaller id
+/// first, so both find the same room. Like a notification room, its name is not a
+/// valid public room name: only the hub's rule below lets its two members in.
+pub fn direct_room(a: i64, b: i64) -> String {
+    format!("dm:{}:{}", a.min(b), a.max(b))
+}
+
+/// The two members of a direct-message room (`None`: not one, or not written as
+/// [`direct_room`] writes it, so every room has one spelling).
+pub fn direct_members(room: &str) -> Option<(i64, i64)> {
+    let (a, b) = room.strip_prefix("dm:")?.split_once(':')?;
+    let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
+    (a > 0 && a < b && direct_room(a, b) == room).then_some((a, b))
+}
+
+/// Checks that `user_id` may name `room`: a public room (see [`check_room`]), their
+/// own notification room, or a direct-message room they are one of the two of.
+/// `Ok(true)` for a public room (whose members hear of joins and leaves).
 pub fn check_room_for(room: &str, user_id: i64) -> Result<bool, ApiError> {
     if room == notification_room(user_id) {
         return Ok(false);
     }
+    if let Some((a, b)) = direct_members(room) {
+        return if user_id == a || user_id == b {
+            Ok(false)
+        } else {
+            Err(ApiError::forbidden(
+                "This conversation is private to its two members",
+            ))
+        };
+    }
     check_room(room)?;
     Ok(true)
+}
+
+/// Whether `user_id` may write to `room` (after [`check_room_for`]): public rooms
+/// the server does not keep to itself, and their direct messages.
+pub fn check_writable(room: &str, user_id: i64) -> Result<(), ApiError> {
+    let public = check_room_for(room, user_id)?;
+    if (public && !is_read_only(room)) || direct_members(room).is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "This room is written by the server only",
+        ))
+    }
 }
 
 /// A room name clients may use: 1-64 of `A-Z a-z 0-9 _ - .`, starting with a letter
@@ -137,7 +179,7 @@ pub fn check_room(room: &str) -> Result<(), ApiError> {
 
 /// Rooms written only by the server: clients may read them, never send to them.
 pub fn is_read_only(room: &str) -> bool {
-    room == DIRECTORY_ROOM
+    room == DIRECTORY_ROOM || room == ROOM_LIST_ROOM
 }
 
 /// Trims the text and checks it: not empty, at most `max_chars`, no control
@@ -180,9 +222,13 @@ pub fn check_client_id(client_id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Longest name a bracketed mention may hold (a user's name is at most 100).
+const MAX_MENTION_CHARS: usize = 100;
+
 /// The `@handles` a text mentions, lower-cased, at most `limit` distinct ones.
 /// A handle is a user's name (when it is one word) or the part of their email
-/// before the `@`.
+/// before the `@`; `@[Full Name]` names anyone by their whole name (what the chat's
+/// `@` autocomplete inserts, since names have spaces).
 pub fn mentions(text: &str, limit: usize) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     for (at, _) in text.match_indices('@') {
@@ -194,11 +240,24 @@ pub fn mentions(text: &str, limit: usize) -> Vec<String> {
         {
             continue;
         }
-        let handle: String = text[at + 1..]
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            .collect();
-        let handle = handle.trim_end_matches('.').to_lowercase();
+        let rest = &text[at + 1..];
+        let handle = match rest.strip_prefix('[') {
+            Some(bracketed) => match bracketed.split_once(']') {
+                Some((name, _))
+                    if name.chars().count() <= MAX_MENTION_CHARS && !name.contains('\n') =>
+                {
+                    name.trim().to_lowercase()
+                }
+                _ => continue,
+            },
+            None => {
+                let handle: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                    .collect();
+                handle.trim_end_matches('.').to_lowercase()
+            }
+        };
         if !handle.is_empty() && !found.contains(&handle) {
             found.push(handle);
             if found.len() == limit {
@@ -239,5 +298,34 @@ mod tests {
             vec!["alice", "bob.smith"]
         );
         assert_eq!(mentions("@a @b @c", 2), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn bracketed_mentions_name_people_with_spaces() {
+        assert_eq!(
+            mentions("hi @[Dana Scully], and @[ Fox Mulder ] too", 5),
+            vec!["dana scully", "fox mulder"]
+        );
+        // Unclosed or spanning lines: not a mention.
+        assert!(mentions("@[Dana", 5).is_empty());
+        assert!(mentions("@[Dana\nScully]", 5).is_empty());
+    }
+
+    #[test]
+    fn direct_rooms_have_one_spelling_and_two_members() {
+        assert_eq!(direct_room(7, 3), "dm:3:7");
+        assert_eq!(direct_members("dm:3:7"), Some((3, 7)));
+        for bad in [
+            "dm:7:3", "dm:3:3", "dm:03:7", "dm:3", "dm:0:1", "dm:-1:2", "general",
+        ] {
+            assert_eq!(direct_members(bad), None, "{bad}");
+        }
+        assert!(!check_room_for("dm:3:7", 3).unwrap());
+        assert!(!check_room_for("dm:3:7", 7).unwrap());
+        assert!(check_room_for("dm:3:7", 4).is_err());
+        assert!(check_writable("dm:3:7", 7).is_ok());
+        assert!(check_writable("user:7", 7).is_err());
+        assert!(check_writable("rooms", 7).is_err());
+        assert!(check_writable("general", 7).is_ok());
     }
 }

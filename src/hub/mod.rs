@@ -17,8 +17,8 @@
 //! reason `slow_consumer`, and its client resumes from its last id when it
 //! reconnects. Memory therefore stays bounded however many clients stop reading.
 //!
-//! Clients that ask rather than follow (the room list, history pages, a long
-//! poll) are answered by [`history`], with the same reset rule as replays
+//! Clients that ask rather than follow (history pages, a long poll) are
+//! answered by [`history`], with the same reset rule as replays
 //! ([`replay`]). The hub knows no wire format: transports encode what it gives them.
 //!
 //! A connection also ends with its credential ([`ending`]): auth code calls
@@ -41,6 +41,7 @@ pub mod message;
 pub mod presence;
 pub mod redis_broker;
 pub mod replay;
+pub mod room_list;
 pub mod shared_presence;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -62,7 +63,7 @@ use crate::store::MessageStore;
 pub use broker::{Announcement, Broker, InProcessBroker, Notice};
 pub use connection::{Connection, Joined, Next};
 pub use ending::{EndReason, Ending, Revoked, Tie};
-pub use history::{History, Polled, RoomInfo, Window};
+pub use history::{History, Polled, Window};
 use message::{Appended, Author, Message, NewMessage, Position};
 pub use presence::{PresenceChange, PresenceSnapshot};
 pub use replay::{Page, Start};
@@ -184,6 +185,8 @@ pub struct Hub {
     /// Messages read from the store per replay page.
     replay_page: i64,
     rooms: Mutex<HashMap<String, LocalRoom>>,
+    /// Public room names by their folded form, as first written ([`room_list`]).
+    room_names: Mutex<HashMap<String, String>>,
     counts: Mutex<ConnectionCounts>,
     /// Every local connection's tie to its credential, by connection id, for
     /// [`Hub::end_credential`].
@@ -223,6 +226,7 @@ impl Hub {
             settings,
             replay_page,
             rooms: Mutex::new(HashMap::new()),
+            room_names: Mutex::new(HashMap::new()),
             counts: Mutex::new(ConnectionCounts::default()),
             ties: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
@@ -340,12 +344,9 @@ impl Hub {
         client_id: Option<&str>,
         event: Option<serde_json::Value>,
     ) -> Result<Appended, ApiError> {
-        message::check_room(room)?;
-        if message::is_read_only(room) {
-            return Err(ApiError::forbidden(
-                "This room is written by the server only",
-            ));
-        }
+        message::check_writable(room, author.id)?;
+        // `#General` is `#general` when that was written first.
+        let room = &self.canonical_room(room).await?;
         let text = message::clean_text(text, self.settings.max_message_chars)?;
         if let Some(client_id) = client_id {
             message::check_client_id(client_id)?;
@@ -407,6 +408,9 @@ impl Hub {
     /// logged, not returned: the message itself was stored and sent.
     async fn notify_mentions(&self, sent: &Message) {
         for handle in message::mentions(&sent.text, MAX_MENTIONS) {
+            // Folded as the directory folds names, so `@[Björn]` finds Björn
+            // however names are keyed.
+            let handle = crate::directory::model::match_key(&handle);
             let users = match self.store.users_by_handle(&handle, 3).await {
                 Ok(users) => users,
                 Err(error) => {
@@ -414,11 +418,21 @@ impl Hub {
                     return;
                 }
             };
-            for user_id in users.into_iter().filter(|id| *id != sent.user.id) {
+            // A direct message's mentions reach only its two members: nobody else
+            // may read it.
+            let members = message::direct_members(&sent.room);
+            let may_read = |id: &i64| members.is_none_or(|(a, b)| *id == a || *id == b);
+            for user_id in users
+                .into_iter()
+                .filter(|id| *id != sent.user.id && may_read(id))
+            {
+                let place = match members {
+                    Some(_) => "a direct message".to_owned(),
+                    None => format!("#{}", sent.room),
+                };
                 let text = format!(
-                    "{} mentioned you in #{}: {}",
+                    "{} mentioned you in {place}: {}",
                     sent.user.name,
-                    sent.room,
                     preview(&sent.text)
                 );
                 let event = serde_json::json!({

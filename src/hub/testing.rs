@@ -208,3 +208,44 @@ impl MessageStore for FakeLog {
         Ok(Some(Settings::new("system".to_owned(), true, true)))
     }
 }
+
+/// Rooms as people keep them are the integration suite's (`tests/api/chat_rooms.rs`):
+/// the fake keeps no lists, no read positions and no folded names.
+#[async_trait]
+impl crate::store::rooms::RoomStore for FakeLog {
+    async fn rooms_for(&self, _: i64) -> StoreResult<Vec<crate::store::rooms::RoomRow>> {
+        Ok(Vec::new())
+    }
+
+    async fn find_room(&self, _: &str) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+
+    async fn create_room(
+        &self,
+        name: &str,
+        _: &[i64],
+        _: i64,
+    ) -> StoreResult<crate::store::rooms::OpenedRoom> {
+        Ok(crate::store::rooms::OpenedRoom {
+            name: name.to_owned(),
+            created: false,
+        })
+    }
+
+    async fn leave_room(&self, _: i64, _: &str) -> StoreResult<bool> {
+        Ok(false)
+    }
+
+    async fn mark_room_read(&self, _: i64, _: &str, through: i64, _: i64) -> StoreResult<i64> {
+        Ok(through)
+    }
+
+    async fn count_room_unread(&self, _: i64, _: &str, _: i64) -> StoreResult<i64> {
+        Ok(0)
+    }
+
+    async fn user_names(&self, _: &[i64]) -> StoreResult<Vec<(i64, String)>> {
+        Ok(Vec::new())
+    }
+}

@@ -11,6 +11,7 @@ pub mod account;
 mod common;
 pub(crate) mod messages;
 pub mod postgres;
+pub mod rooms;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -274,7 +275,7 @@ pub struct RoomSummary {
 
 /// The realtime hub's persisted message log: one gapless sequence per room.
 #[async_trait]
-pub trait MessageStore: Lifecycle + Send + Sync {
+pub trait MessageStore: Lifecycle + rooms::RoomStore + Send + Sync {
     /// Appends a message with the room's next id, or returns the earlier message
     /// when the author already sent this `client_id` to this room.
     async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended>;

@@ -171,7 +171,8 @@ pub async fn chat(
         .map(|room| room.trim().to_owned())
         .filter(|room| !room.is_empty())
         .unwrap_or_else(|| GENERAL_ROOM.to_owned());
-    message::check_room(&room)?;
+    // A public room, or a direct message of the caller's (the hub's rule).
+    message::check_room_for(&room, identity.id())?;
     let page = ChatPage {
         layout: Layout::load(&state, &identity, csrf).await,
         max_chars: state.hub.settings().max_message_chars,

@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod batch;
 mod caching;
+mod chat_rooms;
 mod classic;
 mod cli;
 mod clients;

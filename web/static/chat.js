@@ -24,13 +24,19 @@
  * and text only: no user text is parsed as HTML. The composer offers `@` mentions
  * (combobox.js); on a phone the room list is a drawer ("phones and keyboards" below);
  * the header bell's notifications ride on the page's connection (notifybus.js).
+ * - (issue 21, the "unread, live rooms, direct messages" section) shows what is unread
+ *   in each room and in the tab title from the server's read positions, marks the shown
+ *   room read, draws a "New messages" divider, lists direct messages, and follows the
+ *   server's `rooms` log and the viewer's notification room on the same connection so
+ *   created rooms, new direct messages and reads on other tabs show at once.
  */
 import client from './ajax.js';
 import { connect } from './realtime.js';
 import { toast } from './toasts.js';
 import { bdi, el } from './dom.js';
 import {
-  HISTORY_PAGE, OpenRooms, Presence, isRoomName, olderPage, roomsToShow, sendable,
+  HISTORY_PAGE, OpenRooms, Presence, Unread, directRooms, firstUnread, isChatRoom, isRoomName,
+  olderPage, roomLabel, roomsToShow, sendable, titleFor,
 } from './chatstate.js';
 import { arrange, buildMessage as drawMessage, buildPending, mentionAt, mentionHandle } from './messages.js';
 import { Outbox } from './outbox.js';
@@ -90,19 +96,16 @@ const api = (name, rest) => `/api/rooms/${encodeURIComponent(name)}/${rest}`;
 // ---- the room list -----------------------------------------------------------------
 
 function renderRooms() {
-  const items = roomsToShow(knownRooms, room, open.rooms).map(({ name, present }) => {
-    const link = el('a', { href: roomUrl(name), dataset: { room: name } }, el('span', { className: 'room-name' }, `#${name}`));
+  const publicRooms = roomsToShow(knownRooms, room, open.rooms).map(({ name, present }) => ({ name, present, label: `#${name}` }));
+  const direct = directRooms(knownRooms).map(({ name, peer }) => ({ name, present: 0, label: `@${peer.name}` }));
+  if (isChatRoom(room) && !isRoomName(room) && !direct.some((r) => r.name === room)) direct.push({ name: room, present: 0, label: roomLabel(room, knownRooms) });
+  const items = [...publicRooms, ...direct].map(({ name, present, label }) => {
+    const link = el('a', { href: roomUrl(name), dataset: { room: name } }, el('span', { className: 'room-name' }, label));
     if (name === room) link.setAttribute('aria-current', 'page');
-    if (present > 0) {
-      link.append(el('span', { className: 'room-present' }, String(present), el('span', { className: 'visually-hidden' }, ' present')));
-    }
-    const unread = open.unreadIn(name);
-    if (unread > 0) {
-      link.append(el('span', { className: 'room-unread' }, String(unread), el('span', { className: 'visually-hidden' }, ' unread')));
-    }
-    const item = el('li', { dataset: { open: String(open.has(name)) } }, link);
+    link.append(...roomBadges(name, present));
+    const item = el('li', { dataset: { open: String(open.has(name)), kind: isRoomName(name) ? 'room' : 'direct' } }, link);
     if (open.has(name) && name !== room) {
-      item.append(el('button', { type: 'button', className: 'room-close', dataset: { close: name }, 'aria-label': `Close #${name}`, title: `Close #${name}` }, '×'));
+      item.append(el('button', { type: 'button', className: 'room-close', dataset: { close: name }, 'aria-label': `Close ${label}`, title: `Close ${label}` }, '×'));
     }
     return item;
   });
@@ -111,8 +114,8 @@ function renderRooms() {
 
 async function loadRooms() {
   try {
-    knownRooms = await client.get('/api/rooms', { cache: false });
-    renderRooms();
+    const { data, headers } = await client.get('/api/rooms', { meta: true, cache: false });
+    applyRoomList(data, headers);
   } catch {
     // The list is a convenience: the open room works without it.
   }
@@ -127,6 +130,8 @@ roomList.addEventListener('click', (event) => {
   const link = event.target.closest('a[data-room]');
   if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
   event.preventDefault();
+  // A public room chosen from the list joins the viewer's list of rooms.
+  if (isRoomName(link.dataset.room)) client.post('/api/rooms', { name: link.dataset.room }).catch(() => {});
   chooseRoom(link.dataset.room);
 });
 
@@ -141,12 +146,15 @@ roomForm.addEventListener('submit', (event) => {
   }
   roomInput.removeAttribute('aria-invalid');
   roomInput.value = '';
-  chooseRoom(name);
+  // The server finds the room without regard to case, or creates it.
+  openNamedRoom(name);
+  setDrawer(false);
+  textInput.focus();
 });
 
 window.addEventListener('popstate', () => {
   const name = new URLSearchParams(location.search).get('room') || 'general';
-  if (isRoomName(name) && name !== room) openRoom(name, { push: false });
+  if (isChatRoom(name) && name !== room) openRoom(name, { push: false });
 });
 
 // ---- presence ------------------------------------------------------------------------
@@ -234,7 +242,7 @@ function renderOlder() {
   } else if (scrollBack.more) {
     older.replaceChildren(el('button', { type: 'button', className: 'small secondary', id: 'load-older' }, 'Load older messages'));
   } else {
-    older.replaceChildren(list.querySelector('li.msg') ? `This is the start of #${room}.` : '');
+    older.replaceChildren(list.querySelector('li.msg') ? `This is the start of ${roomLabel(room, knownRooms)}.` : '');
   }
   if (hadFocus) (older.querySelector('button') ?? log).focus({ preventScroll: true });
 }
@@ -285,7 +293,7 @@ older.addEventListener('click', (event) => {
 
 function describeEmpty() {
   if (list.children.length > 0) return;
-  list.append(el('li', { className: 'msg-empty' }, `No messages in #${room} yet. Say hello!`));
+  list.append(el('li', { className: 'msg-empty' }, `No messages in ${roomLabel(room, knownRooms)} yet. Say hello!`));
 }
 
 // ---- the connection --------------------------------------------------------------------
@@ -304,7 +312,10 @@ window.addEventListener('online', () => live?.retryNow());
 
 /** A message for any open room: shown if it is the shown room, counted as unread otherwise. */
 function arrived(message) {
-  if (carryNotification(message)) return;
+  // The viewer's notification room feeds the bell and the room list alike.
+  const forBell = carryNotification(message);
+  if (listsHeard(message) || forBell) return;
+  noteArrival(message);
   if (message.room !== room) {
     // One's own messages (sent from another tab, or echoed after switching) are read.
     if (message.user?.id !== me) {
@@ -376,10 +387,11 @@ async function openRoom(name, { push, reload = false }) {
   root.dataset.room = name;
   root.dataset.ready = 'false';
   if (push) history.pushState(null, '', roomUrl(name));
-  document.title = `#${name} · Chat · Switchboard`;
-  title.textContent = `#${name}`;
-  composerLabel.textContent = `Message #${name}`;
-  textInput.placeholder = `Message #${name}`;
+  const label = roomLabel(name, knownRooms);
+  title.textContent = label;
+  composerLabel.textContent = `Message ${label}`;
+  textInput.placeholder = `Message ${label}`;
+  updateTitle();
   const following = !reload && live?.rooms.includes(name) === true;
   if (reload) live?.leave(name);
   for (const closed of open.view(name)) {
@@ -401,10 +413,14 @@ async function openRoom(name, { push, reload = false }) {
   let position = null;
   let loaded = false;
   try {
-    const { data, headers } = await client.get(`${api(name, 'messages')}?limit=${HISTORY_PAGE}`, { meta: true, cache: false });
+    const [{ data, headers }, read] = await Promise.all([
+      client.get(`${api(name, 'messages')}?limit=${HISTORY_PAGE}`, { meta: true, cache: false }),
+      client.get(api(name, 'read'), { cache: false }).catch(() => null),
+    ]);
     if (gen !== generation) return;
     list.replaceChildren(...data.map(buildMessage));
     arrange(list);
+    if (read) showDivider(data, read.read_id);
     scrollBack.more = olderPage(data, new Set(), HISTORY_PAGE).more;
     const header = headers.get('Switchboard-Position');
     position = header === null ? null : Number(header);
@@ -420,7 +436,9 @@ async function openRoom(name, { push, reload = false }) {
   describeEmpty();
   renderOlder();
   scrollToBottom();
+  if (!location.hash) scrollToDivider();
   highlightLinked();
+  markShownRead();
   // A window taller than the history (or a linked message near its top): fill it.
   if (log.scrollTop < OLDER_PX) loadOlder();
   // Presence comes with the subscription (WebSocket and SSE send a snapshot on join);
@@ -429,6 +447,219 @@ async function openRoom(name, { push, reload = false }) {
   else if (!following) live.join(name, loaded ? position : null);
   else if (live.transport === 'longpoll') loadPresence(gen);
   root.dataset.ready = 'true';
+}
+
+// ---- unread, live rooms, direct messages (issue 21) -----------------------------------
+// What is unread comes from the server (`GET /api/rooms`: each room's read position,
+// unread and mention counts), moves on with the messages this page receives, and is
+// corrected by `read` markers in the viewer's notification room (written when any of
+// their tabs or devices reads a room). The same connection follows the server's `rooms`
+// log, so a room created anywhere appears at once.
+
+const unread = new Unread();
+/** The viewer's notification room, and whether the page follows it and `rooms` yet. */
+const personalRoom = `user:${me}`;
+let followingLists = false;
+/** A room list reload asked for by live news, gathered into one request. */
+let reloadSoon = null;
+/** The pending "mark the shown room read" request. */
+let readSoon = null;
+
+function applyRoomList(data, headers) {
+  knownRooms = Array.isArray(data) ? data : [];
+  unread.load(knownRooms);
+  // What is on screen is read, whatever the list says about it.
+  const shownLast = lastShownId();
+  if (shownLast > 0 && !document.hidden) unread.read(room, shownLast);
+  renderRooms();
+  const label = roomLabel(room, knownRooms);
+  title.textContent = label;
+  composerLabel.textContent = `Message ${label}`;
+  textInput.placeholder = `Message ${label}`;
+  updateTitle();
+  if (!followingLists && live) {
+    followingLists = true;
+    const at = (name) => {
+      const value = headers?.get(name);
+      return value === null || value === undefined ? null : Number(value);
+    };
+    live.join('rooms', at('Switchboard-Position'));
+    live.join(personalRoom, at('Switchboard-Notifications-Position'));
+  }
+  followDirectRooms();
+}
+
+/** Direct messages followed so their new messages count as unread at once (the first few). */
+const MAX_FOLLOWED_DIRECT = 10;
+
+function followDirectRooms() {
+  if (!live || !followingLists) return;
+  let followed = live.rooms.filter((name) => !isRoomName(name) && name !== personalRoom).length;
+  for (const { name } of directRooms(knownRooms)) {
+    if (followed >= MAX_FOLLOWED_DIRECT) break;
+    if (live.rooms.includes(name)) continue;
+    // From what the list counted: later messages arrive live and are counted here.
+    const entry = knownRooms.find((r) => r.name === name);
+    live.join(name, Number(entry?.last_id) || 0);
+    followed += 1;
+  }
+}
+
+function reloadRoomsSoon() {
+  if (reloadSoon) return;
+  reloadSoon = setTimeout(() => {
+    reloadSoon = null;
+    loadRooms();
+  }, 200);
+}
+
+/** Messages of the two logs the page follows for its lists; true when `message` was one. */
+function listsHeard(message) {
+  if (message.room === 'rooms') {
+    if (message.event?.type === 'room_created') reloadRoomsSoon();
+    return true;
+  }
+  if (message.room !== personalRoom) return false;
+  const event = message.event ?? {};
+  if (event.type === 'read' && event.room) {
+    // Read here or elsewhere: the server knows what is left when it was not all.
+    if (!unread.read(event.room, event.through)) reloadRoomsSoon();
+    renderRooms();
+    updateTitle();
+  } else if (event.type === 'mention' && event.room && event.room !== room) {
+    unread.mentioned(event.room, event.message_id);
+    renderRooms();
+    // The room may not be followed here: the server counts its unread messages.
+    reloadRoomsSoon();
+  } else if (event.type === 'direct_created') {
+    reloadRoomsSoon();
+  }
+  return true;
+}
+
+/** A message of a followed room: unread unless it is on screen for someone looking. */
+function noteArrival(message) {
+  const seen = message.room === room && !document.hidden;
+  if (unread.arrived(message, me, seen)) {
+    renderRooms();
+    updateTitle();
+  }
+  if (message.room === room && !document.hidden) markShownRead();
+}
+
+function roomBadges(name, present) {
+  const badges = [];
+  if (present > 0) {
+    // Presence as presence: a dot and "N here", not a number that reads as unread.
+    badges.push(el('span', { className: 'room-present', title: `${present} here` },
+      el('span', { className: 'presence-dot', 'aria-hidden': 'true' }), ` ${present}`, el('span', { className: 'visually-hidden' }, ' here')));
+  }
+  const mentions = unread.mentionsIn(name);
+  if (mentions > 0 && name !== room) {
+    badges.push(el('span', { className: 'room-mentions', title: `${mentions} mentioning you` }, `@${mentions}`, el('span', { className: 'visually-hidden' }, ' mentioning you')));
+  }
+  const count = name === room ? 0 : unread.count(name);
+  if (count > 0) {
+    badges.push(el('span', { className: 'room-unread' }, count > 99 ? '99+' : String(count), el('span', { className: 'visually-hidden' }, ' unread')));
+  }
+  return badges;
+}
+
+function updateTitle() {
+  // While the tab is hidden the shown room's new messages count too.
+  document.title = titleFor(roomLabel(room, knownRooms), unread.total(document.hidden ? undefined : room));
+}
+
+function lastShownId() {
+  const items = list.querySelectorAll('li.msg[data-id]');
+  return items.length ? Number(items[items.length - 1].dataset.id) : 0;
+}
+
+/** Marks the shown room read through its newest shown message, once things settle. */
+function markShownRead() {
+  if (readSoon || document.hidden) return;
+  readSoon = setTimeout(async () => {
+    readSoon = null;
+    const name = room;
+    const through = lastShownId();
+    if (through <= unread.readId(name)) return;
+    unread.read(name, through);
+    renderRooms();
+    updateTitle();
+    try {
+      await client.post(api(name, 'read'), { through });
+    } catch {
+      // Kept for the next message or visit: reading is not worth an error toast.
+    }
+  }, 300);
+}
+
+document.addEventListener('visibilitychange', () => {
+  updateTitle();
+  if (!document.hidden) markShownRead();
+});
+
+/** The "New messages" line above the first message someone else wrote after `readId`. */
+function showDivider(messages, readId) {
+  list.querySelector('li.unread-divider')?.remove();
+  const first = firstUnread(messages, readId, me);
+  if (first === null) return;
+  const item = list.querySelector(`li[data-id="${first}"]`);
+  item?.before(el('li', { className: 'unread-divider', role: 'separator' }, el('span', {}, 'New messages')));
+  // The first unread message shows its author and time, even within a group.
+  item?.classList.remove('grouped');
+}
+
+function scrollToDivider() {
+  const divider = list.querySelector('li.unread-divider');
+  if (divider) divider.scrollIntoView({ block: 'start' });
+}
+
+/** Opens a public room by name: the server finds it without regard to case, or creates it. */
+async function openNamedRoom(name) {
+  try {
+    const opened = await client.post('/api/rooms', { name });
+    await openRoom(opened.name, { push: true });
+    if (opened.created) reloadRoomsSoon();
+  } catch (error) {
+    toast(`Could not open #${name}: ${error.error ?? error}`, 'error');
+  }
+}
+
+/** `/chat?with=ID` (from a person's row in the directory): the direct message with them. */
+async function openDirectFromAddress() {
+  const params = new URLSearchParams(location.search);
+  const withId = Number(params.get('with'));
+  if (!Number.isInteger(withId) || withId <= 0) return false;
+  try {
+    const opened = await client.post('/api/rooms/direct', { user_id: withId });
+    history.replaceState(null, '', roomUrl(opened.name));
+    await openRoom(opened.name, { push: false });
+    return true;
+  } catch (error) {
+    toast(`Could not open the conversation: ${error.error ?? error}`, 'error');
+    return false;
+  }
+}
+
+/**
+ * The first room: a direct message asked for by the address, or the page's room,
+ * which the server finds without regard to case (or creates) and keeps in the
+ * viewer's list.
+ */
+async function start() {
+  if (await openDirectFromAddress()) return;
+  let name = room;
+  if (isRoomName(name)) {
+    try {
+      const opened = await client.post('/api/rooms', { name });
+      if (opened.name !== name) history.replaceState(null, '', roomUrl(opened.name));
+      name = opened.name;
+    } catch {
+      // Opening it through the log still works; the list may miss it until its first message.
+    }
+  }
+  await openRoom(name, { push: false });
 }
 
 // ---- the composer ------------------------------------------------------------------------
@@ -636,5 +867,5 @@ setInterval(() => {
 }, PRESENCE_EVERY_MS);
 
 updateComposer();
-openRoom(room, { push: false }).then(loadRooms);
+start().then(loadRooms);
 root.dataset.enhanced = 'true';

@@ -4,14 +4,20 @@
  * badge and the presence line say, how a message's time is written, the
  * presence of a room as `presence` / `user_joined` / `user_left` events change it,
  * which rooms stay open (followed on the page's one connection, with unread counts),
- * and what a page of older messages adds when scrolling back.
+ * and what a page of older messages adds when scrolling back; and (issue 21) what is
+ * unread where (`Unread`, from the server's read positions and live messages), the
+ * tab title, where the "new messages" divider goes, direct-message rooms and the
+ * mention format the server recognises.
  */
 
 /** The hub's rule for a room name: 1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit. */
 const ROOM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-/** Rooms only the server writes (directory events): not offered as chat rooms. */
-const HIDDEN_ROOMS = new Set(['directory']);
+/** Rooms only the server writes (directory events, created rooms): not offered as chat rooms. */
+const HIDDEN_ROOMS = new Set(['directory', 'rooms']);
+
+/** A direct-message room as the hub names it: `dm:A:B`, the smaller id first. */
+const DIRECT_ROOM = /^dm:([1-9][0-9]*):([1-9][0-9]*)$/;
 
 export const DEFAULT_ROOM = 'general';
 
@@ -204,4 +210,145 @@ export function olderPage(page, shown, limit = HISTORY_PAGE) {
     .sort((a, b) => Number(a.id) - Number(b.id));
   const oldest = list.reduce((min, m) => Math.min(min, Number(m?.id) || Infinity), Infinity);
   return { add, more: list.length >= limit && oldest > 1 };
+}
+
+// ---- unread, direct messages, mentions (issue 21) -------------------------------------
+
+export function isDirectRoom(name) {
+  const match = typeof name === 'string' && DIRECT_ROOM.exec(name);
+  return Boolean(match) && Number(match[1]) < Number(match[2]);
+}
+
+/** A room the chat page may show: a public room or a direct message. */
+export function isChatRoom(name) {
+  return isRoomName(name) || isDirectRoom(name);
+}
+
+/**
+ * The direct-message rooms of a `GET /api/rooms` answer, by the other person's name.
+ * @returns {{name: string, peer: {id: number, name: string}}[]}
+ */
+export function directRooms(rooms) {
+  return (rooms ?? [])
+    .filter((room) => room && isDirectRoom(room.name) && room.peer)
+    .map((room) => ({ name: room.name, peer: { id: Number(room.peer.id), name: String(room.peer.name ?? '') } }))
+    .sort((a, b) => a.peer.name.localeCompare(b.peer.name));
+}
+
+/** How a room is named on the page: `#general`, or `@Ann` for a direct message with Ann. */
+export function roomLabel(name, rooms = []) {
+  if (!isDirectRoom(name)) return `#${name}`;
+  const entry = (rooms ?? []).find((room) => room?.name === name);
+  return entry?.peer?.name ? `@${entry.peer.name}` : 'Direct message';
+}
+
+/** The mention the server recognises for a person, whatever their name holds: `@[Ann Lee]`. */
+export function mention(name) {
+  return `@[${String(name).replace(/[[\]\n]/g, ' ').trim()}]`;
+}
+
+/**
+ * What is unread where, for one person: each room's read position, newest id, unread
+ * count and unread mentions, as `GET /api/rooms` gave them, then moved on by live
+ * messages and by `read` markers (from this tab or another).
+ */
+export class Unread {
+  constructor() {
+    /** room -> {readId, lastId, unread, mentions} */
+    this.rooms = new Map();
+  }
+
+  /** The server's list (entries `{name, read_id, last_id, unread, mentions}`) replaces what was known. */
+  load(entries) {
+    this.rooms = new Map();
+    for (const entry of entries ?? []) {
+      if (!entry || typeof entry.name !== 'string') continue;
+      this.rooms.set(entry.name, {
+        readId: Number(entry.read_id) || 0,
+        lastId: Number(entry.last_id) || 0,
+        unread: Number(entry.unread) || 0,
+        mentions: Number(entry.mentions) || 0,
+      });
+    }
+  }
+
+  #room(name) {
+    if (!this.rooms.has(name)) this.rooms.set(name, { readId: 0, lastId: 0, unread: 0, mentions: 0 });
+    return this.rooms.get(name);
+  }
+
+  /**
+   * A message arrived live; `seen`: it is on screen for someone looking. Unread when
+   * someone else wrote it after the read position and it was not seen. True when a
+   * count changed.
+   */
+  arrived(message, me, seen) {
+    const room = this.#room(message.room);
+    const id = Number(message.id) || 0;
+    if (id <= room.lastId && id <= room.readId) return false;
+    room.lastId = Math.max(room.lastId, id);
+    if (seen || message.user?.id === me || id <= room.readId) return false;
+    room.unread += 1;
+    return true;
+  }
+
+  /** A mention of the viewer in `name` (a `mention` notification) that is not read yet. */
+  mentioned(name, messageId) {
+    const room = this.#room(name);
+    if (Number(messageId) <= room.readId) return false;
+    room.mentions += 1;
+    return true;
+  }
+
+  /**
+   * `name` was read through `through` (here or on another device). Returns false when
+   * messages after it may still be unread, which only the server can count.
+   */
+  read(name, through) {
+    const room = this.#room(name);
+    room.readId = Math.max(room.readId, Number(through) || 0);
+    if (room.readId >= room.lastId) {
+      room.unread = 0;
+      room.mentions = 0;
+      return true;
+    }
+    return false;
+  }
+
+  readId(name) {
+    return this.rooms.get(name)?.readId ?? 0;
+  }
+
+  count(name) {
+    return this.rooms.get(name)?.unread ?? 0;
+  }
+
+  mentionsIn(name) {
+    return this.rooms.get(name)?.mentions ?? 0;
+  }
+
+  /** Unread messages in every room but `except` (the one on screen). */
+  total(except) {
+    let sum = 0;
+    for (const [name, room] of this.rooms) if (name !== except) sum += room.unread;
+    return sum;
+  }
+}
+
+/** The tab's title: `(3) #general · Chat · Switchboard` while 3 messages are unread elsewhere. */
+export function titleFor(label, unread) {
+  const base = `${label} · Chat · Switchboard`;
+  if (!(unread > 0)) return base;
+  return `(${unread > 99 ? '99+' : unread}) ${base}`;
+}
+
+/**
+ * Where the "new messages" divider goes: before the first message after the read
+ * position that someone else wrote (the id), or null when there is none.
+ */
+export function firstUnread(messages, readId, me) {
+  for (const message of messages ?? []) {
+    if (Number(message?.id) > readId && message.user?.id !== me) return Number(message.id);
+  }
+  return null;
 }

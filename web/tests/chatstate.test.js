@@ -139,3 +139,75 @@ describe('scrolling back', () => {
     assert.deepEqual(olderPage(null, new Set(), 50), { add: [], more: false });
   });
 });
+
+describe('unread, direct messages and mentions (issue 21)', async () => {
+  const { Unread, directRooms, firstUnread, isChatRoom, isDirectRoom, mention, roomLabel, titleFor } = await import('../static/chatstate.js');
+
+  test('direct-message rooms have one spelling, the smaller id first', () => {
+    for (const ok of ['dm:1:2', 'dm:3:17']) assert.ok(isDirectRoom(ok) && isChatRoom(ok), ok);
+    for (const bad of ['dm:2:1', 'dm:1:1', 'dm:01:2', 'dm:0:2', 'dm:1', 'user:1', 'general']) assert.ok(!isDirectRoom(bad), bad);
+    assert.ok(isChatRoom('general'));
+    assert.ok(!isChatRoom('rooms:1'));
+  });
+
+  test('the list shows direct messages by the other person, and hides the server rooms', () => {
+    const listed = [
+      { name: 'dm:1:3', peer: { id: 3, name: 'Zed' } },
+      { name: 'dm:1:2', peer: { id: 2, name: 'Ann' } },
+      { name: 'rooms' },
+      { name: 'general' },
+    ];
+    assert.deepEqual(directRooms(listed).map((r) => r.peer.name), ['Ann', 'Zed']);
+    assert.deepEqual(roomsToShow(listed, 'general').map((r) => r.name), ['general']);
+    assert.equal(roomLabel('dm:1:2', listed), '@Ann');
+    assert.equal(roomLabel('general', listed), '#general');
+    assert.equal(roomLabel('dm:5:6', listed), 'Direct message');
+  });
+
+  test('unread counts start from the server and move with live messages and read markers', () => {
+    const unread = new Unread();
+    unread.load([{ name: 'ops', read_id: 2, last_id: 4, unread: 2, mentions: 1 }, { name: 'general', read_id: 0, last_id: 0, unread: 0 }]);
+    assert.equal(unread.total('general'), 2);
+    // Someone else's message, not on screen: unread; one's own, or one on screen: not.
+    assert.ok(unread.arrived({ room: 'ops', id: 5, user: { id: 9 } }, 1, false));
+    assert.ok(!unread.arrived({ room: 'ops', id: 6, user: { id: 1 } }, 1, false));
+    assert.ok(!unread.arrived({ room: 'general', id: 1, user: { id: 9 } }, 1, true));
+    assert.equal(unread.count('ops'), 3);
+    assert.equal(unread.total('general'), 3);
+    assert.equal(unread.total('ops'), 0);
+    assert.ok(unread.mentioned('ops', 6));
+    assert.ok(!unread.mentioned('ops', 1), 'a mention already read');
+    assert.equal(unread.mentionsIn('ops'), 2);
+    // Read part of it elsewhere: only the server can say what is left.
+    assert.equal(unread.read('ops', 5), false);
+    // Read all of it: nothing left.
+    assert.equal(unread.read('ops', 6), true);
+    assert.equal(unread.count('ops'), 0);
+    assert.equal(unread.mentionsIn('ops'), 0);
+    assert.equal(unread.readId('ops'), 6);
+    // A message replayed after the read position was moved is not unread again.
+    assert.ok(!unread.arrived({ room: 'ops', id: 6, user: { id: 9 } }, 1, false));
+  });
+
+  test('the tab title counts what is unread elsewhere', () => {
+    assert.equal(titleFor('#general', 0), '#general · Chat · Switchboard');
+    assert.equal(titleFor('#general', 3), '(3) #general · Chat · Switchboard');
+    assert.equal(titleFor('@Ann', 250), '(99+) @Ann · Chat · Switchboard');
+  });
+
+  test('the divider goes before the first message of someone else after the read position', () => {
+    const messages = [
+      { id: 3, user: { id: 9 } },
+      { id: 4, user: { id: 1 } },
+      { id: 5, user: { id: 9 } },
+    ];
+    assert.equal(firstUnread(messages, 3, 1), 5);
+    assert.equal(firstUnread(messages, 2, 1), 3);
+    assert.equal(firstUnread(messages, 5, 1), null);
+  });
+
+  test('mentions are written as the server recognises them', () => {
+    assert.equal(mention('Ann Lee'), '@[Ann Lee]');
+    assert.equal(mention('odd]name[\n'), '@[odd name]');
+  });
+});

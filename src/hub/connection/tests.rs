@@ -389,3 +389,24 @@ async fn the_control_budget_refills_with_time() {
     tokio::time::advance(Duration::from_millis(60)).await;
     c.leave("a").expect("one request a fifth of a second");
 }
+
+/// Every chat page follows the created-rooms log; nobody is "present" there, so
+/// pages are not told of each other's arrivals.
+#[tokio::test]
+async fn nobody_is_present_in_the_created_rooms_log() {
+    let fixture = hub(8, 16).await;
+    let mut a = connect(&fixture.hub, 1);
+    let mut b = connect(&fixture.hub, 2);
+    a.join(message::ROOM_LIST_ROOM, None).await.unwrap();
+    let joined = b.join(message::ROOM_LIST_ROOM, None).await.unwrap();
+    assert_eq!(joined.presence.count, 0);
+    assert_eq!(fixture.hub.presence_count(message::ROOM_LIST_ROOM), 0);
+    assert!(
+        a.try_next().is_none(),
+        "no presence change reached the first page"
+    );
+    // A chat room still counts both.
+    a.join("general", None).await.unwrap();
+    b.join("general", None).await.unwrap();
+    assert_eq!(fixture.hub.presence_count("general"), 2);
+}

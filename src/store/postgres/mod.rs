@@ -15,6 +15,7 @@ use crate::auth::model::{SessionRecord, TokenRecord};
 use crate::hub::message::{Appended, NewMessage, Position};
 
 mod messages;
+mod rooms;
 mod users;
 
 pub use users::search_page;

@@ -31,6 +31,7 @@ use writer::Writer;
 pub mod backup;
 mod inline;
 mod messages;
+mod rooms;
 mod rows;
 mod search_index;
 mod users;
