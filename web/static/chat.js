@@ -420,8 +420,8 @@ async function openRoom(name, { push, reload = false }) {
     if (gen !== generation) return;
     list.replaceChildren(...data.map(buildMessage));
     arrange(list);
-    if (read) showDivider(data, read.read_id);
     scrollBack.more = olderPage(data, new Set(), HISTORY_PAGE).more;
+    if (read) showDivider(data, read.read_id);
     const header = headers.get('Switchboard-Position');
     position = header === null ? null : Number(header);
     loaded = true;
@@ -604,6 +604,9 @@ function showDivider(messages, readId) {
   list.querySelector('li.unread-divider')?.remove();
   const first = firstUnread(messages, readId, me);
   if (first === null) return;
+  // The whole page is unread and older messages exist: the unread ones begin further
+  // back, so no line here (and no jump to the top, which would load older pages).
+  if (first === Number(messages[0]?.id) && scrollBack.more) return;
   const item = list.querySelector(`li[data-id="${first}"]`);
   item?.before(el('li', { className: 'unread-divider', role: 'separator' }, el('span', {}, 'New messages')));
   // The first unread message shows its author and time, even within a group.
