@@ -9,6 +9,7 @@
 
 pub mod account;
 mod common;
+pub mod constraints;
 pub(crate) mod messages;
 pub mod postgres;
 pub mod sqlite;
@@ -26,10 +27,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The unique index on the folded email refused the write: a duplicate, even when
-    /// two requests raced (the index decides, not a check before the insert).
+    /// two requests raced (the index decides, not a check before the insert). Which
+    /// index means what is [`constraints`]' table.
     #[error("email already taken")]
     EmailTaken,
-    /// Another unique index refused the write (see [`unique_violation`]).
+    /// Another unique index refused the write (see [`constraints`]).
     #[error("duplicate {0:?}")]
     Duplicate(Unique),
     /// PostgreSQL cannot store a NUL character in text (SQLite can): input that
@@ -58,8 +60,8 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.into()),
             // PostgreSQL names the index; SQLite lists its columns in the message.
             sqlx::Error::Database(db) if db.is_unique_violation() => match db.constraint() {
-                Some(name) => unique_violation(name),
-                None => unique_violation(sqlite_unique_columns(db.message())),
+                Some(name) => constraints::unique_violation(name),
+                None => constraints::sqlite_unique_violation(db.message()),
             },
             // 22021 character_not_in_repertoire: "invalid byte sequence ... 0x00".
             sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
@@ -71,7 +73,7 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// A unique index other than the email's, so each duplicate gets its own answer
-/// (they were all once reported as a taken email).
+/// (they were all once reported as a taken email): see [`constraints`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unique {
     /// Two API tokens with the same hash (a random 256-bit token: a bug, or a replay).
@@ -84,34 +86,6 @@ pub enum Unique {
     MessagePosition,
     /// An index not named here, as the database named it.
     Other(String),
-}
-
-/// The error for a unique index refusing a write, by the index's name as PostgreSQL
-/// gives it (`users_email_key`) or its columns as SQLite's message lists them
-/// (`users.email_key`). One table for both backends, next to the migrations' names.
-pub fn unique_violation(index: &str) -> StoreError {
-    match index {
-        "users_email_key" | "users.email_key" => StoreError::EmailTaken,
-        "api_tokens_token_hash" | "api_tokens.token_hash" => {
-            StoreError::Duplicate(Unique::TokenHash)
-        }
-        "sessions_pkey" | "sessions.id_hash" => StoreError::Duplicate(Unique::SessionId),
-        "messages_client_id" | "messages.room, messages.user_id, messages.client_id" => {
-            StoreError::Duplicate(Unique::MessageClientId)
-        }
-        "messages_pkey" | "messages.room, messages.id" => {
-            StoreError::Duplicate(Unique::MessagePosition)
-        }
-        other => StoreError::Duplicate(Unique::Other(other.to_owned())),
-    }
-}
-
-/// `UNIQUE constraint failed: users.email_key` -> `users.email_key` (SQLite's message
-/// for both UNIQUE and PRIMARY KEY failures).
-pub fn sqlite_unique_columns(message: &str) -> &str {
-    message
-        .strip_prefix("UNIQUE constraint failed: ")
-        .unwrap_or(message)
 }
 
 /// Which database a store talks to (for logs, `/readyz` and tests).
