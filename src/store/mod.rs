@@ -4,14 +4,15 @@
 //! one they have; the same test suite runs against both.
 //!
 //! Two implementations rather than one generic one: the dialects differ exactly where
-//! it matters (full-text search, write locking, bulk loading), and a generic
-//! `Store<DB>` would bury the SQL under trait bounds.
+//! it matters (full-text search, write locking, bulk loading), and the drivers too
+//! (SQLite on rusqlite, for its single writer thread and its inline readers;
+//! PostgreSQL on sqlx). What the dialects agree on is written once, in [`sql`].
 
 pub mod account;
-mod common;
 pub mod constraints;
 pub(crate) mod messages;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -280,8 +281,8 @@ pub trait MessageStore: Lifecycle + Send + Sync {
     /// because the hub reads them: a notification honours its recipient's choices.
     async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>>;
     /// Where `user_id` has read `room` up to (0: nothing read; written by
-    /// [`account::AccountStore::mark_read`]). Read through the writer's connection,
-    /// so a position just marked is seen.
+    /// [`account::AccountStore::mark_read`]). A position just marked is seen: a
+    /// write returns once committed.
     async fn read_position(&self, user_id: i64, room: &str) -> StoreResult<i64>;
 }
 

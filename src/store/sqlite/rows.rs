@@ -1,14 +1,15 @@
-//! What the rusqlite paths ([`super::inline`] reads, [`super::writer`] writes) share:
-//! rows to domain types, values to text as sqlx writes them, errors to [`StoreError`].
-//! The text formats must stay the ones sqlx reads and writes, since the same rows go
-//! through both.
+//! Rows to domain types, values to text, errors to [`StoreError`], for every
+//! statement on SQLite ([`super::inline`] reads, [`super::writer`] writes). The text
+//! formats are the ones sqlx wrote when it ran the SQLite store, so databases made
+//! then read the same.
 
 use rusqlite::types::Type;
 use rusqlite::{ErrorCode, Row};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::directory::model::{Role, User};
+use crate::auth::model::ApiToken;
+use crate::directory::model::{Role, Settings, User};
 use crate::store::StoreError;
 use crate::store::constraints::sqlite_unique_violation;
 use crate::store::messages::MessageRow;
@@ -68,6 +69,25 @@ fn conversion(at: usize, err: Box<dyn std::error::Error + Send + Sync>) -> rusql
 pub fn timestamp_text(ts: OffsetDateTime) -> rusqlite::Result<String> {
     ts.format(&Rfc3339)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+}
+
+/// An [`ApiToken`] whose columns (`token_columns!`) start at column 0.
+pub fn token_row(row: &Row<'_>) -> rusqlite::Result<ApiToken> {
+    Ok(ApiToken {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        name: row.get(2)?,
+        prefix: row.get(3)?,
+        created_at: row.get(4)?,
+        expires_at: row.get(5)?,
+        last_used_at: row.get(6)?,
+        revoked_at: row.get(7)?,
+    })
+}
+
+/// `theme, notify_mentions, notify_admin_changes` as [`Settings`].
+pub fn settings_row(row: &Row<'_>) -> rusqlite::Result<Settings> {
+    Ok(Settings::new(row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
 /// A `messages` row whose columns (`message_columns!`) start at column 0.
