@@ -231,6 +231,37 @@ mod tests {
         assert_eq!(seven, 7);
     }
 
+    /// An off-thread read runs on a blocking thread, not the caller's, with a
+    /// connection of the same pool, which comes back to it afterwards.
+    #[tokio::test]
+    async fn an_off_thread_read_uses_the_same_pool_on_another_thread() {
+        let (_dir, reader) = reader();
+        let caller = std::thread::current().id();
+        let (thread, seven) = reader
+            .read_off_thread(|conn| {
+                let n: i64 = conn.query_row("SELECT n FROM t", [], |row| row.get(0))?;
+                Ok((std::thread::current().id(), n))
+            })
+            .await
+            .unwrap();
+        assert_ne!(thread, caller);
+        assert_eq!(seven, 7);
+        assert_eq!(reader.idle.lock().unwrap().len(), 1);
+        // A failed read's connection is dropped, as inline.
+        let failed = reader
+            .read_off_thread(|conn| {
+                conn.query_row("SELECT nope FROM t", [], |row| row.get::<_, i64>(0))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(reader.idle.lock().unwrap().len(), 0);
+        reader.close();
+        assert!(matches!(
+            reader.read_off_thread(|_| Ok(())).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+
     #[test]
     fn a_cached_statement_with_a_bound_limit_is_prepared_once() {
         let (_dir, reader) = reader();

@@ -62,6 +62,18 @@ pub fn append_in(tx: &Connection, new: &NewMessage) -> rusqlite::Result<Appended
     })
 }
 
+/// The newest `limit` messages of `room` below `before_id`, newest first.
+fn latest_page(
+    conn: &Connection,
+    room: &str,
+    before_id: Option<i64>,
+    limit: i64,
+) -> rusqlite::Result<Vec<MessageRow>> {
+    conn.prepare_cached(sql::LATEST_MESSAGES)?
+        .query_map(params![room, before_id, limit], message_row)?
+        .collect()
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended> {
@@ -98,11 +110,20 @@ impl MessageStore for SqliteStore {
         before_id: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<Message>> {
-        let rows: Vec<MessageRow> = self.inline.read(|conn| {
-            conn.prepare_cached(sql::LATEST_MESSAGES)?
-                .query_map(params![room, before_id, limit], message_row)?
-                .collect()
-        })?;
+        // The newest page walks the room's index from its end, `limit` rows; a page
+        // further back may walk past every newer message first (the `OR` keeps the
+        // planner from seeking to `before_id`), so it runs off the async workers.
+        let rows = match before_id {
+            None => self
+                .inline
+                .read(|conn| latest_page(conn, room, before_id, limit))?,
+            Some(_) => {
+                let room = room.to_owned();
+                self.inline
+                    .read_off_thread(move |conn| latest_page(conn, &room, before_id, limit))
+                    .await?
+            }
+        };
         Ok(rows.into_iter().rev().map(Into::into).collect())
     }
 
