@@ -313,10 +313,10 @@ mod tests {
         while let Some(at) = rest.find('$') {
             rest = &rest[at + 1..];
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            if let Ok(n) = digits.parse() {
-                if !seen.contains(&n) {
-                    seen.push(n);
-                }
+            if let Ok(n) = digits.parse()
+                && !seen.contains(&n)
+            {
+                seen.push(n);
             }
         }
         seen
