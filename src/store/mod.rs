@@ -4,14 +4,16 @@
 //! one they have; the same test suite runs against both.
 //!
 //! Two implementations rather than one generic one: the dialects differ exactly where
-//! it matters (full-text search, write locking, bulk loading), and a generic
-//! `Store<DB>` would bury the SQL under trait bounds.
+//! it matters (full-text search, write locking, bulk loading), and the drivers too
+//! (SQLite on rusqlite, for its single writer thread and its inline readers;
+//! PostgreSQL on sqlx). What the dialects agree on is written once, in [`sql`].
 
 pub mod account;
-mod common;
+pub mod constraints;
 pub(crate) mod messages;
 pub mod postgres;
 pub mod rooms;
+pub mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -27,10 +29,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The unique index on the folded email refused the write: a duplicate, even when
-    /// two requests raced (the index decides, not a check before the insert).
+    /// two requests raced (the index decides, not a check before the insert). Which
+    /// index means what is [`constraints`]' table.
     #[error("email already taken")]
     EmailTaken,
-    /// Another unique index refused the write (see [`unique_violation`]).
+    /// Another unique index refused the write (see [`constraints`]).
     #[error("duplicate {0:?}")]
     Duplicate(Unique),
     /// PostgreSQL cannot store a NUL character in text (SQLite can): input that
@@ -59,8 +62,8 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.into()),
             // PostgreSQL names the index; SQLite lists its columns in the message.
             sqlx::Error::Database(db) if db.is_unique_violation() => match db.constraint() {
-                Some(name) => unique_violation(name),
-                None => unique_violation(sqlite_unique_columns(db.message())),
+                Some(name) => constraints::unique_violation(name),
+                None => constraints::sqlite_unique_violation(db.message()),
             },
             // 22021 character_not_in_repertoire: "invalid byte sequence ... 0x00".
             sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
@@ -72,7 +75,7 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// A unique index other than the email's, so each duplicate gets its own answer
-/// (they were all once reported as a taken email).
+/// (they were all once reported as a taken email): see [`constraints`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unique {
     /// Two API tokens with the same hash (a random 256-bit token: a bug, or a replay).
@@ -85,34 +88,6 @@ pub enum Unique {
     MessagePosition,
     /// An index not named here, as the database named it.
     Other(String),
-}
-
-/// The error for a unique index refusing a write, by the index's name as PostgreSQL
-/// gives it (`users_email_key`) or its columns as SQLite's message lists them
-/// (`users.email_key`). One table for both backends, next to the migrations' names.
-pub fn unique_violation(index: &str) -> StoreError {
-    match index {
-        "users_email_key" | "users.email_key" => StoreError::EmailTaken,
-        "api_tokens_token_hash" | "api_tokens.token_hash" => {
-            StoreError::Duplicate(Unique::TokenHash)
-        }
-        "sessions_pkey" | "sessions.id_hash" => StoreError::Duplicate(Unique::SessionId),
-        "messages_client_id" | "messages.room, messages.user_id, messages.client_id" => {
-            StoreError::Duplicate(Unique::MessageClientId)
-        }
-        "messages_pkey" | "messages.room, messages.id" => {
-            StoreError::Duplicate(Unique::MessagePosition)
-        }
-        other => StoreError::Duplicate(Unique::Other(other.to_owned())),
-    }
-}
-
-/// `UNIQUE constraint failed: users.email_key` -> `users.email_key` (SQLite's message
-/// for both UNIQUE and PRIMARY KEY failures).
-pub fn sqlite_unique_columns(message: &str) -> &str {
-    message
-        .strip_prefix("UNIQUE constraint failed: ")
-        .unwrap_or(message)
 }
 
 /// Which database a store talks to (for logs, `/readyz` and tests).
@@ -307,8 +282,8 @@ pub trait MessageStore: Lifecycle + rooms::RoomStore + Send + Sync {
     /// because the hub reads them: a notification honours its recipient's choices.
     async fn get_settings(&self, id: i64) -> StoreResult<Option<Settings>>;
     /// Where `user_id` has read `room` up to (0: nothing read; written by
-    /// [`account::AccountStore::mark_read`]). Read through the writer's connection,
-    /// so a position just marked is seen.
+    /// [`account::AccountStore::mark_read`]). A position just marked is seen: a
+    /// write returns once committed.
     async fn read_position(&self, user_id: i64, room: &str) -> StoreResult<i64>;
 }
 

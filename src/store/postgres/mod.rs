@@ -1,9 +1,12 @@
 //! PostgreSQL, for running several Switchboard instances on one database.
 //!
-//! The statements mirror [`super::sqlite`]; where they differ it is the dialect:
-//! substring search is `LIKE '%x%'` served by pg_trgm GIN indexes instead of FTS5
-//! (two characters: a GIN index of bigram arrays, migration 0007, instead of FTS5
-//! bigram tokens), and bulk loads send whole columns as arrays through `UNNEST`.
+//! The statements the dialects agree on are [`super::sql`]'s, run here through one
+//! sqlx pool (PostgreSQL's own row locks order concurrent writers). The rest is
+//! the dialect's: substring search is `LIKE '%x%'` served by pg_trgm GIN indexes
+//! instead of FTS5 (two characters: a GIN index of bigram arrays, migration 0007,
+//! instead of FTS5 bigram tokens), prefix scans compare `COLLATE "C"`, the
+//! last-admin check locks the admin rows, and bulk loads send whole columns as
+//! arrays through `UNNEST`.
 
 use std::time::Duration;
 
@@ -11,9 +14,9 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{Backend, Lifecycle, StoreResult};
-use crate::auth::model::{SessionRecord, TokenRecord};
-use crate::hub::message::{Appended, NewMessage, Position};
 
+mod account;
+mod auth;
 mod messages;
 mod rooms;
 mod users;
@@ -41,19 +44,6 @@ impl PgStore {
             .await?;
         Ok(Self { pool })
     }
-
-    fn reader(&self) -> &sqlx::Pool<sqlx::Postgres> {
-        &self.pool
-    }
-
-    fn writer(&self) -> &sqlx::Pool<sqlx::Postgres> {
-        &self.pool
-    }
-
-    /// A write transaction (see the module doc for why SQLite's is `IMMEDIATE`).
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.pool.begin().await
-    }
 }
 
 #[async_trait]
@@ -78,40 +68,3 @@ impl Lifecycle for PgStore {
         self.pool.close().await;
     }
 }
-
-crate::store::common::impl_auth_store!(PgStore, {
-    async fn set_password(
-        &self,
-        user_id: i64,
-        password: &super::NewPassword,
-    ) -> StoreResult<Option<super::EndedCredentials>> {
-        let mut tx = self.begin_write().await?;
-        let ended = users::set_password_in(&mut tx, user_id, password).await?;
-        tx.commit().await?;
-        Ok(ended)
-    }
-
-    async fn find_session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
-        Ok(sqlx::query_as(crate::store::common::session_lookup!())
-            .bind(id_hash)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
-        Ok(sqlx::query_as(crate::store::common::token_lookup!())
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-});
-crate::store::account::impl_account_store!(PgStore);
-crate::store::messages::impl_message_store!(PgStore, "GREATEST", {
-    async fn append_message(&self, new: &NewMessage) -> StoreResult<Appended> {
-        self.append_message_now(new).await
-    }
-
-    async fn room_position(&self, room: &str) -> StoreResult<Position> {
-        self.room_position_now(room).await
-    }
-});

@@ -13,14 +13,14 @@ impl RoomStore for PgStore {
     async fn rooms_for(&self, user_id: i64) -> StoreResult<Vec<RoomRow>> {
         Ok(sqlx::query_as(rooms::ROOMS_FOR)
             .bind(user_id)
-            .fetch_all(self.writer())
+            .fetch_all(&self.pool)
             .await?)
     }
 
     async fn find_room(&self, name: &str) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(rooms::FIND_ROOM)
             .bind(name)
-            .fetch_optional(self.writer())
+            .fetch_optional(&self.pool)
             .await?)
     }
 
@@ -30,7 +30,7 @@ impl RoomStore for PgStore {
         members: &[i64],
         now_ms: i64,
     ) -> StoreResult<OpenedRoom> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.pool.begin().await?;
         let created = sqlx::query(rooms::INSERT_ROOM)
             .bind(name)
             .bind(now_ms)
@@ -59,7 +59,7 @@ impl RoomStore for PgStore {
         Ok(sqlx::query(rooms::LEAVE)
             .bind(user_id)
             .bind(room)
-            .execute(self.writer())
+            .execute(&self.pool)
             .await?
             .rows_affected()
             > 0)
@@ -81,7 +81,7 @@ impl RoomStore for PgStore {
             .bind(after_id)
             .bind(user_id)
             .bind(UNREAD_WINDOW)
-            .fetch_one(self.writer())
+            .fetch_one(&self.pool)
             .await?)
     }
 
@@ -91,7 +91,7 @@ impl RoomStore for PgStore {
         for id in ids {
             let name: Option<String> = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
                 .bind(id)
-                .fetch_optional(self.reader())
+                .fetch_optional(&self.pool)
                 .await?;
             if let Some(name) = name {
                 names.push((*id, name));

@@ -5,37 +5,23 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 
 use super::PgStore;
+use super::messages::append_in;
 use crate::auth::model::unix_now;
 use crate::directory::model::{NewUser, Role, User, UserChanges, match_key};
 use crate::hub::message::Message;
+use crate::store::sql::{self, user_columns};
 use crate::store::{
     EndedCredentials, EventOf, NewPassword, StoreError, StoreResult, UserPage, UserStore,
     UserUpdate, prefix_upper_bound,
 };
 use crate::timefmt;
 
-/// The columns of [`User`], in one place for every `SELECT` and `RETURNING`.
-macro_rules! user_columns {
-    () => {
-        "id, name, email, role, created_at, updated_at"
-    };
-}
-
 /// Rows per `INSERT ... SELECT FROM UNNEST` in bulk loads.
 const BULK_CHUNK: usize = 10_000;
 
 /// `al_x` -> `%al\_x%`: a LIKE pattern matching the needle literally anywhere.
 fn contains_pattern(needle: &str) -> String {
-    let mut pattern = String::with_capacity(needle.len() + 2);
-    pattern.push('%');
-    for c in needle.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+    format!("%{}%", sql::like_escape(needle))
 }
 
 /// A page of substring matches for the LIKE pattern `$1`, after id `$2`, at most `$3`:
@@ -95,30 +81,25 @@ pub(super) async fn set_password_in(
     id: i64,
     password: &NewPassword,
 ) -> Result<Option<EndedCredentials>, sqlx::Error> {
-    let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-        .bind(id)
+    let updated = sqlx::query(sql::SET_PASSWORD_HASH)
         .bind(&password.hash)
+        .bind(id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
     if updated == 0 {
         return Ok(None);
     }
-    let sessions = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id_hash")
+    let sessions = sqlx::query_scalar(sql::END_SESSIONS)
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
-    let tokens = sqlx::query_scalar(
-        "UPDATE api_tokens SET revoked_at = $2
-         WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $3
-           AND (expires_at IS NULL OR expires_at > $2)
-         RETURNING id",
-    )
-    .bind(id)
-    .bind(unix_now())
-    .bind(password.keep_token)
-    .fetch_all(&mut *tx)
-    .await?;
+    let tokens = sqlx::query_scalar(sql::REVOKE_LIVE_TOKENS)
+        .bind(unix_now())
+        .bind(id)
+        .bind(password.keep_token)
+        .fetch_all(&mut *tx)
+        .await?;
     Ok(Some(EndedCredentials {
         user_id: id,
         sessions,
@@ -131,15 +112,11 @@ impl UserStore for PgStore {
     async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>> {
         let users = match page.search.as_deref() {
             None => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    user_columns!(),
-                    " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
-                ))
-                .bind(page.after_id)
-                .bind(page.limit)
-                .fetch_all(&self.pool)
-                .await?
+                sqlx::query_as(sql::USER_PAGE)
+                    .bind(page.after_id)
+                    .bind(page.limit)
+                    .fetch_all(&self.pool)
+                    .await?
             }
             Some(needle) => {
                 let (sql, first) = search_page(needle);
@@ -155,41 +132,32 @@ impl UserStore for PgStore {
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
-        // Kept by triggers (migration 0004): O(1) however many users there are.
-        Ok(sqlx::query_scalar("SELECT n FROM user_count WHERE id = 1")
+        Ok(sqlx::query_scalar(sql::USER_COUNT)
             .fetch_one(&self.pool)
             .await?)
     }
 
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(sql::USER_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn insert_user(&self, user: &NewUser, event_of: EventOf) -> StoreResult<(User, Message)> {
         let now = timefmt::now();
-        let mut tx = self.begin_write().await?;
-        let created: User = sqlx::query_as(concat!(
-            "INSERT INTO users (name, email, name_key, email_key, role, password_hash, created_at, updated_at)",
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
-            user_columns!()
-        ))
-        .bind(&user.name)
-        .bind(&user.email)
-        .bind(match_key(&user.name))
-        .bind(match_key(&user.email))
-        .bind(user.role.as_str())
-        .bind(&user.password_hash)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let event = Self::append_in(&mut tx, &event_of(&created)).await?;
+        let mut tx = self.pool.begin().await?;
+        let created: User = sqlx::query_as(sql::INSERT_USER)
+            .bind(&user.name)
+            .bind(&user.email)
+            .bind(match_key(&user.name))
+            .bind(match_key(&user.email))
+            .bind(user.role.as_str())
+            .bind(&user.password_hash)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let event = append_in(&mut tx, &event_of(&created)).await?;
         tx.commit().await?;
         Ok((created, event.message))
     }
@@ -201,35 +169,26 @@ impl UserStore for PgStore {
         password: Option<&NewPassword>,
         event_of: EventOf,
     ) -> StoreResult<Option<UserUpdate>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.pool.begin().await?;
         if changes.role == Some(Role::Member) && is_last_admin(&mut tx, id).await? {
             return Err(StoreError::LastAdmin);
         }
         let user: Option<User> = if changes.is_empty() {
-            sqlx::query_as(concat!(
-                "SELECT ",
-                user_columns!(),
-                " FROM users WHERE id = $1"
-            ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
+            sqlx::query_as(sql::USER_BY_ID)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
         } else {
-            sqlx::query_as(concat!(
-                "UPDATE users SET name = coalesce($2, name), name_key = coalesce($3, name_key),",
-                " email = coalesce($4, email), email_key = coalesce($5, email_key),",
-                " role = coalesce($6, role), updated_at = $7 WHERE id = $1 RETURNING ",
-                user_columns!()
-            ))
-            .bind(id)
-            .bind(&changes.name)
-            .bind(changes.name.as_deref().map(match_key))
-            .bind(&changes.email)
-            .bind(changes.email.as_deref().map(match_key))
-            .bind(changes.role.map(|r| r.as_str()))
-            .bind(timefmt::now())
-            .fetch_optional(&mut *tx)
-            .await?
+            sqlx::query_as(sql::UPDATE_USER)
+                .bind(&changes.name)
+                .bind(changes.name.as_deref().map(match_key))
+                .bind(&changes.email)
+                .bind(changes.email.as_deref().map(match_key))
+                .bind(changes.role.map(|r| r.as_str()))
+                .bind(timefmt::now())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
         };
         let Some(user) = user else {
             return Ok(None);
@@ -237,7 +196,7 @@ impl UserStore for PgStore {
         let event = if changes.is_empty() {
             None
         } else {
-            Some(Self::append_in(&mut tx, &event_of(&user)).await?.message)
+            Some(append_in(&mut tx, &event_of(&user)).await?.message)
         };
         let ended = match password {
             Some(password) => set_password_in(&mut tx, id, password).await?,
@@ -248,21 +207,18 @@ impl UserStore for PgStore {
     }
 
     async fn delete_user(&self, id: i64, event_of: EventOf) -> StoreResult<Option<Message>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.pool.begin().await?;
         if is_last_admin(&mut tx, id).await? {
             return Err(StoreError::LastAdmin);
         }
-        let deleted: Option<User> = sqlx::query_as(concat!(
-            "DELETE FROM users WHERE id = $1 RETURNING ",
-            user_columns!()
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let deleted: Option<User> = sqlx::query_as(sql::DELETE_USER)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(user) = deleted else {
             return Ok(None);
         };
-        let event = Self::append_in(&mut tx, &event_of(&user)).await?;
+        let event = append_in(&mut tx, &event_of(&user)).await?;
         tx.commit().await?;
         Ok(Some(event.message))
     }

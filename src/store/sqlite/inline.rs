@@ -1,4 +1,6 @@
-//! Point reads on SQLite that run on the calling task's own thread.
+//! The one way SQLite is read: a pool of read-only rusqlite connections, used on
+//! the calling task's own thread for bounded reads, on tokio's blocking threads for
+//! the others. (Writes go through [`super::writer`] alone.)
 //!
 //! sqlx gives each SQLite connection a thread of its own and passes every statement,
 //! and every row, across a channel: each query costs its caller two or more thread
@@ -10,11 +12,12 @@
 //! connections used directly: an indexed read from SQLite's page cache takes a few
 //! microseconds, less than one context switch.
 //!
-//! Only reads whose cost is bounded belong here: they hold the async worker thread
+//! Only reads whose cost is bounded run inline: they hold the async worker thread
 //! while they run. A read bounded by an index and a small `LIMIT` uses
-//! [`InlineReader::read`]. One that may scan (substring matching) uses
-//! [`InlineReader::read_within`], which gives up after a time budget so the caller can
-//! run it again on sqlx's pool, off the async workers: the common needle finds its
+//! [`InlineReader::read`]; one with no such bound (a count over a table, every
+//! account) uses [`InlineReader::read_off_thread`]. One that may scan (substring
+//! matching) uses [`InlineReader::read_within`], which gives up after a time budget
+//! so the caller can run it again off the async workers: the common needle finds its
 //! page in the first rows scanned and is answered inline; only a rare one pays for
 //! the scan twice, and then the budget is small next to the scan. In WAL mode a
 //! reader never waits for the writer; [`BUSY_TIMEOUT`] bounds the rare wait for a
@@ -40,13 +43,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 const STEPS_PER_CLOCK_CHECK: std::ffi::c_int = 1_000;
 
 /// Idle read-only connections to one database file. There are never more than the
-/// threads that read at once (no read awaits while it holds a connection), so the
-/// runtime's worker count bounds the pool.
+/// reads running at once: the runtime's workers inline, plus the off-thread reads
+/// (rare: see [`InlineReader::read_off_thread`]).
 pub struct InlineReader {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    /// Set by [`InlineReader::close`]: reads answer "unavailable", as sqlx's closed
-    /// pools do.
+    /// Set by [`InlineReader::close`]: reads answer "unavailable", as the closed writer
+    /// does.
     closed: AtomicBool,
 }
 
@@ -100,6 +103,26 @@ impl InlineReader {
             }
             Err(err) => return Err(store_error(err)),
         };
+        self.give_back(conn);
+        Ok(result)
+    }
+
+    /// Runs `read` on a connection of the same pool, but on tokio's blocking threads:
+    /// for reads whose cost has no small bound (a scan over its inline budget, a
+    /// count over a whole table, every account), which must not hold an async
+    /// worker.
+    pub async fn read_off_thread<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let conn = self.take()?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = read(&conn);
+            (conn, result)
+        })
+        .await
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("a read panicked: {e}")))?;
+        let result = result.map_err(store_error)?;
         self.give_back(conn);
         Ok(result)
     }
@@ -206,6 +229,37 @@ mod tests {
             .read(|conn| conn.query_row("SELECT n FROM t", [], |row| row.get(0)))
             .unwrap();
         assert_eq!(seven, 7);
+    }
+
+    /// An off-thread read runs on a blocking thread, not the caller's, with a
+    /// connection of the same pool, which comes back to it afterwards.
+    #[tokio::test]
+    async fn an_off_thread_read_uses_the_same_pool_on_another_thread() {
+        let (_dir, reader) = reader();
+        let caller = std::thread::current().id();
+        let (thread, seven) = reader
+            .read_off_thread(|conn| {
+                let n: i64 = conn.query_row("SELECT n FROM t", [], |row| row.get(0))?;
+                Ok((std::thread::current().id(), n))
+            })
+            .await
+            .unwrap();
+        assert_ne!(thread, caller);
+        assert_eq!(seven, 7);
+        assert_eq!(reader.idle.lock().unwrap().len(), 1);
+        // A failed read's connection is dropped, as inline.
+        let failed = reader
+            .read_off_thread(|conn| {
+                conn.query_row("SELECT nope FROM t", [], |row| row.get::<_, i64>(0))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(reader.idle.lock().unwrap().len(), 0);
+        reader.close();
+        assert!(matches!(
+            reader.read_off_thread(|_| Ok(())).await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 
     #[test]

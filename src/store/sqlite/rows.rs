@@ -1,16 +1,18 @@
-//! What the rusqlite paths ([`super::inline`] reads, [`super::writer`] writes) share:
-//! rows to domain types, values to text as sqlx writes them, errors to [`StoreError`].
-//! The text formats must stay the ones sqlx reads and writes, since the same rows go
-//! through both.
+//! Rows to domain types, values to text, errors to [`StoreError`], for every
+//! statement on SQLite ([`super::inline`] reads, [`super::writer`] writes). The text
+//! formats are the ones sqlx wrote when it ran the SQLite store, so databases made
+//! then read the same.
 
 use rusqlite::types::Type;
 use rusqlite::{ErrorCode, Row};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::directory::model::{Role, User};
+use crate::auth::model::ApiToken;
+use crate::directory::model::{Role, Settings, User};
+use crate::store::StoreError;
+use crate::store::constraints::sqlite_unique_violation;
 use crate::store::messages::MessageRow;
-use crate::store::{StoreError, sqlite_unique_columns, unique_violation};
 
 /// SQLite's extended codes for a `UNIQUE` and a `PRIMARY KEY` constraint failure.
 const CONSTRAINT_UNIQUE: std::ffi::c_int = 2067;
@@ -22,9 +24,8 @@ pub fn store_error(err: rusqlite::Error) -> StoreError {
             failure.extended_code,
             CONSTRAINT_UNIQUE | CONSTRAINT_PRIMARYKEY
         ) {
-            // As on the sqlx paths: the message names the index's columns.
-            let columns = message.as_deref().map_or("", sqlite_unique_columns);
-            return unique_violation(columns);
+            // The message names the index's columns.
+            return sqlite_unique_violation(message.as_deref().unwrap_or(""));
         }
         if matches!(
             failure.code,
@@ -70,6 +71,25 @@ pub fn timestamp_text(ts: OffsetDateTime) -> rusqlite::Result<String> {
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 
+/// An [`ApiToken`] whose columns (`token_columns!`) start at column 0.
+pub fn token_row(row: &Row<'_>) -> rusqlite::Result<ApiToken> {
+    Ok(ApiToken {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        name: row.get(2)?,
+        prefix: row.get(3)?,
+        created_at: row.get(4)?,
+        expires_at: row.get(5)?,
+        last_used_at: row.get(6)?,
+        revoked_at: row.get(7)?,
+    })
+}
+
+/// `theme, notify_mentions, notify_admin_changes` as [`Settings`].
+pub fn settings_row(row: &Row<'_>) -> rusqlite::Result<Settings> {
+    Ok(Settings::new(row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
 /// A `messages` row whose columns (`message_columns!`) start at column 0.
 pub fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok(MessageRow {
@@ -87,36 +107,64 @@ pub fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Unique;
 
-    /// SQLite names an index by its columns: both ways it reports a duplicate (a
-    /// UNIQUE index, a PRIMARY KEY) map to the index that refused it.
-    #[test]
-    fn unique_failures_are_mapped_by_the_columns_sqlite_names() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
+    /// SQLite names an index by its columns: each way it reports a duplicate (a
+    /// UNIQUE index, a PRIMARY KEY) on the migrated schema maps to the index that
+    /// refused it (`constraints`' table has each index's columns right).
+    #[tokio::test]
+    async fn unique_failures_on_the_migrated_schema_are_mapped_to_their_index() {
+        use crate::store::Lifecycle;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unique.db");
+        let store = crate::store::sqlite::SqliteStore::connect(path.to_str().unwrap(), 1)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store.close().await;
+        let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "CREATE TABLE users (id INTEGER PRIMARY KEY, email_key TEXT);
-             CREATE UNIQUE INDEX users_email_key ON users (email_key);
-             CREATE TABLE messages (room TEXT, id INTEGER, user_id INTEGER, client_id TEXT,
-                                    PRIMARY KEY (room, id)) WITHOUT ROWID;
-             CREATE UNIQUE INDEX messages_client_id ON messages (room, user_id, client_id)
-                 WHERE client_id IS NOT NULL;
-             INSERT INTO users VALUES (1, 'a@x.io');
-             INSERT INTO messages VALUES ('general', 1, 7, 'c1');",
+            "INSERT INTO users (id, name, email, name_key, email_key, role, created_at, updated_at)
+                 VALUES (1, 'A', 'a@x.io', 'a', 'a@x.io', 'member', 'x', 'x');
+             INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at)
+                 VALUES ('s1', 1, 0, 0, 0);
+             INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at)
+                 VALUES (1, 't', 'h1', 'p', 0);
+             INSERT INTO rooms (name, last_id, pruned_through, created_ms)
+                 VALUES ('general', 1, 0, 0);
+             INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_ms)
+                 VALUES ('general', 1, 1, 'A', 'hi', 'c1', 0);",
         )
         .unwrap();
-        let fail = |sql: &str| store_error(conn.execute(sql, []).unwrap_err());
-        assert!(matches!(
-            fail("INSERT INTO users VALUES (2, 'a@x.io')"),
-            StoreError::EmailTaken
-        ));
-        assert!(matches!(
-            fail("INSERT INTO messages VALUES ('general', 2, 7, 'c1')"),
-            StoreError::Duplicate(Unique::MessageClientId)
-        ));
-        assert!(matches!(
-            fail("INSERT INTO messages VALUES ('general', 1, 8, NULL)"),
-            StoreError::Duplicate(Unique::MessagePosition)
-        ));
+        let fail = |sql: &str| format!("{:?}", store_error(conn.execute(sql, []).unwrap_err()));
+        let cases = [
+            (
+                "INSERT INTO users (name, email, name_key, email_key, role, created_at, updated_at)
+                 VALUES ('B', 'A@x.io', 'b', 'a@x.io', 'member', 'x', 'x')",
+                "EmailTaken",
+            ),
+            (
+                "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at)
+                 VALUES ('s1', 1, 0, 0, 0)",
+                "Duplicate(SessionId)",
+            ),
+            (
+                "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at)
+                 VALUES (1, 't2', 'h1', 'p', 0)",
+                "Duplicate(TokenHash)",
+            ),
+            (
+                "INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_ms)
+                 VALUES ('general', 2, 1, 'A', 'hi', 'c1', 0)",
+                "Duplicate(MessageClientId)",
+            ),
+            (
+                "INSERT INTO messages (room, id, user_id, user_name, text, created_ms)
+                 VALUES ('general', 1, 1, 'A', 'again', 0)",
+                "Duplicate(MessagePosition)",
+            ),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(fail(sql), expected, "{sql}");
+        }
     }
 }

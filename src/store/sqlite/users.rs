@@ -15,30 +15,23 @@ use super::writer::Outcome;
 use crate::auth::model::unix_now;
 use crate::directory::model::{NewUser, Role, User, UserChanges, match_key};
 use crate::hub::message::Message;
+use crate::store::sql::{self, user_columns};
 use crate::store::{
     EndedCredentials, EventOf, NewPassword, StoreError, StoreResult, UserPage, UserStore,
     UserUpdate, prefix_upper_bound,
 };
 use crate::timefmt;
 
-/// The columns of [`User`], in one place for every `SELECT` and `RETURNING`.
-macro_rules! user_columns {
-    () => {
-        "id, name, email, role, created_at, updated_at"
-    };
-}
-
 /// Rows per multi-row `INSERT` in bulk loads: 8 parameters each, well under SQLite's
 /// 32,766-parameter limit, and large enough that statement overhead disappears.
 const BULK_CHUNK: usize = 1_000;
 
 /// How long a substring scan may hold an async worker inline before it is run again
-/// on sqlx's pool (see [`super::inline`]). A page of a common needle takes well under
-/// a millisecond; a needle that few users contain may scan a million rows.
+/// off the async workers (see [`super::inline`]). A page of a common needle takes
+/// well under a millisecond; a needle that few users contain may scan a million rows.
 pub(super) const INLINE_SCAN_BUDGET: Duration = Duration::from_millis(2);
 
 /// A page of substring matches through the trigram index (needles of 3+ characters).
-/// `$n` parameters, which sqlx and rusqlite both bind by position.
 const TRIGRAM_PAGE: &str = concat!(
     "SELECT ",
     user_columns!(),
@@ -89,23 +82,18 @@ pub(super) fn set_password_in(
     password: &NewPassword,
 ) -> rusqlite::Result<Option<EndedCredentials>> {
     let updated = tx
-        .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
-        .execute(params![id, password.hash])?;
+        .prepare_cached(sql::SET_PASSWORD_HASH)?
+        .execute(params![password.hash, id])?;
     if updated == 0 {
         return Ok(None);
     }
     let sessions = tx
-        .prepare_cached("DELETE FROM sessions WHERE user_id = ?1 RETURNING id_hash")?
+        .prepare_cached(sql::END_SESSIONS)?
         .query_map([id], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     let tokens = tx
-        .prepare_cached(
-            "UPDATE api_tokens SET revoked_at = ?2
-             WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?3
-               AND (expires_at IS NULL OR expires_at > ?2)
-             RETURNING id",
-        )?
-        .query_map(params![id, unix_now(), password.keep_token], |row| {
+        .prepare_cached(sql::REVOKE_LIVE_TOKENS)?
+        .query_map(params![unix_now(), id, password.keep_token], |row| {
             row.get(0)
         })?
         .collect::<Result<_, _>>()?;
@@ -122,17 +110,13 @@ impl UserStore for SqliteStore {
         let users = match page.search.as_deref() {
             // A keyset page: an index range with a LIMIT, inline.
             None => self.inline.read(|conn| {
-                conn.prepare_cached(concat!(
-                    "SELECT ",
-                    user_columns!(),
-                    " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2"
-                ))?
-                .query_map([page.after_id, page.limit], |row| user_at(row, 0))?
-                .collect::<Result<_, _>>()
+                conn.prepare_cached(sql::USER_PAGE)?
+                    .query_map([page.after_id, page.limit], |row| user_at(row, 0))?
+                    .collect::<Result<_, _>>()
             })?,
             // Substring matches (see [`super::search_index`]): inline while that stays
-            // short, else again on sqlx's pool, off the async workers (a rare needle
-            // may read far into an index, and a one-character one scans).
+            // short, else again off the async workers (a rare needle may read far
+            // into an index, and a one-character one scans).
             Some(needle) => {
                 let (sql, pattern) = match Lookup::of(needle) {
                     Lookup::Trigram(phrase) => (TRIGRAM_PAGE, phrase),
@@ -149,11 +133,15 @@ impl UserStore for SqliteStore {
                 match inline {
                     Some(users) => users,
                     None => {
-                        sqlx::query_as(sql)
-                            .bind(pattern)
-                            .bind(page.after_id)
-                            .bind(page.limit)
-                            .fetch_all(&self.read)
+                        let (after_id, limit) = (page.after_id, page.limit);
+                        self.inline
+                            .read_off_thread(move |conn| {
+                                conn.prepare_cached(sql)?
+                                    .query_map(params![pattern, after_id, limit], |row| {
+                                        user_at(row, 0)
+                                    })?
+                                    .collect()
+                            })
                             .await?
                     }
                 }
@@ -163,22 +151,17 @@ impl UserStore for SqliteStore {
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
-        // Kept by triggers (migration 0004): O(1) however many users there are.
         self.inline.read(|conn| {
-            conn.prepare_cached("SELECT n FROM user_count WHERE id = 1")?
+            conn.prepare_cached(sql::USER_COUNT)?
                 .query_row([], |row| row.get(0))
         })
     }
 
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
         self.inline.read(|conn| {
-            conn.prepare_cached(concat!(
-                "SELECT ",
-                user_columns!(),
-                " FROM users WHERE id = ?1"
-            ))?
-            .query_row([id], |row| user_at(row, 0))
-            .optional()
+            conn.prepare_cached(sql::USER_BY_ID)?
+                .query_row([id], |row| user_at(row, 0))
+                .optional()
         })
     }
 
@@ -187,24 +170,18 @@ impl UserStore for SqliteStore {
         let now = timestamp_text(timefmt::now()).map_err(store_error)?;
         self.writer
             .write(move |tx| {
-                let created = tx
-                    .prepare_cached(concat!(
-                        "INSERT INTO users (name, email, name_key, email_key, role, password_hash, created_at, updated_at)",
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING ",
-                        user_columns!()
-                    ))?
-                    .query_row(
-                        params![
-                            user.name,
-                            user.email,
-                            match_key(&user.name),
-                            match_key(&user.email),
-                            user.role.as_str(),
-                            user.password_hash,
-                            now
-                        ],
-                        |row| user_at(row, 0),
-                    )?;
+                let created = tx.prepare_cached(sql::INSERT_USER)?.query_row(
+                    params![
+                        user.name,
+                        user.email,
+                        match_key(&user.name),
+                        match_key(&user.email),
+                        user.role.as_str(),
+                        user.password_hash,
+                        now
+                    ],
+                    |row| user_at(row, 0),
+                )?;
                 let event = append_in(tx, &event_of(&created))?;
                 Ok(Outcome::Keep((created, event.message)))
             })
@@ -226,33 +203,24 @@ impl UserStore for SqliteStore {
                     return Ok(Outcome::Discard(Err(StoreError::LastAdmin)));
                 }
                 let user = if changes.is_empty() {
-                    tx.prepare_cached(concat!(
-                        "SELECT ",
-                        user_columns!(),
-                        " FROM users WHERE id = ?1"
-                    ))?
-                    .query_row([id], |row| user_at(row, 0))
-                    .optional()?
+                    tx.prepare_cached(sql::USER_BY_ID)?
+                        .query_row([id], |row| user_at(row, 0))
+                        .optional()?
                 } else {
-                    tx.prepare_cached(concat!(
-                        "UPDATE users SET name = coalesce(?2, name), name_key = coalesce(?3, name_key),",
-                        " email = coalesce(?4, email), email_key = coalesce(?5, email_key),",
-                        " role = coalesce(?6, role), updated_at = ?7 WHERE id = ?1 RETURNING ",
-                        user_columns!()
-                    ))?
-                    .query_row(
-                        params![
-                            id,
-                            changes.name,
-                            changes.name.as_deref().map(match_key),
-                            changes.email,
-                            changes.email.as_deref().map(match_key),
-                            changes.role.map(|r| r.as_str()),
-                            now
-                        ],
-                        |row| user_at(row, 0),
-                    )
-                    .optional()?
+                    tx.prepare_cached(sql::UPDATE_USER)?
+                        .query_row(
+                            params![
+                                changes.name,
+                                changes.name.as_deref().map(match_key),
+                                changes.email,
+                                changes.email.as_deref().map(match_key),
+                                changes.role.map(|r| r.as_str()),
+                                now,
+                                id
+                            ],
+                            |row| user_at(row, 0),
+                        )
+                        .optional()?
                 };
                 let Some(user) = user else {
                     return Ok(Outcome::Keep(Ok(None)));
@@ -278,10 +246,7 @@ impl UserStore for SqliteStore {
                     return Ok(Outcome::Discard(Err(StoreError::LastAdmin)));
                 }
                 let deleted = tx
-                    .prepare_cached(concat!(
-                        "DELETE FROM users WHERE id = ?1 RETURNING ",
-                        user_columns!()
-                    ))?
+                    .prepare_cached(sql::DELETE_USER)?
                     .query_row([id], |row| user_at(row, 0))
                     .optional()?;
                 let Some(user) = deleted else {
@@ -398,7 +363,7 @@ mod tests {
     use crate::store::Lifecycle;
 
     /// Substring pages are the same whether the scan ran inline or, over its budget,
-    /// on sqlx's pool: every needle, both index paths, first and later pages.
+    /// off the async workers: every needle, both index paths, first and later pages.
     #[tokio::test]
     async fn a_scan_over_its_budget_gives_the_same_pages_from_the_pool() {
         let dir = tempfile::tempdir().unwrap();

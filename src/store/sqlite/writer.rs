@@ -1,4 +1,4 @@
-//! The hot SQLite write transactions, on one thread of their own, committed in groups.
+//! Every SQLite write transaction, on one thread of its own, committed in groups.
 //!
 //! SQLite takes one writer at a time, and a write is several statements (a directory
 //! change and its event; a chat message and its room's counter). Through sqlx each
@@ -19,10 +19,11 @@
 //! once per group instead of once per row: see `search_index`). If it fails, the
 //! group fails as a whole.
 //!
-//! Bulk loads run here too (the search indexes' SQL function is registered on this
-//! connection only). The writes that are rare (sessions, tokens, settings,
-//! migrations) stay on sqlx's single-connection pool; the two writers take turns
-//! through SQLite's own lock (`BEGIN IMMEDIATE` on both, and the busy timeout).
+//! Every write of the SQLite store runs here, bulk loads included (the search
+//! indexes' SQL function is registered on this connection only). Only the
+//! migrations run elsewhere (on sqlx, before serving); they and other processes (a
+//! CLI command) take turns with this thread through SQLite's own lock
+//! (`BEGIN IMMEDIATE`, and the busy timeout).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -35,7 +36,7 @@ use tokio::sync::oneshot;
 use super::rows::store_error;
 use crate::store::{StoreError, StoreResult};
 
-/// As sqlx's pools: how long a write waits for the other writer's lock.
+/// How long a write waits for another process's lock (a CLI command, a migration).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most writes in one group: bounds how long the first of them waits for the last.
@@ -157,11 +158,11 @@ pub struct Writer {
 
 impl Writer {
     /// Opens the connection and starts its thread. The database must exist and be
-    /// in WAL mode already (sqlx's pools opened it first).
+    /// in WAL mode already (`SqliteStore::connect` makes it so).
     pub fn start(path: &Path, hooks: Hooks) -> anyhow::Result<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        // The same settings as the sqlx connections (see `SqliteStore::connect`).
+        // The same settings as the migrations' connection (`SqliteStore::connect`).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "temp_store", "memory")?;
