@@ -737,12 +737,8 @@ fn the_cli_refuses_weak_passwords_with_the_reason() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .current_dir(dir.path())
             .args(args)
-            .args([
-                "--database-url",
-                "sqlite://./cli.db",
-                "--log-format",
-                "json",
-            ])
+            .args(["--database-url", "sqlite://./cli.db"])
+            .env("SWITCHBOARD_LOG_FORMAT", "json")
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
