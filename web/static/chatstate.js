@@ -254,26 +254,46 @@ export function mention(name) {
  */
 export class Unread {
   constructor() {
-    /** room -> {readId, lastId, unread, mentions} */
+    /** room -> {readId, lastId, unread, mentions, live: ids counted unread as they arrived} */
     this.rooms = new Map();
   }
 
-  /** The server's list (entries `{name, read_id, last_id, unread, mentions}`) replaces what was known. */
+  /**
+   * The server's list (entries `{name, read_id, last_id, unread, mentions}`) replaces
+   * what was known, except what is newer than it: a list answered just before a
+   * message was stored, and applied just after it arrived live, must not un-count it.
+   */
   load(entries) {
+    const before = this.rooms;
     this.rooms = new Map();
     for (const entry of entries ?? []) {
       if (!entry || typeof entry.name !== 'string') continue;
-      this.rooms.set(entry.name, {
+      const room = {
         readId: Number(entry.read_id) || 0,
         lastId: Number(entry.last_id) || 0,
         unread: Number(entry.unread) || 0,
         mentions: Number(entry.mentions) || 0,
-      });
+        live: [],
+      };
+      const known = before.get(entry.name);
+      if (known) {
+        room.live = known.live.filter((id) => id > room.lastId && id > room.readId);
+        room.unread += room.live.length;
+        room.lastId = Math.max(room.lastId, known.lastId);
+        if (known.readId > room.readId) {
+          room.readId = known.readId;
+          if (room.readId >= room.lastId) {
+            room.unread = 0;
+            room.mentions = 0;
+          }
+        }
+      }
+      this.rooms.set(entry.name, room);
     }
   }
 
   #room(name) {
-    if (!this.rooms.has(name)) this.rooms.set(name, { readId: 0, lastId: 0, unread: 0, mentions: 0 });
+    if (!this.rooms.has(name)) this.rooms.set(name, { readId: 0, lastId: 0, unread: 0, mentions: 0, live: [] });
     return this.rooms.get(name);
   }
 
@@ -289,6 +309,7 @@ export class Unread {
     room.lastId = Math.max(room.lastId, id);
     if (seen || message.user?.id === me || id <= room.readId) return false;
     room.unread += 1;
+    room.live.push(id);
     return true;
   }
 
@@ -307,6 +328,7 @@ export class Unread {
   read(name, through) {
     const room = this.#room(name);
     room.readId = Math.max(room.readId, Number(through) || 0);
+    room.live = room.live.filter((id) => id > room.readId);
     if (room.readId >= room.lastId) {
       room.unread = 0;
       room.mentions = 0;

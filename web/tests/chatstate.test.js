@@ -189,6 +189,22 @@ describe('unread, direct messages and mentions (issue 21)', async () => {
     assert.ok(!unread.arrived({ room: 'ops', id: 6, user: { id: 9 } }, 1, false));
   });
 
+  test('a room list answered before a live message was stored does not un-count it', () => {
+    const unread = new Unread();
+    unread.load([{ name: 'ops', read_id: 0, last_id: 0, unread: 0 }]);
+    assert.ok(unread.arrived({ room: 'ops', id: 1, user: { id: 9 } }, 1, false));
+    // The list was read from the database before message 1 was stored.
+    unread.load([{ name: 'ops', read_id: 0, last_id: 0, unread: 0 }]);
+    assert.equal(unread.count('ops'), 1);
+    // A later list that has it counts it once.
+    unread.load([{ name: 'ops', read_id: 0, last_id: 1, unread: 1 }]);
+    assert.equal(unread.count('ops'), 1);
+    // Read here meanwhile: a stale list does not bring it back.
+    unread.read('ops', 1);
+    unread.load([{ name: 'ops', read_id: 0, last_id: 1, unread: 1 }]);
+    assert.equal(unread.count('ops'), 0);
+  });
+
   test('the tab title counts what is unread elsewhere', () => {
     assert.equal(titleFor('#general', 0), '#general · Chat · Switchboard');
     assert.equal(titleFor('#general', 3), '(3) #general · Chat · Switchboard');
