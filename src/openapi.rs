@@ -660,13 +660,14 @@ mod operations {
         responses(
             (status = 201, description = "Created: `dm:A:B`, in both lists, the other told (`direct_created`)", body = Opened),
             (status = 200, description = "Your existing direct-message room with them", body = Opened),
+            (status = 403, description = "Your own id: a direct message is with someone else", body = ErrorEnvelope),
             (status = 404, description = "No such user", body = ErrorEnvelope),
-            (status = 422, description = "No user id, or your own", body = ErrorEnvelope),
+            (status = 422, description = "No user id", body = ErrorEnvelope),
         ))]
     pub(super) fn open_direct() {}
 
     #[utoipa::path(delete, path = "/api/rooms/{room}/membership", tag = "realtime",
-        params(("room" = String, Path, description = "A public room, or your direct message `dm:A:B`")),
+        params(("room" = String, Path, pattern = "^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}|dm:[0-9]{1,18}:[0-9]{1,18})$", description = "A public room, or your direct message `dm:A:B`")),
         responses(
             (status = 200, description = "Out of your list", body = Confirmation),
             (status = 400, description = "Not a room name", body = ErrorEnvelope),
@@ -676,7 +677,7 @@ mod operations {
     pub(super) fn leave_room() {}
 
     #[utoipa::path(get, path = "/api/rooms/{room}/read", tag = "realtime",
-        params(("room" = String, Path, description = "A public room, or your direct message `dm:A:B`")),
+        params(("room" = String, Path, pattern = "^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}|dm:[0-9]{1,18}:[0-9]{1,18})$", description = "A public room, or your direct message `dm:A:B`")),
         responses(
             (status = 200, description = "How far you have read the room", body = RoomRead),
             (status = 400, description = "Not a room name", body = ErrorEnvelope),
@@ -685,7 +686,7 @@ mod operations {
     pub(super) fn room_read() {}
 
     #[utoipa::path(post, path = "/api/rooms/{room}/read", tag = "realtime", request_body = MarkReadBody,
-        params(("room" = String, Path, description = "A public room, or your direct message `dm:A:B`")),
+        params(("room" = String, Path, pattern = "^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}|dm:[0-9]{1,18}:[0-9]{1,18})$", description = "A public room, or your direct message `dm:A:B`")),
         responses(
             (status = 200, description = "Marked read (never back), on every tab and device: a \
                 `{type: read, room, through}` message in your notification room tells them", body = RoomRead),

@@ -138,6 +138,13 @@ pub fn check_room_for(room: &str, user_id: i64) -> Result<bool, ApiError> {
             ))
         };
     }
+    // `dm:` but not as `direct_room` writes it (`dm:2:1`, `dm:0:5`): nobody's
+    // conversation, so nobody's to read, the same answer as another's.
+    if room.starts_with("dm:") {
+        return Err(ApiError::forbidden(
+            "This conversation is private to its two members",
+        ));
+    }
     check_room(room)?;
     Ok(true)
 }

@@ -230,10 +230,11 @@ impl Hub {
     /// in both lists); the other person hears of a new one in their notification
     /// room (`{"type": "direct_created", room}`), live on every instance.
     pub async fn open_direct(&self, user: &Author, other: i64) -> Result<Opened, ApiError> {
+        // A 403, not a 422: the request is well formed (any id is), this one is not
+        // allowed.
         if other == user.id {
-            return Err(ApiError::validation(
-                "user_id",
-                "must be someone other than you",
+            return Err(ApiError::forbidden(
+                "A direct message is with someone other than you",
             ));
         }
         if other <= 0 || self.store.user_names(&[other]).await?.is_empty() {

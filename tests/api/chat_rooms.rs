@@ -332,13 +332,20 @@ async fn direct_messages_are_private_to_their_two_members(backend: Backend) {
     .await;
     assert_eq!(again["name"], dm);
     for (body, status) in [
-        (json!({"user_id": alice_id}), 422),
+        // Well formed, not allowed: a direct message is with someone else.
+        (json!({"user_id": alice_id}), 403),
         (json!({"user_id": 999_999}), 404),
         (json!({"user_id": "x"}), 422),
         (json!({}), 422),
     ] {
         let response = post(&app, &alice, "/api/rooms/direct", body.clone()).await;
         assert_eq!(response.status(), status, "{body}");
+    }
+    // A `dm:` name not as the server writes it is nobody's conversation: 403, as
+    // another's is (the schema allows any `dm:A:B`).
+    for name in ["dm:2:1", "dm:0:1", &format!("dm:{alice_id}:{alice_id}")] {
+        let response = get(&app, &alice, &format!("/api/rooms/{name}/read")).await;
+        assert_eq!(response.status(), 403, "{name}");
     }
 
     // Written by its two members only.
