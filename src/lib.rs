@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod ops;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod timefmt;
 pub mod tls;

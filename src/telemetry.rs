@@ -99,7 +99,7 @@ mod tests {
 
     impl std::io::Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            crate::sync::lock(&self.0).extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -130,7 +130,7 @@ mod tests {
         .unwrap();
         std::panic::set_hook(previous);
         assert!(outcome, "the panic still unwinds");
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(crate::sync::lock(&buffer.0).clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1, "{text}");
         let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();

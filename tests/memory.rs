@@ -4,7 +4,7 @@
 
 // A panic is how a test reports: unwrap freely. (clippy.toml's allow-unwrap-in-tests
 // does not reach the helpers these tests share, nor every async test.)
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 #[allow(dead_code)]
 #[path = "api/helpers.rs"]

@@ -93,9 +93,7 @@ impl Watch {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the counts half-updated.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// When the connection must have done better, or `None` while it is busy.

@@ -30,9 +30,6 @@
 //! shares it ([`shared_presence`]), so every instance counts, lists and announces the
 //! members of all of them.
 
-// One way to take the hub's locks: through `lock` below (clippy.toml says why).
-#![warn(clippy::disallowed_methods)]
-
 pub mod broker;
 pub mod connection;
 pub mod ending;
@@ -50,7 +47,9 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::sync::lock;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
@@ -634,16 +633,6 @@ fn broadcast(local: &LocalRoom, delivery: Delivery, except: Option<u64>) -> (u64
         }
     }
     (delivered, overflowed)
-}
-
-/// Locks one of the hub's maps: the hub's one way to take a std lock (clippy's
-/// `disallowed-methods` refuses `Mutex::lock` elsewhere in `src/hub`). A panic while
-/// one was held (a bug) leaves it poisoned; the maps stay usable (each change is one
-/// insert or remove), and a dropped [`Connection`] must still leave its rooms: a
-/// panic there, during another panic's unwinding, would abort the whole server.
-#[allow(clippy::disallowed_methods)]
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn preview(text: &str) -> String {

@@ -109,13 +109,13 @@ impl Hub {
             return Ok(name.to_owned());
         }
         let key = name.to_ascii_lowercase();
-        if let Some(known) = super::lock(&self.room_names).get(&key) {
+        if let Some(known) = crate::sync::lock(&self.room_names).get(&key) {
             return Ok(known.clone());
         }
         let Some(found) = self.store.find_room(name).await? else {
             return Ok(name.to_owned());
         };
-        let mut names = super::lock(&self.room_names);
+        let mut names = crate::sync::lock(&self.room_names);
         if names.len() >= NAMES_CACHED {
             names.clear();
         }

@@ -38,8 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::broker::Announcement;
 use super::message::Author;
-use super::{Delivery, Hub, PresenceChange, broadcast as offer, lock};
+use super::{Delivery, Hub, PresenceChange, broadcast as offer};
 use crate::breaker::Breaker;
+use crate::sync::lock;
 
 /// How often an instance refreshes its hash and reads the others' versions.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);

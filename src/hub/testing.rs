@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{Appended, Author, Message, NewMessage, Position};
-use super::{Connection, Hub, InProcessBroker, lock};
+use super::{Connection, Hub, InProcessBroker};
 use crate::directory::model::Settings;
 use crate::store::{Backend, Lifecycle, MessageStore, RoomSummary, StoreResult};
+use crate::sync::lock;
 
 pub struct Fixture {
     pub hub: Arc<Hub>,

@@ -86,7 +86,7 @@ impl AccountThrottle {
     }
 
     fn reserve_here(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let mut tats = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tats = crate::sync::lock(&self.local);
         let tat = tats.get(key).copied().filter(|t| *t > now).unwrap_or(now);
         let new_tat = tat + self.interval;
         let ahead = new_tat - now;
@@ -99,7 +99,7 @@ impl AccountThrottle {
     }
 
     fn refund_here(&self, key: &str, now: Instant) {
-        let mut tats = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tats = crate::sync::lock(&self.local);
         if let Some(tat) = tats.get_mut(key) {
             match tat.checked_sub(self.interval) {
                 Some(earlier) if earlier > now => *tat = earlier,
@@ -114,7 +114,7 @@ impl AccountThrottle {
     /// with recent failures.
     pub fn forget_idle_keys(&self) {
         let now = Instant::now();
-        let mut tats = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tats = crate::sync::lock(&self.local);
         tats.retain(|_, tat| *tat > now);
         tats.shrink_to_fit();
     }
@@ -159,6 +159,10 @@ mod tests {
         }
         assert!(throttle.reserve_here("owner", now).is_err());
         throttle.forget_idle_keys();
-        assert_eq!(throttle.local.lock().unwrap().len(), 1, "still throttled");
+        assert_eq!(
+            crate::sync::lock(&throttle.local).len(),
+            1,
+            "still throttled"
+        );
     }
 }

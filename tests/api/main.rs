@@ -1,8 +1,9 @@
 //! Integration tests: the real app on a real socket, spoken to over HTTP.
 
 // A panic is how a test reports: unwrap freely. (clippy.toml's allow-unwrap-in-tests
-// does not reach the helpers these tests share, nor every async test.)
-#![allow(clippy::unwrap_used)]
+// does not reach the helpers these tests share, nor every async test.) Std locks too:
+// a poisoned lock in a test is already a failure.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 mod helpers;
 

@@ -65,7 +65,7 @@ impl InlineReader {
     /// Closes the idle connections and refuses further reads.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        crate::sync::lock(&self.idle).clear();
     }
 
     /// Runs `read` on an idle connection, opening one when none is idle. A connection
@@ -132,7 +132,7 @@ impl InlineReader {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable("the database is closed".into()));
         }
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = crate::sync::lock(&self.idle).pop();
         match idle {
             Some(conn) => Ok(conn),
             None => self.open().map_err(store_error),
@@ -142,7 +142,7 @@ impl InlineReader {
     /// Returns a connection whose read succeeded to the idle ones (a failed one is
     /// dropped instead, by not coming back here).
     fn give_back(&self, conn: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = crate::sync::lock(&self.idle);
         if !self.closed.load(Ordering::Acquire) {
             idle.push(conn);
         }
@@ -222,7 +222,7 @@ mod tests {
             .unwrap();
         assert_eq!(n, None);
         // The same (only) connection answers the next read, with no handler left on it.
-        assert_eq!(reader.idle.lock().unwrap().len(), 1);
+        assert_eq!(crate::sync::lock(&reader.idle).len(), 1);
         let n = reader.read(|conn| count_to(conn, 100_000)).unwrap();
         assert_eq!(n, 100_000);
         let seven: i64 = reader
@@ -246,7 +246,7 @@ mod tests {
             .unwrap();
         assert_ne!(thread, caller);
         assert_eq!(seven, 7);
-        assert_eq!(reader.idle.lock().unwrap().len(), 1);
+        assert_eq!(crate::sync::lock(&reader.idle).len(), 1);
         // A failed read's connection is dropped, as inline.
         let failed = reader
             .read_off_thread(|conn| {
@@ -254,7 +254,7 @@ mod tests {
             })
             .await;
         assert!(failed.is_err());
-        assert_eq!(reader.idle.lock().unwrap().len(), 0);
+        assert_eq!(crate::sync::lock(&reader.idle).len(), 0);
         reader.close();
         assert!(matches!(
             reader.read_off_thread(|_| Ok(())).await,

@@ -186,7 +186,7 @@ impl Writer {
     ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Write { write, reply });
-        let sent = match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
+        let sent = match &*crate::sync::lock(&self.jobs) {
             Some(jobs) => jobs.send(job).is_ok(),
             None => false,
         };
@@ -200,7 +200,7 @@ impl Writer {
 
     /// Refuses further writes; the thread ends after the ones already queued.
     pub fn close(&self) {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        crate::sync::lock(&self.jobs).take();
     }
 }
 

@@ -128,7 +128,7 @@ pub(super) async fn on_connect(
     let Some(session) = socket
         .extensions
         .get::<Pending>()
-        .and_then(|pending| pending.0.lock().expect("pending lock").take())
+        .and_then(|pending| crate::sync::lock(&pending.0).take())
     else {
         return;
     };

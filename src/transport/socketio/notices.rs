@@ -46,7 +46,7 @@ impl Notices {
     /// Queues a notice for the next broadcast; only the newest [`NOTICE_BURST`] wait.
     pub(super) fn push(&self, notice: Notice) {
         {
-            let mut waiting = self.waiting.lock().expect("notices lock");
+            let mut waiting = crate::sync::lock(&self.waiting);
             if waiting.len() == NOTICE_BURST {
                 waiting.pop_front();
             }
@@ -56,7 +56,7 @@ impl Notices {
     }
 
     pub(super) fn take(&self) -> VecDeque<Notice> {
-        std::mem::take(&mut *self.waiting.lock().expect("notices lock"))
+        std::mem::take(&mut *crate::sync::lock(&self.waiting))
     }
 
     /// Queues the notices that other instances relay, until shutdown.
