@@ -527,7 +527,9 @@ fn an_unsupported_database_url_is_refused_and_creates_nothing() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    // A usage error, as README says: status 2 and clap's one `error:` line.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(
         stderr.contains("sqlite://") && stderr.contains("postgres://"),
         "{stderr}"
