@@ -163,6 +163,9 @@ test('tokens: made with an expiry, shown once with a copy button, listed, revoke
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token);
   const row = page.locator('#token-rows tr', { hasText: 'ci script' });
   assert.match(await row.textContent(), /Never/, 'not used yet');
+  // From the API's RFC 3339 timestamps, as the server renders rows.
+  assert.match(await row.textContent(), /\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/, 'created and expiry dates');
+  assert.doesNotMatch(await row.textContent(), /NaN/);
   // The token works, and after a reload it is listed but never shown again.
   const check = await context.request.get('/api/auth/me', { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(check.status(), 200);

@@ -305,6 +305,37 @@ test('auth.since at connect resumes the general room without a join_room', async
   socket.close();
 });
 
+test('a join_room for general after a message arrived there replays nothing it already gave', async () => {
+  // README's old snippet: the buffered emit is stored and delivered live, then
+  // join_room {since} asks for ids before it; none may come twice or out of order.
+  const last = await position('general');
+  await call('POST', '/api/send', { text: 'before connect', room: 'general' });
+  const socket = client('websocket', { auth: { token } });
+  socket.emit('message', { message: 'buffered, live' });
+  await connect(socket);
+  await waitFor(socket, 'message', (d) => d.message === 'buffered, live');
+  socket.emit('join_room', { room: 'general', since: last });
+  socket.emit('message', { message: 'marker' });
+  await waitFor(socket, 'message', (d) => d.message === 'marker');
+  const ids = socket.received.filter((r) => typeof r.data?.id === 'number').map((r) => r.data.id);
+  assert.deepEqual(ids, [last + 2, last + 3]);
+  socket.close();
+});
+
+test("README's snippet: auth.since read at connect resumes general, each id once and in order", async () => {
+  const last = await position('general');
+  await call('POST', '/api/send', { text: 'missed 1', room: 'general' });
+  await call('POST', '/api/send', { text: 'missed 2', room: 'general' });
+  const socket = client('websocket', { auth: (cb) => cb({ token, since: last }) });
+  socket.emit('message', { message: 'hello from the snippet' });
+  await connect(socket);
+  await waitFor(socket, 'message', (d) => d.message === 'hello from the snippet');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const ids = socket.received.filter((r) => typeof r.data?.id === 'number').map((r) => r.data.id);
+  assert.deepEqual(ids, [last + 1, last + 2, last + 3]);
+  socket.close();
+});
+
 test('at shutdown the transports close, so socket.io-client reconnects by itself', async () => {
   const own = await startServer();
   try {

@@ -23,6 +23,23 @@ pub fn serialize<S: Serializer>(ts: &OffsetDateTime, s: S) -> Result<S::Ok, S::E
     with_wire(*ts, |text| s.serialize_str(text))
 }
 
+/// `#[serde(serialize_with = "crate::timefmt::serialize_unix")]`: a time kept in
+/// Unix seconds (tokens, sessions), in the same wire form as every other.
+pub fn serialize_unix<S: Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
+    match OffsetDateTime::from_unix_timestamp(*secs) {
+        Ok(ts) => serialize(&ts, s),
+        Err(error) => Err(serde::ser::Error::custom(error)),
+    }
+}
+
+/// [`serialize_unix`] for a time that may be unset (`null`).
+pub fn serialize_unix_opt<S: Serializer>(secs: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match secs {
+        Some(secs) => serialize_unix(secs, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// Hands `use_text` the wire form: from a stack buffer when [`write_wire`] can, else
 /// from `time`'s formatter.
 fn with_wire<R>(ts: OffsetDateTime, use_text: impl FnOnce(&str) -> R) -> R {
@@ -107,6 +124,32 @@ mod tests {
         // Beyond four-digit years, the generic formatter answers.
         let far = datetime!(-0001-06-01 00:00:00 UTC);
         assert_eq!(format(far), format_generic(far));
+    }
+
+    #[test]
+    fn unix_seconds_print_in_the_wire_form() {
+        #[derive(serde::Serialize)]
+        struct Times {
+            #[serde(serialize_with = "serialize_unix")]
+            at: i64,
+            #[serde(serialize_with = "serialize_unix_opt")]
+            set: Option<i64>,
+            #[serde(serialize_with = "serialize_unix_opt")]
+            unset: Option<i64>,
+        }
+        let times = Times {
+            at: 1_796_159_155,
+            set: Some(0),
+            unset: None,
+        };
+        assert_eq!(
+            serde_json::to_value(times).unwrap(),
+            serde_json::json!({
+                "at": "2026-12-01T21:05:55.000Z",
+                "set": "1970-01-01T00:00:00.000Z",
+                "unset": null,
+            })
+        );
     }
 
     #[test]

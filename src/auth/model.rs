@@ -74,13 +74,19 @@ pub struct ApiToken {
     pub name: String,
     /// The token's first characters, to tell tokens apart.
     pub prefix: String,
+    // Kept in Unix seconds, shown in the wire form of every timestamp.
+    #[serde(serialize_with = "crate::timefmt::serialize_unix")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     // Always present, null when unset.
-    #[schema(required = true)]
+    #[serde(serialize_with = "crate::timefmt::serialize_unix_opt")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub expires_at: Option<i64>,
-    #[schema(required = true)]
+    #[serde(serialize_with = "crate::timefmt::serialize_unix_opt")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub last_used_at: Option<i64>,
-    #[schema(required = true)]
+    #[serde(serialize_with = "crate::timefmt::serialize_unix_opt")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub revoked_at: Option<i64>,
 }
 

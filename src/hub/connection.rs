@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{self, Appended, Author, Message};
-use super::replay::Page;
+use super::replay::{Page, Start};
 use super::{Delivered, Delivery, Hub, PresenceChange, PresenceSnapshot, Subscriber, Tie};
 use crate::error::ApiError;
 
@@ -66,6 +66,9 @@ pub struct Connection {
 struct Followed {
     /// The last id given to the client.
     given: i64,
+    /// Where it started: while `given` is still here, nothing was given, and a
+    /// re-join may start it anywhere (see [`Connection::rejoin`]).
+    started: i64,
     /// The replay runs while `given < replay_to`; raised by whatever shows the room
     /// is further on (never lowered).
     replay_to: i64,
@@ -167,15 +170,17 @@ impl Connection {
     }
 
     /// Follows `room` from `since` (replaying what came after it), or from now when
-    /// `since` is `None`. Clients may join public rooms and their own notification
+    /// `since` is `None` (a room it already follows: see [`Connection::rejoin`]).
+    /// Clients may join public rooms and their own notification
     /// room, up to the configured number of rooms, within the control budget.
     pub async fn join(&mut self, room: &str, since: Option<i64>) -> Result<Joined, ApiError> {
         self.check_credential()?;
         self.control.take()?;
         message::check_room_for(room, self.author.id)?;
-        if self.rooms.contains_key(room) {
-            self.unfollow(room);
-        } else if self.rooms.len() >= self.hub.settings().rooms_per_connection {
+        if let Some(followed) = self.rooms.get(room).copied() {
+            return self.rejoin(room, followed, since).await;
+        }
+        if self.rooms.len() >= self.hub.settings().rooms_per_connection {
             return Err(ApiError::bad_request(
                 "too_many_rooms",
                 format!(
@@ -209,6 +214,7 @@ impl Connection {
             room.to_owned(),
             Followed {
                 given: start.from,
+                started: start.from,
                 replay_to: start.to,
             },
         );
@@ -218,6 +224,61 @@ impl Connection {
             reset: start.reset,
             from: start.from,
             position: start.to,
+        })
+    }
+
+    /// A join of a room this connection already follows never gives an id twice
+    /// nor out of order, and leaves presence as it is:
+    ///
+    /// - while it has given nothing there yet (it follows from its start, say
+    ///   Socket.IO's `general` from connect), it starts again from `since` like a
+    ///   first join: a resume;
+    /// - once it has, it never goes back: a `since` past the last id given moves
+    ///   it on, as a join from there would; any other (or none) keeps its place.
+    ///
+    /// The answer says where the connection stands (`from`).
+    async fn rejoin(
+        &mut self,
+        room: &str,
+        followed: Followed,
+        since: Option<i64>,
+    ) -> Result<Joined, ApiError> {
+        let fresh = followed.given == followed.started;
+        let start = if fresh || since.is_some_and(|s| s > followed.given) {
+            self.hub.start_from(room, since).await?
+        } else {
+            let now = self.hub.position(room).await?.last_id;
+            Start {
+                from: followed.given,
+                to: now,
+                reset: None,
+            }
+        };
+        // Nothing else touched the room meanwhile (`&mut self` is held throughout).
+        let from = if fresh {
+            start.from
+        } else {
+            start.from.max(followed.given)
+        };
+        if from != followed.given && self.page.front().is_some_and(|m| m.room == room) {
+            // The page was read from the old place: read on from the new one.
+            self.page.clear();
+        }
+        let replay_to = start.to.max(followed.replay_to).max(from);
+        self.rooms.insert(
+            room.to_owned(),
+            Followed {
+                given: from,
+                started: if fresh { from } else { followed.started },
+                replay_to,
+            },
+        );
+        Ok(Joined {
+            room: room.to_owned(),
+            presence: self.hub.presence(room, PRESENCE_PAGE),
+            reset: start.reset,
+            from,
+            position: replay_to,
         })
     }
 

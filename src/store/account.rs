@@ -15,8 +15,15 @@ pub struct SessionInfo {
     /// The first 16 hex digits of the session id's hash: names the session in
     /// `DELETE /api/sessions/{id}`, opens nothing.
     pub id: String,
+    // Kept in Unix seconds, shown in the wire form of every timestamp.
+    #[serde(serialize_with = "crate::timefmt::serialize_unix")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::timefmt::serialize_unix")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_seen_at: i64,
+    #[serde(serialize_with = "crate::timefmt::serialize_unix")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
     /// As the browser sent it at login; null for sessions older than this field.
     #[schema(required = true)]

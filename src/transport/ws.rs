@@ -3,7 +3,9 @@
 //! `GET /ws`: JSON text frames tagged by `type` (DESIGN.md, "Realtime"). Client:
 //! `join {room, since?}`, `leave {room}`, `send {room, text, client_id?}`, `ping`.
 //! Server: `welcome`, `presence`, `message`, `user_joined`, `user_left`, `reset`,
-//! `error {code, error}` (with the `client_id` of a failed `send`), `pong`.
+//! `error {code, error}` (with the `client_id` of a failed `send`), `pong`, and
+//! `duplicate` (the first stored copy, answering a `send` whose `client_id` was
+//! used already).
 //!
 //! `GET /ws/{client_id}`: the seed's FastAPI chat, plain text both ways, in room
 //! `general`: what a client writes reaches everyone as `Client #{id}: {text}`.
@@ -136,8 +138,11 @@ fn max_text_bytes(state: &Realtime) -> usize {
 /// What ends a session.
 #[derive(Debug, PartialEq)]
 enum End {
-    /// The client closed, or the socket failed.
+    /// The socket failed, or ended without a close frame.
     Gone,
+    /// The client sent a close frame: tungstenite queued the reply, which
+    /// [`Session::finish`] flushes (else the client sees 1006, not its echo).
+    ClientClosed,
     Close(u16, &'static str),
     /// The connection's credential ended ([`Connection::end_reason`] says why).
     Credential,
@@ -243,16 +248,20 @@ where
             }
             end => end,
         };
-        if let End::Close(code, reason) = end {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(1),
-                self.socket.send(Frame::Close(Some(frame))),
-            )
-            .await;
+        let limit = std::time::Duration::from_secs(1);
+        match end {
+            End::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ =
+                    tokio::time::timeout(limit, self.socket.send(Frame::Close(Some(frame)))).await;
+            }
+            End::ClientClosed => {
+                let _ = tokio::time::timeout(limit, self.socket.close()).await;
+            }
+            End::Gone | End::Credential => {}
         }
     }
 
@@ -275,7 +284,8 @@ where
                 Some(Ok(Frame::Text(text))) => Ok(Event::Text(text)),
                 Some(Ok(Frame::Binary(_))) => Ok(Event::Binary),
                 Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => Ok(Event::Nothing),
-                Some(Ok(Frame::Close(_))) | None => Err(End::Gone),
+                Some(Ok(Frame::Close(_))) => Err(End::ClientClosed),
+                None => Err(End::Gone),
                 Some(Err(error)) => {
                     tracing::debug!(%error, "websocket read failed");
                     let error = error.to_string();
@@ -380,7 +390,14 @@ where
                 .await
             {
                 // The sender sees its message like everyone in the room (if it
-                // joined); a retried client_id changes nothing.
+                // joined). A retried client_id stores nothing and announces nothing:
+                // the retry gets the first copy back, as a `duplicate` (a `message`
+                // would give its id twice to a connection that had it already).
+                Ok(appended) if appended.duplicate => {
+                    let first = appended.message.to_json();
+                    self.write(format!("{{\"type\":\"duplicate\",{}", &first[1..]).into())
+                        .await
+                }
                 Ok(_) => Ok(()),
                 // The client_id tells the client which of its sends failed.
                 Err(error) => {

@@ -240,9 +240,19 @@ async fn sessions_are_listed_and_ended(backend: Backend) {
     assert_eq!(current[0]["client_ip"], "127.0.0.1");
     for session in listed {
         assert_eq!(session["id"].as_str().unwrap().len(), 16);
-        assert!(
-            session["created_at"].as_i64().is_some() && session["last_seen_at"].as_i64().is_some()
-        );
+        // RFC 3339 like every timestamp of the API, not Unix seconds.
+        for field in ["created_at", "last_seen_at", "expires_at"] {
+            let text = session[field].as_str().unwrap_or_default();
+            assert!(
+                text.ends_with('Z')
+                    && time::OffsetDateTime::parse(
+                        text,
+                        &time::format_description::well_known::Rfc3339
+                    )
+                    .is_ok(),
+                "{field}: {session}"
+            );
+        }
     }
 
     // End one (the laptop's, as seen from the phone): the laptop is logged out.

@@ -604,6 +604,16 @@ async fn api_tokens_are_shown_once_and_can_be_revoked(backend: Backend) {
     let listed = json_with_status(app.get("/api/tokens").await, 200).await;
     assert!(!listed.to_string().contains(&token), "shown once: {listed}");
     assert_eq!(listed[0]["name"], "ci");
+    // Timestamps in the one wire form (README: RFC 3339 everywhere), not Unix seconds.
+    assert!(wire_time(&listed[0]["created_at"]), "{listed}");
+    assert!(
+        wire_time(&listed[0]["last_used_at"]),
+        "used just now: {listed}"
+    );
+    assert_eq!(
+        (&listed[0]["expires_at"], &listed[0]["revoked_at"]),
+        (&Value::Null, &Value::Null)
+    );
 
     let response = with_token("sb_not-a-real-token".into()).await.unwrap();
     assert_eq!(response.status(), 401);
@@ -624,6 +634,14 @@ async fn api_tokens_are_shown_once_and_can_be_revoked(backend: Backend) {
     )
     .await;
     let short = body["token"].as_str().unwrap().to_owned();
+    let at = |field: &str| {
+        time::OffsetDateTime::parse(
+            body[field].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert_eq!(at("expires_at") - at("created_at"), time::Duration::days(1));
     assert_eq!(with_token(short.clone()).await.unwrap().status(), 200);
     execute(
         &app,
@@ -884,4 +902,14 @@ async fn tls_serves_http2_with_secure_cookies_and_hsts() {
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+/// `2026-12-01T21:05:55.000Z`: the API's one timestamp form.
+fn wire_time(value: &Value) -> bool {
+    value.as_str().is_some_and(|text| {
+        text.len() == 24
+            && text.ends_with('Z')
+            && time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .is_ok()
+    })
 }

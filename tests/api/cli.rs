@@ -59,6 +59,17 @@ fn seed_adds_deterministic_users_once_and_migrate_is_idempotent() {
         run_seed().contains(r#""added":0"#),
         "seeding twice adds nobody"
     );
+    // In bulk, without a directory event per user (README: an open directory page
+    // shows seeded users after a reload).
+    let db = rusqlite::Connection::open(dir.path().join("seeded.db")).unwrap();
+    let events: i64 = db
+        .query_row(
+            "SELECT count(*) FROM messages WHERE room = 'directory'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 0);
 }
 
 /// Reads the server's JSON log until the "listening" line, returns its address.

@@ -225,9 +225,11 @@ copyButton.addEventListener('click', async () => {
   toast('Token copied.', 'success', { timeout: 2500 });
 });
 
-function when(unix) {
-  if (unix == null) return null;
-  const d = new Date(unix * 1000);
+/** An API timestamp (RFC 3339) as the server-rendered rows show one: `2026-12-01 21:05 UTC`. */
+function when(timestamp) {
+  if (timestamp == null) return null;
+  const d = new Date(timestamp);
+  if (Number.isNaN(d.getTime())) return null;
   const pad = (n) => String(n).padStart(2, '0');
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`;
 }

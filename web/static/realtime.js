@@ -179,6 +179,17 @@ export function connect(options) {
         if (positions.has(data.room)) positions.set(data.room, null);
         on.reset(data);
         break;
+      case 'duplicate': {
+        // A retried send: the server had it already and answers with the first copy
+        // (not a `message`: that id may have been delivered here before).
+        const pending = data.client_id && pendingSends.get(data.client_id);
+        if (pending) {
+          pendingSends.delete(data.client_id);
+          const { type: _type, ...stored } = data;
+          pending.resolve(stored);
+        }
+        break;
+      }
       case 'error':
         // A refused send (it names its client_id): fail it now, not at the timeout.
         if (data.client_id && pendingSends.has(data.client_id)) {

@@ -201,6 +201,19 @@ describe('WebSocket', () => {
     assert.equal((await sent).id, 1);
   });
 
+  test('a retried send resolves with the first copy the server answers as a duplicate', async () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const seen = [];
+    const live = connect({ rooms: { general: 0 }, WebSocket: FakeWebSocket, onMessage: (m) => seen.push(m), ...manualTimers() });
+    sockets[0].open();
+    const sent = live.send('general', 'hi', 'c-7');
+    sockets[0].receive({ type: 'duplicate', ...message('general', 4, 'hi', { client_id: 'c-7' }) });
+    const stored = await sent;
+    assert.equal(stored.id, 4);
+    assert.equal(stored.type, undefined);
+    assert.deepEqual(seen, [], 'not delivered as a message');
+  });
+
   test('a send the server refuses rejects at once with its code', async () => {
     const { FakeWebSocket, sockets } = fakeWebSocket();
     const notices = [];

@@ -410,3 +410,58 @@ async fn nobody_is_present_in_the_created_rooms_log() {
     b.join("general", None).await.unwrap();
     assert_eq!(fixture.hub.presence_count("general"), 2);
 }
+
+#[tokio::test]
+async fn a_rejoin_never_gives_an_id_twice_and_keeps_ids_in_order() {
+    let f = hub(4, 16).await;
+    store_quietly(&f.hub, ROOM, 8).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, None).await.unwrap();
+    // Live from now: 9 arrives (README's Socket.IO snippet: a buffered send).
+    send(&f.hub, ROOM, "nine").await;
+    assert_eq!(next_id(&mut c).await, 9);
+
+    // `since: 0` for a room it follows: 1..8 would come after 9, 9 again.
+    let joined = c.join(ROOM, Some(0)).await.unwrap();
+    assert_eq!((joined.from, joined.position, joined.reset), (9, 9, None));
+    assert_eq!(drain_ids(&mut c).await, Vec::<i64>::new());
+    assert_eq!(f.hub.presence_count(ROOM), 1, "still present once");
+
+    // Without a position: the same place.
+    send(&f.hub, ROOM, "ten").await;
+    let joined = c.join(ROOM, None).await.unwrap();
+    assert_eq!(joined.from, 9, "10 is still to come");
+    assert_eq!(drain_ids(&mut c).await, [10]);
+
+    // A position further on than what was given moves it on, in order.
+    store_quietly(&f.hub, ROOM, 5).await; // 11..15, unannounced
+    let joined = c.join(ROOM, Some(12)).await.unwrap();
+    assert_eq!((joined.from, joined.position), (12, 15));
+    send(&f.hub, ROOM, "sixteen").await;
+    assert_eq!(drain_ids(&mut c).await, [13, 14, 15, 16]);
+
+    // Mid-replay: a rejoin from an earlier position neither repeats nor skips.
+    store_quietly(&f.hub, ROOM, 10).await; // 17..26
+    let mut d = connect(&f.hub, 2);
+    d.join(ROOM, Some(16)).await.unwrap();
+    assert_eq!(next_id(&mut d).await, 17);
+    let joined = d.join(ROOM, Some(3)).await.unwrap();
+    assert_eq!((joined.from, joined.position), (17, 26));
+    assert_eq!(drain_ids(&mut d).await, (18..=26).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_rejoin_before_anything_was_given_resumes_from_since() {
+    // Socket.IO's `general` is followed from connect; `join_room {since}` resumes it.
+    let f = hub(4, 16).await;
+    store_quietly(&f.hub, ROOM, 6).await;
+    let mut c = connect(&f.hub, 1);
+    c.join(ROOM, None).await.unwrap();
+    let joined = c.join(ROOM, Some(2)).await.unwrap();
+    assert_eq!((joined.from, joined.position, joined.reset), (2, 6, None));
+    assert_eq!(drain_ids(&mut c).await, [3, 4, 5, 6]);
+    // Now that 3..6 were given, it never goes back.
+    let joined = c.join(ROOM, Some(0)).await.unwrap();
+    assert_eq!(joined.from, 6);
+    assert_eq!(drain_ids(&mut c).await, Vec::<i64>::new());
+}
