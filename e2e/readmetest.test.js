@@ -1,8 +1,8 @@
 /**
  * e2e/readmetest.test.js: the README test (scripts/readme-test.mjs) can fail. It runs the
  * runner on small READMEs of its own: a block without a marker, an output README shows
- * that the server does not give, a command that fails and a script that throws must each
- * fail the run naming their line; a README whose examples hold passes.
+ * that the server does not give, a command that fails, one that hangs, a script that
+ * throws and one that repeats a line it must print once must each fail the run naming their line; a README whose examples hold passes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,7 +33,7 @@ test('a shell or js block without a marker fails the run, naming its line', () =
   assert.match(output, /README\.md:3: a ```sh block without a <!-- readme-test: \.\.\. --> marker/);
 });
 
-test('a wrong output, a failing command and a throwing script each fail, naming their line', () => {
+test('a wrong output, a failing command, a hanging one, a throwing script and a repeated line each fail, naming their line', () => {
   const markdown = [
     '<!-- readme-test: sh -->',
     `${FENCE}sh`,
@@ -42,9 +42,20 @@ test('a wrong output, a failing command and a throwing script each fail, naming 
     '$ false',
     FENCE,
     '',
+    '<!-- readme-test: sh session=slow timeout=1 -->',
+    `${FENCE}sh`,
+    '$ sleep 30',
+    '$ echo never',
+    FENCE,
+    '',
     '<!-- readme-test: browser expect="never printed" timeout=2 -->',
     `${FENCE}js`,
     "throw new Error('boom');",
+    FENCE,
+    '',
+    '<!-- readme-test: node expect="b" unique="..." -->',
+    `${FENCE}js`,
+    "for (const line of ['a', 'b', 'a']) console.log(line);",
     FENCE,
     '',
   ].join('\n');
@@ -53,8 +64,11 @@ test('a wrong output, a failing command and a throwing script each fail, naming 
   assert.match(output, /README\.md:4: `curl -s localhost:8080\/api\/users`: README shows .*forbidden/);
   assert.match(output, /"code":"unauthenticated"/, 'the real output is shown');
   assert.match(output, /README\.md:5: `false` exited with 1/);
-  assert.match(output, /README\.md:9: the browser script threw: Error: boom/);
-  assert.match(output, /3 example\(s\) did not do what README says/);
+  assert.match(output, /README\.md:10: `sleep 30` did not finish within 1 s/);
+  assert.match(output, /README\.md:11: `echo never` not run: this session stopped at a command that did not finish/);
+  assert.match(output, /README\.md:15: the browser script threw: Error: boom/);
+  assert.match(output, /README\.md:20: the node script printed "a" twice/);
+  assert.match(output, /6 example\(s\) did not do what README says/);
 });
 
 test('examples that hold pass: sessions keep their variables, outputs match with ...', () => {

@@ -11,7 +11,8 @@
  *   <!-- readme-test: console -->           lines the server prints at its first start
  *   <!-- readme-test: sh session=NAME -->   shell commands, run by one bash per session (in
  *                                           README order, sharing variables and aliases);
- *                                           `stream=N`: they run N seconds, then are stopped
+ *                                           `stream=N`: they run N seconds, then are stopped;
+ *                                           `timeout=N`: each may take N s (60), else fails
  *   <!-- readme-test: browser expect="P" --> a page script, run in Chromium in a page the
  *                                           binary serves, signed in as the first admin
  *   <!-- readme-test: node expect="P" -->   a Node module (the repository's node_modules)
@@ -22,7 +23,8 @@
  * real output, in order (lines README leaves out are allowed); `...` matches anything. A
  * block without `$ ` is a list of commands whose output README does not show. A command
  * must exit 0. A script must print a line matching each `expect` (several are allowed)
- * within `timeout=N` seconds (10), and throw nothing.
+ * within `timeout=N` seconds (10), and throw nothing; with `unique="P"`, no line matching
+ * P may be printed twice (checked half a second after the last expected line).
  *
  * What the runner changes, and nothing else: the port (`localhost:8080`, `127.0.0.1:8080`
  * and `https://switchboard.example` become the test server's address), and `sb_...` in a
@@ -188,7 +190,9 @@ function rewrite(text, port, token) {
 class Shell {
   constructor(dir, env) {
     this.dir = dir;
-    this.child = spawn('bash', ['--noprofile', '--norc'], { cwd: dir, env, stdio: ['pipe', 'pipe', 'inherit'] });
+    // A process group of its own, so a command that hangs can be stopped with its children.
+    this.child = spawn('bash', ['--noprofile', '--norc'], { cwd: dir, env, stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    this.broken = null;
     this.buffer = '';
     this.waiting = null;
     this.child.stdout.on('data', (chunk) => {
@@ -199,8 +203,13 @@ class Shell {
     this.count = 0;
   }
 
-  /** Runs one command; resolves to {status, output}. `stream`: seconds before it is stopped. */
-  run(command, stream) {
+  /**
+   * Runs one command; resolves to {status, output}. `stream`: seconds before it is stopped
+   * (and then it passes). A command still running after `timeoutMs` fails, and so does
+   * every later command of its session, which is stopped with it.
+   */
+  run(command, stream, timeoutMs = COMMAND_TIMEOUT_MS) {
+    if (this.broken) return Promise.reject(new Failure(`not run: this session stopped at ${this.broken}`));
     const n = ++this.count;
     const out = path.join(this.dir, `.readme-test-out.${n}`);
     const done = `__README_TEST_DONE_${n}__`;
@@ -213,8 +222,10 @@ class Shell {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting = null;
-        reject(new Failure(`did not finish within ${COMMAND_TIMEOUT_MS / 1000} s`));
-      }, COMMAND_TIMEOUT_MS);
+        this.broken = 'a command that did not finish';
+        this.close();
+        reject(new Failure(`did not finish within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
       this.waiting = () => {
         const match = new RegExp(`${done} (\\d+)`).exec(this.buffer);
         if (!match) return;
@@ -235,8 +246,13 @@ class Shell {
   }
 
   close() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.stdin.end();
-    this.child.kill('SIGTERM');
+    try {
+      process.kill(-this.child.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
   }
 }
 
@@ -249,13 +265,27 @@ function shown(output) {
   return text.replace(/^/gm, '    | ');
 }
 
-/** Waits until every `expect` pattern matches one of `seen`, or fails with what was seen. */
-async function waitForExpected(expects, seen, errors, seconds) {
+/**
+ * Waits until every `expect` pattern matches one of `seen`, or fails with what was seen;
+ * then no line matching a `unique` pattern may be there twice.
+ */
+async function waitForExpected(attrs, seen, errors, seconds) {
+  const expects = attrs.expect;
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     if (errors.length) throw new Failure(`threw: ${errors.join('\n')}\n  printed:\n${shown(seen.join('\n'))}`);
     const missing = expects.filter((e) => !seen.some((l) => pattern(e).test(l.trim())));
-    if (!missing.length) return;
+    if (!missing.length) {
+      if (!attrs.unique) return;
+      await new Promise((r) => setTimeout(r, 500));
+      for (const u of attrs.unique) {
+        const matching = seen.map((l) => l.trim()).filter((l) => pattern(u).test(l));
+        const twice = matching.find((l, i) => matching.indexOf(l) !== i);
+        if (twice !== undefined) throw new Failure(`printed ${JSON.stringify(twice)} twice (unique="${u}"); printed:\n${shown(seen.join('\n'))}`);
+      }
+      if (errors.length) continue;
+      return;
+    }
     if (Date.now() > deadline) {
       throw new Failure(`printed no line matching ${missing.map((m) => JSON.stringify(m)).join(', ')} within ${seconds} s; printed:\n${shown(seen.join('\n'))}`);
     }
@@ -346,12 +376,13 @@ async function main() {
         if (!shells.has(name)) shells.set(name, new Shell(dir, env));
         const shell = shells.get(name);
         const stream = attrs.stream ? Number(attrs.stream[0]) : 0;
+        const timeoutMs = attrs.timeout ? Number(attrs.timeout[0]) * 1000 : COMMAND_TIMEOUT_MS;
         for (const cmd of parseShell(block)) {
           counts.commands++;
           const label = cmd.command.split('\n')[0].slice(0, 90);
           let result;
           try {
-            result = await shell.run(rewrite(cmd.command, port), stream);
+            result = await shell.run(rewrite(cmd.command, port), stream, timeoutMs);
           } catch (error) {
             if (!(error instanceof Failure)) throw error;
             fail(cmd.line, `\`${label}\` ${error.message}`);
@@ -388,7 +419,7 @@ async function main() {
         // As a module would: top-level await allowed, and nothing leaks between blocks.
         page.evaluate(`(async () => {\n${code}\n})().catch((e) => { setTimeout(() => { throw e; }); })`).catch((e) => errors.push(String(e)));
         try {
-          await waitForExpected(attrs.expect, seen, errors, seconds);
+          await waitForExpected(attrs, seen, errors, seconds);
           console.log(`ok   ${README_NAME}:${block.line} browser script`);
         } catch (error) {
           if (!(error instanceof Failure)) throw error;
@@ -413,7 +444,7 @@ async function main() {
           if (status !== 0 && status !== null) errors.push(`exited with ${status}: ${stderr}`);
         });
         try {
-          await waitForExpected(attrs.expect, seen, errors, seconds);
+          await waitForExpected(attrs, seen, errors, seconds);
           console.log(`ok   ${README_NAME}:${block.line} node script`);
         } catch (error) {
           if (!(error instanceof Failure)) throw error;
