@@ -71,7 +71,7 @@ test('a wrong output, a failing command, a hanging one, a throwing script and a 
   assert.match(output, /6 example\(s\) did not do what README says/);
 });
 
-test('examples that hold pass: sessions keep their variables, outputs match with ...', () => {
+test('examples that hold pass: sessions keep their variables, streams are stopped, outputs match with ...', () => {
   const markdown = [
     '<!-- readme-test: sh session=a -->',
     `${FENCE}sh`,
@@ -84,6 +84,12 @@ test('examples that hold pass: sessions keep their variables, outputs match with
     `${FENCE}sh`,
     'test -n "$X"            # the same shell',
     'switchboard user list   # the binary on PATH, the server\'s database',
+    FENCE,
+    '',
+    '<!-- readme-test: sh session=a stream=1 -->',
+    `${FENCE}sh`,
+    '$ while :; do echo "tick $X"; sleep 0.2; done      # runs until stopped',
+    'tick {"status":...}',
     FENCE,
     '',
     '<!-- readme-test: node expect="ok ..." -->',
@@ -100,5 +106,5 @@ test('examples that hold pass: sessions keep their variables, outputs match with
   ].join('\n');
   const { status, output } = runOn(markdown);
   assert.equal(status, 0, output);
-  assert.match(output, /every example did what README says \(4 shell commands, 0 browser and 1 node scripts, 0 console block\(s\) checked; 1 blocks skipped\)/);
+  assert.match(output, /every example did what README says \(5 shell commands, 0 browser and 1 node scripts, 0 console block\(s\) checked; 1 blocks skipped\)/);
 });

@@ -214,9 +214,10 @@ class Shell {
     const out = path.join(this.dir, `.readme-test-out.${n}`);
     const done = `__README_TEST_DONE_${n}__`;
     // The command runs in this shell (a `{ }` group, not a subshell), its output in a file.
+    // A stream runs in a process group of its own (set -m), stopped whole after `stream` s.
     const script = stream
-      ? `{ ${command}\n} >'${out}' 2>&1 </dev/null & __rt_pid=$!; sleep ${stream}; ` +
-        `kill -TERM $(pgrep -P $__rt_pid) $__rt_pid 2>/dev/null; wait $__rt_pid; echo "${done} 0"\n`
+      ? `set -m; { ${command}\n} >'${out}' 2>&1 </dev/null & __rt_pid=$!; set +m; sleep ${stream}; ` +
+        `kill -TERM -- -$__rt_pid 2>/dev/null; wait $__rt_pid 2>/dev/null; echo "${done} 0"\n`
       : `{ ${command}\n} >'${out}' 2>&1 </dev/null; echo "${done} $?"\n`;
     this.child.stdin.write(script);
     return new Promise((resolve, reject) => {
