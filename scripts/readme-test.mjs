@@ -152,7 +152,10 @@ async function startServer(dir) {
   child.stdout.on('data', lines);
   child.stderr.on('data', lines);
   const address = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start:\n${output.join('\n')}`)), 60_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the server did not start:\n${output.join('\n')}`));
+    }, 60_000);
     child.once('exit', (code) => reject(new Error(`the server exited (${code}):\n${output.join('\n')}`)));
     const poll = setInterval(() => {
       const found = output.map((l) => / listening address=(\S+)/.exec(l)).find(Boolean);
@@ -317,45 +320,47 @@ async function main() {
   }
 
   const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-readme-'));
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  const server = await startServer(dir);
-  const port = server.address.split(':').pop();
-  const base = `http://127.0.0.1:${port}`;
-  const password = server.output.map((l) => /^\s*password:\s+(\S+)/.exec(l)).find(Boolean)?.[1];
-  if (!password) throw new Error(`the first start printed no admin password:\n${server.output.join('\n')}`);
-
-  const binDir = path.dirname(binaryPath());
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SWITCHBOARD_')));
-  delete env.RUST_LOG;
-  env.PATH = `${binDir}:${env.PATH}`;
-  env.ADMIN_PASSWORD = password;
-  // A token of the runner's own for scripts that show `sb_...`.
-  const token = execFileSync(binaryPath(), ['token', 'create', '--email', 'admin@example.com', '--name', 'readme-test'], { cwd: dir, env })
-    .toString()
-    .trim()
-    .split('\n')
-    .pop();
-
-  // The browser is signed in first, as a newcomer who opened the web UI would be, and
-  // before the curl session spends the login budgets on purpose.
-  const browser = await launchBrowser();
-  const context = await browser.newContext({ baseURL: base });
-  const login = await context.request.post('/api/auth/login', {
-    data: { email: 'admin@example.com', password },
-    headers: { Origin: base },
-  });
-  if (!login.ok()) throw new Error(`the browser could not log in: ${login.status()} ${await login.text()}`);
-
+  // What was started, stopped in `finally` whatever fails (`live`: open pages).
+  let server = null;
+  let browser = null;
   const shells = new Map();
+  const live = [];
   const failures = [];
-  const counts = { commands: 0, browser: 0, node: 0, console: 0, skipped: 0 };
   const fail = (line, message) => {
     failures.push(`${README_NAME}:${line}: ${message}`);
     console.error(`FAIL ${README_NAME}:${line}: ${message}`);
   };
-  const live = [];
-
+  const counts = { commands: 0, browser: 0, node: 0, console: 0, skipped: 0 };
   try {
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+    server = await startServer(dir);
+    const port = server.address.split(':').pop();
+    const base = `http://127.0.0.1:${port}`;
+    const password = server.output.map((l) => /^\s*password:\s+(\S+)/.exec(l)).find(Boolean)?.[1];
+    if (!password) throw new Error(`the first start printed no admin password:\n${server.output.join('\n')}`);
+
+    const binDir = path.dirname(binaryPath());
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SWITCHBOARD_')));
+    delete env.RUST_LOG;
+    env.PATH = `${binDir}:${env.PATH}`;
+    env.ADMIN_PASSWORD = password;
+    // A token of the runner's own for scripts that show `sb_...`.
+    const token = execFileSync(binaryPath(), ['token', 'create', '--email', 'admin@example.com', '--name', 'readme-test'], { cwd: dir, env })
+      .toString()
+      .trim()
+      .split('\n')
+      .pop();
+
+    // The browser is signed in first, as a newcomer who opened the web UI would be, and
+    // before the curl session spends the login budgets on purpose.
+    browser = await launchBrowser();
+    const context = await browser.newContext({ baseURL: base });
+    const login = await context.request.post('/api/auth/login', {
+      data: { email: 'admin@example.com', password },
+      headers: { Origin: base },
+    });
+    if (!login.ok()) throw new Error(`the browser could not log in: ${login.status()} ${await login.text()}`);
+
     for (const block of blocks) {
       if (!block.marker) continue;
       const { kind, attrs } = block.marker;
@@ -458,9 +463,11 @@ async function main() {
   } finally {
     for (const close of live) await close().catch(() => {});
     for (const shell of shells.values()) shell.close();
-    await browser.close();
-    const status = await server.stop();
-    if (status !== 0) fail(1, `SIGTERM should end the server with exit status 0 (README: shutdown), got ${status}`);
+    await browser?.close();
+    if (server) {
+      const status = await server.stop();
+      if (status !== 0) fail(1, `SIGTERM should end the server with exit status 0 (README: shutdown), got ${status}`);
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 
