@@ -13,7 +13,7 @@ use super::rows::{store_error, timestamp_text, user_at};
 use super::search_index::Lookup;
 use super::writer::Outcome;
 use crate::auth::model::unix_now;
-use crate::directory::model::{NewUser, Role, User, UserChanges, match_key};
+use crate::directory::model::{NewUser, Role, User, UserChanges, email_key, match_key};
 use crate::hub::message::Message;
 use crate::store::sql::{self, user_columns};
 use crate::store::{
@@ -56,6 +56,22 @@ const INSTR_PAGE: &str = concat!(
     user_columns!(),
     " FROM users WHERE (instr(name_key, $1) > 0 OR instr(email_key, $1) > 0)",
     " AND id > $2 ORDER BY id LIMIT $3"
+);
+
+/// Users whose folded name is in `[$1, $2)` (starts with a prefix: see
+/// [`prefix_upper_bound`]), in name order, at most `$3`: a range of `users_name_key`.
+/// Public for the test that EXPLAINs it.
+pub const NAME_PREFIX: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE name_key >= $1 AND name_key < $2 ORDER BY name_key, id LIMIT $3"
+);
+
+/// The same for email keys, through the unique index `users_email_key`.
+pub const EMAIL_PREFIX: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE email_key >= $1 AND email_key < $2 ORDER BY email_key LIMIT $3"
 );
 
 /// Whether user `id` is an admin and no other user is. Asked inside the write's
@@ -175,7 +191,7 @@ impl UserStore for SqliteStore {
                         user.name,
                         user.email,
                         match_key(&user.name),
-                        match_key(&user.email),
+                        email_key(&user.email),
                         user.role.as_str(),
                         user.password_hash,
                         now
@@ -213,7 +229,7 @@ impl UserStore for SqliteStore {
                                 changes.name,
                                 changes.name.as_deref().map(match_key),
                                 changes.email,
-                                changes.email.as_deref().map(match_key),
+                                changes.email.as_deref().map(email_key),
                                 changes.role.map(|r| r.as_str()),
                                 now,
                                 id
@@ -294,31 +310,22 @@ impl UserStore for SqliteStore {
         })
     }
 
-    async fn search_users(&self, needle_key: &str, limit: i64) -> StoreResult<Vec<User>> {
-        // Candidates: names that start with the needle (the best matches, found by a
-        // range scan), then any substring match. The directory ranks them.
-        let upper = prefix_upper_bound(needle_key);
-        let mut users: Vec<User> =
-            self.inline.read(|conn| {
-                conn.prepare_cached(concat!(
-                "SELECT ",
-                user_columns!(),
-                " FROM users WHERE name_key >= ?1 AND name_key < ?2 ORDER BY name_key, id LIMIT ?3"
-            ))?
-            .query_map(rusqlite::params![needle_key, upper, limit], |row| user_at(row, 0))?
-            .collect::<Result<_, _>>()
-            })?;
-        let page = UserPage {
-            search: Some(needle_key.to_owned()),
-            after_id: 0,
-            limit,
-        };
-        for user in self.list_users(&page).await? {
-            if !users.iter().any(|u| u.id == user.id) {
-                users.push(user);
-            }
-        }
-        Ok(users)
+    async fn users_by_name_prefix(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<User>> {
+        let upper = prefix_upper_bound(prefix_key);
+        self.inline.read(|conn| {
+            conn.prepare_cached(NAME_PREFIX)?
+                .query_map(params![prefix_key, upper, limit], |row| user_at(row, 0))?
+                .collect::<Result<_, _>>()
+        })
+    }
+
+    async fn users_by_email_prefix(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<User>> {
+        let upper = prefix_upper_bound(prefix_key);
+        self.inline.read(|conn| {
+            conn.prepare_cached(EMAIL_PREFIX)?
+                .query_map(params![prefix_key, upper, limit], |row| user_at(row, 0))?
+                .collect::<Result<_, _>>()
+        })
     }
 
     async fn insert_users_bulk(&self, users: &[NewUser]) -> StoreResult<u64> {
@@ -341,7 +348,7 @@ impl UserStore for SqliteStore {
                             Value::Text(user.name.clone()),
                             Value::Text(user.email.clone()),
                             Value::Text(match_key(&user.name)),
-                            Value::Text(match_key(&user.email)),
+                            Value::Text(email_key(&user.email)),
                             Value::Text(user.role.as_str().to_owned()),
                             user.password_hash.clone().map_or(Value::Null, Value::Text),
                             Value::Text(now.clone()),
