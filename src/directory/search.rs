@@ -10,6 +10,26 @@ use std::collections::HashSet;
 use super::model::{User, email_key, match_key};
 use crate::store::{Store, StoreResult, UserPage};
 
+/// What was typed, keyed both ways: `name` by [`match_key`] (case and accents folded),
+/// matched against names and, anywhere, emails; `email` by [`email_key`] (case only),
+/// the key emails are stored by, for the email-prefix match, so that an address
+/// typed as it is written (`jose@bücher.de`) is found.
+#[derive(Clone, Debug)]
+pub struct Needle {
+    pub name: String,
+    pub email: String,
+}
+
+impl Needle {
+    /// Both keys of `typed`.
+    pub fn of(typed: &str) -> Self {
+        Self {
+            name: match_key(typed),
+            email: email_key(typed),
+        }
+    }
+}
+
 /// The candidate queries, best kind of match first. Each finds every user of its own
 /// rank (and maybe some better ones) up to the limit, so once the tiers asked so far
 /// found `limit` users, no later tier can find a better one.
@@ -20,7 +40,7 @@ pub enum Tier {
     /// Names with a later word starting with it: names containing `" " + needle`
     /// (match keys have plain spaces between words, and emails have none).
     WordPrefix,
-    /// Emails starting with it, in key order.
+    /// Emails starting with it (as typed, case folded), in key order.
     EmailPrefix,
     /// Names or emails containing it, oldest first.
     Anywhere,
@@ -34,11 +54,11 @@ impl Tier {
         Tier::Anywhere,
     ];
 
-    /// Up to `limit` users of this tier for `needle` (a match key).
+    /// Up to `limit` users of this tier for `needle`.
     pub async fn candidates(
         self,
         store: &dyn Store,
-        needle: &str,
+        needle: &Needle,
         limit: i64,
     ) -> StoreResult<Vec<User>> {
         let containing = |text: String| UserPage {
@@ -47,16 +67,23 @@ impl Tier {
             limit,
         };
         match self {
-            Tier::NamePrefix => store.users_by_name_prefix(needle, limit).await,
-            Tier::WordPrefix => store.list_users(&containing(format!(" {needle}"))).await,
-            Tier::EmailPrefix => store.users_by_email_prefix(needle, limit).await,
-            Tier::Anywhere => store.list_users(&containing(needle.to_owned())).await,
+            Tier::NamePrefix => store.users_by_name_prefix(&needle.name, limit).await,
+            Tier::WordPrefix => {
+                let word = format!(" {}", needle.name);
+                store.list_users(&containing(word)).await
+            }
+            Tier::EmailPrefix => store.users_by_email_prefix(&needle.email, limit).await,
+            Tier::Anywhere => store.list_users(&containing(needle.name.clone())).await,
         }
     }
 }
 
-/// Up to `limit` users matching `needle` (a match key), best first.
-pub async fn search_users(store: &dyn Store, needle: &str, limit: i64) -> StoreResult<Vec<User>> {
+/// Up to `limit` users matching `needle`, best first.
+pub async fn search_users(
+    store: &dyn Store,
+    needle: &Needle,
+    limit: i64,
+) -> StoreResult<Vec<User>> {
     let mut found = Vec::new();
     let mut seen = HashSet::new();
     for tier in Tier::ALL {
@@ -72,22 +99,23 @@ pub async fn search_users(store: &dyn Store, needle: &str, limit: i64) -> StoreR
     Ok(rank_users(found, needle, limit as usize))
 }
 
-/// How well `user` matches `needle` (a match key); lower is better. Names are
-/// compared by their match key, emails by their email key, as the store does; a
-/// word starts after a space, as in [`Tier::WordPrefix`] (so `zed mar` is a word
-/// prefix of "Ann Zed Marlow").
-fn rank(user: &User, needle: &str) -> u8 {
+/// How well `user` matches `needle`; lower is better. Names are compared by their
+/// match key, emails by their email key, as the store does; a word starts after a
+/// space, as in [`Tier::WordPrefix`] (so `zed mar` is a word prefix of "Ann Zed
+/// Marlow").
+fn rank(user: &User, needle: &Needle) -> u8 {
     let name = match_key(&user.name);
     let email = email_key(&user.email);
-    if name == needle {
+    let n = needle.name.as_str();
+    if name == n {
         0
-    } else if name.starts_with(needle) {
+    } else if name.starts_with(n) {
         1
-    } else if name.contains(&format!(" {needle}")) {
+    } else if name.contains(&format!(" {n}")) {
         2
-    } else if email.starts_with(needle) {
+    } else if email.starts_with(&needle.email) {
         3
-    } else if name.contains(needle) {
+    } else if name.contains(n) {
         4
     } else {
         5
@@ -95,7 +123,7 @@ fn rank(user: &User, needle: &str) -> u8 {
 }
 
 /// Orders `candidates` best first (ties by name key, then id) and keeps `limit`.
-pub fn rank_users(mut candidates: Vec<User>, needle: &str, limit: usize) -> Vec<User> {
+pub fn rank_users(mut candidates: Vec<User>, needle: &Needle, limit: usize) -> Vec<User> {
     candidates.sort_by_cached_key(|u| (rank(u, needle), match_key(&u.name), u.id));
     candidates.truncate(limit);
     candidates
@@ -123,7 +151,7 @@ mod tests {
     }
 
     fn ranked(users: &[User], needle: &str) -> Vec<i64> {
-        rank_users(users.to_vec(), &match_key(needle), 10)
+        rank_users(users.to_vec(), &Needle::of(needle), 10)
             .iter()
             .map(|u| u.id)
             .collect()
@@ -159,9 +187,11 @@ mod tests {
         ];
         // Two word prefixes: by name ("ann zed marlow" < "zed marlow").
         assert_eq!(ranked(&users, "mar"), vec![5, 4, 6, 3, 2, 1]);
+        // Accents fold in names; an email prefix is the email as typed, case folded,
+        // so "mär" is no prefix of mar.q@ (which only contains it, folded: last).
         assert_eq!(
             ranked(&users, "MÄR"),
-            vec![5, 4, 6, 3, 2, 1],
+            vec![5, 4, 6, 3, 1, 2],
             "accents fold"
         );
         assert_eq!(
@@ -169,7 +199,7 @@ mod tests {
             [3, 6],
             "a phrase at a word start"
         );
-        assert_eq!(rank(&users[5], "zed mar"), 2);
+        assert_eq!(rank(&users[5], &Needle::of("zed mar")), 2);
     }
 
     #[test]
@@ -202,7 +232,7 @@ mod tests {
     }
 
     async fn names(store: &SqliteStore, q: &str, limit: i64) -> Vec<String> {
-        search_users(store, &match_key(q), limit)
+        search_users(store, &Needle::of(q), limit)
             .await
             .unwrap()
             .into_iter()
@@ -246,19 +276,22 @@ mod tests {
         // Each tier alone, bounded by the limit.
         let ids = |users: Vec<User>| users.into_iter().map(|u| u.name).collect::<Vec<_>>();
         assert_eq!(
-            ids(Tier::WordPrefix.candidates(&store, "mar", 5).await.unwrap()),
+            ids(Tier::WordPrefix
+                .candidates(&store, &Needle::of("mar"), 5)
+                .await
+                .unwrap()),
             ["Zed Marlow"]
         );
         assert_eq!(
             ids(Tier::EmailPrefix
-                .candidates(&store, "mar", 5)
+                .candidates(&store, &Needle::of("mar"), 5)
                 .await
                 .unwrap()),
             ["Q Person"]
         );
         assert_eq!(
             Tier::Anywhere
-                .candidates(&store, "mar", 5)
+                .candidates(&store, &Needle::of("mar"), 5)
                 .await
                 .unwrap()
                 .len(),

@@ -16,8 +16,8 @@
 use super::cursor;
 use super::events::{Change, event_of};
 use super::input::Password;
-use super::model::{NewUser, User, UserChanges, match_key};
-use super::search::search_users;
+use super::model::{NewUser, User, UserChanges, email_key, match_key};
+use super::search::{Needle, search_users};
 use crate::AppState;
 use crate::auth::{Credential, Identity, password};
 use crate::error::ApiError;
@@ -338,6 +338,11 @@ pub async fn suggest_names(
 pub async fn search(store: &dyn Store, q: Option<&str>, limit: i64) -> Result<Vec<User>, ApiError> {
     let Some(needle) = search_key(q, "q")? else {
         return Ok(Vec::new());
+    };
+    let needle = Needle {
+        // As typed, case folded: how an email is keyed (see `Needle`).
+        email: email_key(q.unwrap_or_default().trim()),
+        name: needle,
     };
     Ok(search_users(store, &needle, limit).await?)
 }

@@ -306,13 +306,13 @@ impl UserStore for PgStore {
                 None => sqlx::query_as(
                     r#"SELECT name, name_key FROM users
                        WHERE name_key COLLATE "C" >= $1 AND name_key COLLATE "C" < $2
-                       ORDER BY name_key COLLATE "C" LIMIT 1"#,
+                       ORDER BY name_key COLLATE "C", id LIMIT 1"#,
                 )
                 .bind(prefix_key),
                 Some(key) => sqlx::query_as(
                     r#"SELECT name, name_key FROM users
                        WHERE name_key COLLATE "C" > $1 AND name_key COLLATE "C" < $2
-                       ORDER BY name_key COLLATE "C" LIMIT 1"#,
+                       ORDER BY name_key COLLATE "C", id LIMIT 1"#,
                 )
                 .bind(key.clone()),
             }

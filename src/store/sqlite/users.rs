@@ -284,11 +284,11 @@ impl UserStore for SqliteStore {
             // only apply as a filter after the seek instead of as the seek itself.
             let mut first = conn.prepare_cached(
                 "SELECT name, name_key FROM users WHERE name_key >= ?1 AND name_key < ?2
-                 ORDER BY name_key LIMIT 1",
+                 ORDER BY name_key, id LIMIT 1",
             )?;
             let mut next = conn.prepare_cached(
                 "SELECT name, name_key FROM users WHERE name_key > ?1 AND name_key < ?2
-                 ORDER BY name_key LIMIT 1",
+                 ORDER BY name_key, id LIMIT 1",
             )?;
             let mut names = Vec::new();
             let mut after: Option<String> = None;
