@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use switchboard::directory::model::{email_key, match_key};
 use switchboard::store::Backend;
+use switchboard::store::postgres as pg;
 
 use crate::helpers::{
     TestApp, ids, json_with_status, postgres_available, spawn_app, spawn_app_with, walk_pages,
@@ -203,6 +204,39 @@ async fn postgres_searches_two_characters_through_an_index() {
     let plan = pg_search_plan(&pool, "me").await;
     assert!(plan.contains("Index Scan using users_pkey"), "{plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
+
+    // /api/search's other candidate queries: the word prefix is a substring search
+    // for " " + needle (trigram or bigram index), the name and email prefixes are
+    // ranges of a B-tree in "C" order, already sorted.
+    for (needle, index) in [(" qzw", "users_name_trgm"), (" q", "users_bigrams")] {
+        let plan = pg_search_plan(&pool, needle).await;
+        assert!(
+            plan.contains(&format!("Bitmap Index Scan on {index}")),
+            "{needle:?} reads {index}:\n{plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{needle:?}:\n{plan}");
+    }
+    for (sql, prefix, index) in [
+        (pg::NAME_PREFIX, "rare qz", "users_name_key"),
+        (pg::EMAIL_PREFIX, "member12", "users_email_prefix"),
+    ] {
+        let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+            .bind(prefix)
+            .bind(format!("{prefix}\u{10FFFF}"))
+            .bind(20_i64)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let plan = lines.join("\n");
+        assert!(
+            plan.contains(&format!("Index Scan using {index}")),
+            "{prefix:?} reads {index}:\n{plan}"
+        );
+        assert!(
+            !plan.contains("Seq Scan") && !plan.contains("Sort"),
+            "{plan}"
+        );
+    }
 
     // And the answers through the API are those matches, in id order.
     let rare = walk_pages(&app, "/api/users?search=QZ&limit=7").await;

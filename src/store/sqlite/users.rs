@@ -369,6 +369,70 @@ mod tests {
     use crate::directory::model::Role;
     use crate::store::Lifecycle;
 
+    /// The plan SQLite makes for `sql` run with `params`, as EXPLAIN QUERY PLAN's
+    /// details joined.
+    fn plan(store: &SqliteStore, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
+        store
+            .inline
+            .read(|conn| {
+                conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
+                    .query_map(params, |row| row.get::<_, String>(3))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap()
+            .join("\n")
+    }
+
+    /// Each of `/api/search`'s candidate queries reads an index, never the whole
+    /// table: the name and email prefixes a range of their B-tree (no sort), the word
+    /// prefix (`" " + needle`) the trigram index, or the bigram index when the needle
+    /// has one character.
+    #[tokio::test]
+    async fn search_candidates_are_read_through_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let store = SqliteStore::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let upper = prefix_upper_bound("mar");
+        let (word, one) = (Lookup::of(" mar"), Lookup::of(" m"));
+        let (Lookup::Trigram(word), Lookup::Bigram(one)) = (word, one) else {
+            panic!("' mar' is three characters, ' m' two");
+        };
+
+        let name = plan(&store, NAME_PREFIX, &[&"mar", &upper, &20]);
+        assert!(
+            name.contains("SEARCH users USING INDEX users_name_key (name_key>? AND name_key<?)"),
+            "{name}"
+        );
+        let email = plan(&store, EMAIL_PREFIX, &[&"mar", &upper, &20]);
+        assert!(
+            email
+                .contains("SEARCH users USING INDEX users_email_key (email_key>? AND email_key<?)"),
+            "{email}"
+        );
+        let trigram = plan(&store, TRIGRAM_PAGE, &[&word, &0, &20]);
+        // FTS5 answers MATCH (`:M`) from its index; "SCAN" is how a virtual table
+        // is named in a plan.
+        assert!(
+            trigram.contains("SCAN users_fts VIRTUAL TABLE INDEX"),
+            "{trigram}"
+        );
+        assert!(trigram.contains(":M"), "{trigram}");
+        let bigram = plan(&store, BIGRAM_PAGE, &[&one, &0, &20]);
+        assert!(
+            bigram.contains("SCAN users_bigrams VIRTUAL TABLE INDEX"),
+            "{bigram}"
+        );
+        assert!(bigram.contains(":M"), "{bigram}");
+        for plan in [&name, &email, &trigram, &bigram] {
+            assert!(
+                !plan.lines().any(|line| line.trim() == "SCAN users"),
+                "a table scan:\n{plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "a sort:\n{plan}");
+        }
+    }
+
     /// Substring pages are the same whether the scan ran inline or, over its budget,
     /// off the async workers: every needle, both index paths, first and later pages.
     #[tokio::test]
