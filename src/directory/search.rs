@@ -4,6 +4,11 @@
 //! ([`rank`]). The store answers one plain, indexed query per kind of match, each
 //! bounded by the limit ([`Tier`]); this module asks them best kind first, stops as
 //! soon as the better kinds fill the limit, and ranks what they found.
+//!
+//! When one kind has more matches than the limit, the page holds the first `limit`
+//! its index gives (name prefixes in name order, email prefixes in email order, word
+//! and substring matches oldest first), ordered by name: finding the `limit` first by
+//! name among all of them would read them all.
 
 use std::collections::HashSet;
 
