@@ -11,7 +11,7 @@ use crate::auth::model::{NewToken, unix_now};
 use crate::auth::{password, token};
 use crate::config::{TokenAction, UserAction};
 use crate::directory::input::{Field, Password, UserInput};
-use crate::directory::model::{NewUser, match_key};
+use crate::directory::model::{NewUser, email_key};
 use crate::directory::service::Directory;
 use crate::error::ApiError;
 use crate::hub::message::Author;
@@ -111,7 +111,7 @@ pub async fn user(
             password_stdin,
         } => {
             let record = store
-                .find_login(&match_key(email.trim()))
+                .find_login(&email_key(email.trim()))
                 .await?
                 .with_context(|| format!("no account has the email {email}"))?;
             let account = password::Account {
@@ -160,7 +160,7 @@ pub async fn token(store: &dyn Store, action: TokenAction) -> anyhow::Result<()>
             expires_days,
         } => {
             let record = store
-                .find_login(&match_key(email.trim()))
+                .find_login(&email_key(email.trim()))
                 .await?
                 .with_context(|| format!("no account has the email {email}"))?;
             let minted = token::mint();

@@ -480,7 +480,7 @@ mod operations {
 
     #[utoipa::path(get, path = "/api/users", tag = "directory",
         params(
-            ("search" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Case-insensitive match anywhere in name or email; no control characters"),
+            ("search" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Matched anywhere in name or email, ignoring case (and accents, in names); no control characters"),
             ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 50; above 500 counts as 500"),
             ("cursor" = Option<String>, Query, description = "Opaque: from the previous page's `Link: rel=\"next\"` (any other is a 400)"),
         ),
@@ -598,7 +598,7 @@ mod operations {
 
     #[utoipa::path(get, path = "/api/autocomplete", tag = "directory",
         params(
-            ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "At least 2 characters, else `[]`; no control characters"),
+            ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "At least 2 characters, else `[]`; case and accents ignored; no control characters"),
             ("limit" = Option<i64>, Query, minimum = 1, description = "Default 5; above 20 counts as 20"),
         ),
         responses(
@@ -609,11 +609,11 @@ mod operations {
 
     #[utoipa::path(get, path = "/api/search", tag = "directory",
         params(
-            ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Matched anywhere in name or email; none or blank: `[]`; no control characters"),
+            ("q" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Matched anywhere in name or email, ignoring case (and accents, in names); none or blank: `[]`; no control characters"),
             ("limit" = Option<i64>, Query, minimum = 1, description = "Default 20; above 100 counts as 100"),
         ),
         responses(
-            (status = 200, description = "Best matches first", body = [User]),
+            (status = 200, description = "Best matches first: exact name, name prefix, word prefix, email prefix, anywhere (ties by name)", body = [User]),
             (status = 400, description = "A bad limit", body = ErrorEnvelope),
         ))]
     pub(super) fn search() {}

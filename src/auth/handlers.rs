@@ -14,7 +14,7 @@ use super::model::{ApiToken, NewToken, unix_now};
 use super::session::SESSION_COOKIE;
 use super::{Credential, Identity, audit, csrf, password, session, sha256_hex, token};
 use crate::AppState;
-use crate::directory::model::{User, match_key};
+use crate::directory::model::{User, email_key};
 use crate::error::{ApiError, FieldErrors};
 use crate::http::extract::{Json, Path, Query};
 use crate::hub::{EndReason, Ending, Revoked};
@@ -50,7 +50,7 @@ pub(crate) async fn check_login(
     // No account's email holds a control character (and PostgreSQL cannot even
     // compare one that is NUL): no lookup, the same answer as an unknown email.
     let email = email.trim();
-    let email_key = match_key(email);
+    let email_key = email_key(email);
     let reservation = match state.limits.accounts.reserve(&email_key).await {
         Ok(reservation) => reservation,
         Err(retry_after) => {

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
+use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use validator::ValidateEmail;
 
@@ -166,11 +167,48 @@ impl UserChanges {
     }
 }
 
-/// The key a name or email is matched and made unique by. Done here, not in SQL,
-/// because SQLite's `lower()` folds ASCII only (`ÄÖÜ` stays upper case) while
-/// PostgreSQL folds all of Unicode: one Rust function gives both the same answer.
+/// The key names and search needles are matched by (`name_key`, search, autocomplete,
+/// mentions): case and accents folded, so `bjorn`, `Björn` and `BJÖRN` are one key.
+/// Done here, not in SQL, because SQLite's `lower()` folds ASCII only while
+/// PostgreSQL folds all of Unicode and has no accent folding without an extension:
+/// one Rust function gives both backends the same answer.
+///
+/// Lower case, then compatibility decomposition (NFKD: `ﬁ` is `fi`, full-width `Ａ` is
+/// `a`), then the combining diacritical marks (U+0300-036F, the accents of Latin,
+/// Greek and Cyrillic letters) dropped, then recomposed (NFC, so Hangul and other
+/// scripts keep their letters). A few letters that carry their stroke in the letter
+/// itself fold by hand (`ø` to `o`, `ł` to `l`, `đ` to `d`, `ß` to `ss`, ...), and any
+/// whitespace becomes a plain space, so a word starts after `' '` in SQL as in Rust.
+///
+/// Not used for uniqueness: emails are unique by [`email_key`], which folds case only
+/// (`jose@bücher.de` and `jose@bucher.de` are two addresses).
 pub fn match_key(text: &str) -> String {
-    text.to_lowercase()
+    let mut folded = String::with_capacity(text.len());
+    for c in text.to_lowercase().nfkd() {
+        match c {
+            '\u{300}'..='\u{36f}' => {}
+            'ø' => folded.push('o'),
+            'ł' => folded.push('l'),
+            'đ' => folded.push('d'),
+            'ħ' => folded.push('h'),
+            'ı' => folded.push('i'),
+            'ŧ' => folded.push('t'),
+            'ß' => folded.push_str("ss"),
+            'æ' => folded.push_str("ae"),
+            'œ' => folded.push_str("oe"),
+            'þ' => folded.push_str("th"),
+            c if c.is_whitespace() => folded.push(' '),
+            c => folded.push(c),
+        }
+    }
+    folded.nfc().collect()
+}
+
+/// The key an email is unique by and found by at login: case folded, nothing else.
+/// Emails are matched by search through this key too (their local part is ASCII, see
+/// [`check_email`]; an accented domain is another domain).
+pub fn email_key(email: &str) -> String {
+    email.to_lowercase()
 }
 
 pub fn check_name(raw: &str, errors: &mut FieldErrors) -> Option<String> {
@@ -360,7 +398,24 @@ mod tests {
     }
 
     #[test]
-    fn match_keys_fold_all_of_unicode() {
-        assert_eq!(match_key("ÄÖÜ Zoë"), "äöü zoë");
+    fn match_keys_fold_case_and_accents_of_all_of_unicode() {
+        assert_eq!(match_key("ÄÖÜ Zoë"), "aou zoe");
+        assert_eq!(match_key("Björn"), match_key("bjorn"));
+        assert_eq!(match_key("ÅSA"), match_key("åsa"));
+        assert_eq!(match_key("Bjørn Łukasz Straße"), "bjorn lukasz strasse");
+        // Decomposed input (NFD, as macOS writes names) folds the same as composed.
+        assert_eq!(match_key("Jose\u{301}"), "jose");
+        assert_eq!(match_key("Ｂｊöｒｎ\u{a0}ﬁn"), "bjorn fin");
+        // Other scripts keep their letters (Hangul recomposes; Cyrillic accents fold
+        // as Latin ones do).
+        assert_eq!(match_key("한국"), "한국");
+        assert_eq!(match_key("Ёлка"), "елка");
+        assert_eq!(match_key("नमस्ते"), "नमस्ते");
+    }
+
+    #[test]
+    fn email_keys_fold_case_only() {
+        assert_eq!(email_key("José@Bücher.DE"), "josé@bücher.de");
+        assert_ne!(email_key("jose@bücher.de"), email_key("jose@bucher.de"));
     }
 }

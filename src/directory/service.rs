@@ -16,8 +16,8 @@
 use super::cursor;
 use super::events::{Change, event_of};
 use super::input::Password;
-use super::model::{NewUser, User, UserChanges, match_key};
-use super::search::rank_users;
+use super::model::{NewUser, User, UserChanges, email_key, match_key};
+use super::search::{Needle, search_users};
 use crate::AppState;
 use crate::auth::{Credential, Identity, password};
 use crate::error::ApiError;
@@ -264,7 +264,9 @@ fn search_key(text: Option<&str>, parameter: &str) -> Result<Option<String>, Api
         return Ok(None);
     };
     check_needle(text, parameter)?;
-    Ok(Some(match_key(text)))
+    // Nothing may be left once folded (a lone accent): no needle, like an empty one.
+    let key = match_key(text).trim().to_owned();
+    Ok((!key.is_empty()).then_some(key))
 }
 
 /// One page of the directory as the list shows it: the users, and the cursor of the
@@ -337,8 +339,12 @@ pub async fn search(store: &dyn Store, q: Option<&str>, limit: i64) -> Result<Ve
     let Some(needle) = search_key(q, "q")? else {
         return Ok(Vec::new());
     };
-    let candidates = store.search_users(&needle, limit).await?;
-    Ok(rank_users(candidates, &needle, limit as usize))
+    let needle = Needle {
+        // As typed, case folded: how an email is keyed (see `Needle`).
+        email: email_key(q.unwrap_or_default().trim()),
+        name: needle,
+    };
+    Ok(search_users(store, &needle, limit).await?)
 }
 
 #[cfg(test)]

@@ -100,8 +100,8 @@ pub enum Backend {
 /// One page of the user list: keyset pagination on `id`, optionally filtered.
 #[derive(Clone, Debug, Default)]
 pub struct UserPage {
-    /// Lower-cased search text (see [`crate::directory::model::match_key`]); matched as a
-    /// substring of the name or the email.
+    /// Folded search text (see [`crate::directory::model::match_key`]); matched as a
+    /// substring of the name key or the email key.
     pub search: Option<String>,
     /// Only users with an id greater than this (the cursor).
     pub after_id: i64,
@@ -193,9 +193,13 @@ pub trait UserStore: Lifecycle {
     async fn delete_user(&self, id: i64, event: EventOf) -> StoreResult<Option<Message>>;
     /// Names whose folded form starts with `prefix_key`, in name order.
     async fn autocomplete_names(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<String>>;
-    /// Up to `limit` users whose folded name or email contains `needle_key`, unranked
-    /// (the directory ranks them).
-    async fn search_users(&self, needle_key: &str, limit: i64) -> StoreResult<Vec<User>>;
+    /// Up to `limit` users whose name key starts with `prefix_key`, in key order (so
+    /// an exact name comes first): a range of the name index. One of the candidate
+    /// queries `/api/search` merges ([`crate::directory::search`]).
+    async fn users_by_name_prefix(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<User>>;
+    /// Up to `limit` users whose email key starts with `prefix_key`, in key order: a
+    /// range of an email index.
+    async fn users_by_email_prefix(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<User>>;
     /// Inserts many users in one transaction, skipping emails that exist; returns how
     /// many were added. For `switchboard seed`, so it may trade per-row work for speed.
     async fn insert_users_bulk(&self, users: &[NewUser]) -> StoreResult<u64>;

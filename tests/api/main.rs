@@ -28,6 +28,7 @@ mod ops;
 mod realtime;
 mod scale;
 mod scale_out;
+mod search;
 mod shared_presence;
 mod socketio;
 mod users;

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use switchboard::directory::model::match_key;
+use switchboard::directory::model::{email_key, match_key};
 use switchboard::store::Backend;
+use switchboard::store::postgres as pg;
 
 use crate::helpers::{
     TestApp, ids, json_with_status, postgres_available, spawn_app, spawn_app_with, walk_pages,
@@ -46,7 +47,7 @@ async fn search_and_pages_match_a_naive_scan(backend: Backend) {
             .iter()
             .filter(|u| {
                 match_key(u["name"].as_str().unwrap()).contains(&needle)
-                    || match_key(u["email"].as_str().unwrap()).contains(&needle)
+                    || email_key(u["email"].as_str().unwrap()).contains(&needle)
             })
             .map(|u| u["id"].as_i64().unwrap())
             .collect()
@@ -55,8 +56,25 @@ async fn search_and_pages_match_a_naive_scan(backend: Backend) {
     // (SQLite's bigram index: letters, non-ASCII in capitals, punctuation, a digit),
     // one character (no index), and needles that match nobody.
     for needle in [
-        "ali", "ZOË", "élo", "ström", "son", "rossi.12", "@example", "ia", "xq", "müller", "ÉL",
-        ".1", "öm", "ø", "q",
+        "ali",
+        "ZOË",
+        "élo",
+        "ström",
+        "son",
+        "rossi.12",
+        "@example",
+        "ia",
+        "xq",
+        "müller",
+        "ÉL",
+        ".1",
+        "öm",
+        "ø",
+        "q",
+        "elo",
+        "angst",
+        "ANGSTRÖM",
+        "muller",
     ] {
         let expected = naive(needle);
         let query = serde_urlencoded::to_string([("search", needle)]).unwrap();
@@ -106,15 +124,16 @@ async fn search_and_pages_match_a_naive_scan(backend: Backend) {
         );
     }
 
-    // Autocomplete: the first distinct names, in order, that start with the prefix.
-    for prefix in ["al", "Zo", "élodie d", "Ni", "qq"] {
+    // Autocomplete: in key order, the first name (oldest user) of each of the first
+    // distinct keys that start with the prefix ("Élodie" and "Elodie" are one key).
+    for prefix in ["al", "Zo", "élodie d", "elodie d", "Ni", "qq"] {
         let mut names: Vec<String> = everyone
             .iter()
             .map(|u| u["name"].as_str().unwrap().to_owned())
             .filter(|n| match_key(n).starts_with(&match_key(prefix)))
             .collect();
         names.sort_by_key(|n| match_key(n));
-        names.dedup();
+        names.dedup_by_key(|n| match_key(n));
         names.truncate(5);
         let query = serde_urlencoded::to_string([("q", prefix)]).unwrap();
         let got = json_with_status(app.get(&format!("/api/autocomplete?{query}")).await, 200).await;
@@ -185,6 +204,39 @@ async fn postgres_searches_two_characters_through_an_index() {
     let plan = pg_search_plan(&pool, "me").await;
     assert!(plan.contains("Index Scan using users_pkey"), "{plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
+
+    // /api/search's other candidate queries: the word prefix is a substring search
+    // for " " + needle (trigram or bigram index), the name and email prefixes are
+    // ranges of a B-tree in "C" order, already sorted.
+    for (needle, index) in [(" qzw", "users_name_trgm"), (" q", "users_bigrams")] {
+        let plan = pg_search_plan(&pool, needle).await;
+        assert!(
+            plan.contains(&format!("Bitmap Index Scan on {index}")),
+            "{needle:?} reads {index}:\n{plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{needle:?}:\n{plan}");
+    }
+    for (sql, prefix, index) in [
+        (pg::NAME_PREFIX, "rare qz", "users_name_key"),
+        (pg::EMAIL_PREFIX, "member12", "users_email_prefix"),
+    ] {
+        let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+            .bind(prefix)
+            .bind(format!("{prefix}\u{10FFFF}"))
+            .bind(20_i64)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let plan = lines.join("\n");
+        assert!(
+            plan.contains(&format!("Index Scan using {index}")),
+            "{prefix:?} reads {index}:\n{plan}"
+        );
+        assert!(
+            !plan.contains("Seq Scan") && !plan.contains("Sort"),
+            "{plan}"
+        );
+    }
 
     // And the answers through the API are those matches, in id order.
     let rare = walk_pages(&app, "/api/users?search=QZ&limit=7").await;
@@ -258,7 +310,7 @@ async fn two_character_searches_agree_on_both_backends() {
                 .iter()
                 .filter(|u| {
                     match_key(u["name"].as_str().unwrap()).contains(&key)
-                        || match_key(u["email"].as_str().unwrap()).contains(&key)
+                        || email_key(u["email"].as_str().unwrap()).contains(&key)
                 })
                 .map(|u| u["email"].as_str().unwrap())
                 .collect();

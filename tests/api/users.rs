@@ -413,7 +413,13 @@ async fn autocomplete_suggests_up_to_five_distinct_names(backend: Backend) {
     );
     let body = json_with_status(app.get("/api/autocomplete?q=ALI&limit=10").await, 200).await;
     assert_eq!(body, json!(["Alice", "Alicia", "Alina"]));
+    // Accents fold as in search: "äl" is "al", and "alt" finds "ÄLTER".
     let body = json_with_status(app.get("/api/autocomplete?q=äl").await, 200).await;
+    assert_eq!(
+        body,
+        json!(["Albert", "Alfred", "Alice", "Alicia", "Alina"])
+    );
+    let body = json_with_status(app.get("/api/autocomplete?q=alt").await, 200).await;
     assert_eq!(body, json!(["ÄLTER"]));
     for short in ["", "a", "%20a"] {
         let body =

@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use super::PgStore;
 use super::messages::append_in;
 use crate::auth::model::unix_now;
-use crate::directory::model::{NewUser, Role, User, UserChanges, match_key};
+use crate::directory::model::{NewUser, Role, User, UserChanges, email_key, match_key};
 use crate::hub::message::Message;
 use crate::store::sql::{self, user_columns};
 use crate::store::{
@@ -58,6 +58,78 @@ pub fn search_page(needle: &str) -> (&'static str, String) {
         (LIKE_PAGE, contains_pattern(needle))
     }
 }
+
+/// Users whose folded name is in `[$1, $2)` (starts with a prefix: see
+/// [`prefix_upper_bound`]), in name order, at most `$3`: a range of `users_name_key`,
+/// whose `COLLATE "C"` the range must name to use it. Public for the test that
+/// EXPLAINs it.
+pub const NAME_PREFIX: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    r#" FROM users WHERE name_key COLLATE "C" >= $1 AND name_key COLLATE "C" < $2"#,
+    r#" ORDER BY name_key COLLATE "C", id LIMIT $3"#
+);
+
+/// The same for email keys, through `users_email_prefix` (migration 0010).
+pub const EMAIL_PREFIX: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    r#" FROM users WHERE email_key COLLATE "C" >= $1 AND email_key COLLATE "C" < $2"#,
+    r#" ORDER BY email_key COLLATE "C" LIMIT $3"#
+);
+
+/// Keys the stored names again when migration 0010 marked it (`match_key` folds
+/// accents since then): in batches of [`REFOLD_BATCH`] in id order, writing only the
+/// rows whose key changes, then clears the mark. PostgreSQL cannot fold as Rust does,
+/// so this is done here and not in the migration. Idempotent: a start interrupted
+/// half way does it again. Says how many keys changed, `None` when nothing was marked.
+pub(super) async fn refold_marked(pool: &sqlx::PgPool) -> Result<Option<u64>, sqlx::Error> {
+    let marked: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM search_index_rebuild WHERE name = 'name_key')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !marked {
+        return Ok(None);
+    }
+    let (mut after, mut changed) = (0_i64, 0_u64);
+    loop {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, name, name_key FROM users WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(REFOLD_BATCH)
+        .fetch_all(pool)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        let (ids, keys): (Vec<i64>, Vec<String>) = rows
+            .iter()
+            .filter_map(|(id, name, key)| {
+                let folded = match_key(name);
+                (&folded != key).then_some((*id, folded))
+            })
+            .unzip();
+        if !ids.is_empty() {
+            changed += sqlx::query(
+                "UPDATE users u SET name_key = t.k FROM UNNEST($1::bigint[], $2::text[]) AS t(id, k)
+                 WHERE u.id = t.id",
+            )
+            .bind(ids)
+            .bind(keys)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        }
+    }
+    sqlx::query("DELETE FROM search_index_rebuild WHERE name = 'name_key'")
+        .execute(pool)
+        .await?;
+    Ok(Some(changed))
+}
+
+/// Users read per batch by [`refold_marked`].
+const REFOLD_BATCH: i64 = 10_000;
 
 /// Whether user `id` is an admin and no other user is, asked inside a write
 /// transaction that then holds a lock on every admin row until it ends. Under READ
@@ -151,7 +223,7 @@ impl UserStore for PgStore {
             .bind(&user.name)
             .bind(&user.email)
             .bind(match_key(&user.name))
-            .bind(match_key(&user.email))
+            .bind(email_key(&user.email))
             .bind(user.role.as_str())
             .bind(&user.password_hash)
             .bind(now)
@@ -183,7 +255,7 @@ impl UserStore for PgStore {
                 .bind(&changes.name)
                 .bind(changes.name.as_deref().map(match_key))
                 .bind(&changes.email)
-                .bind(changes.email.as_deref().map(match_key))
+                .bind(changes.email.as_deref().map(email_key))
                 .bind(changes.role.map(|r| r.as_str()))
                 .bind(timefmt::now())
                 .bind(id)
@@ -234,13 +306,13 @@ impl UserStore for PgStore {
                 None => sqlx::query_as(
                     r#"SELECT name, name_key FROM users
                        WHERE name_key COLLATE "C" >= $1 AND name_key COLLATE "C" < $2
-                       ORDER BY name_key COLLATE "C" LIMIT 1"#,
+                       ORDER BY name_key COLLATE "C", id LIMIT 1"#,
                 )
                 .bind(prefix_key),
                 Some(key) => sqlx::query_as(
                     r#"SELECT name, name_key FROM users
                        WHERE name_key COLLATE "C" > $1 AND name_key COLLATE "C" < $2
-                       ORDER BY name_key COLLATE "C" LIMIT 1"#,
+                       ORDER BY name_key COLLATE "C", id LIMIT 1"#,
                 )
                 .bind(key.clone()),
             }
@@ -254,30 +326,22 @@ impl UserStore for PgStore {
         Ok(names)
     }
 
-    async fn search_users(&self, needle_key: &str, limit: i64) -> StoreResult<Vec<User>> {
-        let upper = prefix_upper_bound(needle_key);
-        let mut users: Vec<User> = sqlx::query_as(concat!(
-            "SELECT ",
-            user_columns!(),
-            r#" FROM users WHERE name_key COLLATE "C" >= $1 AND name_key COLLATE "C" < $2"#,
-            r#" ORDER BY name_key COLLATE "C", id LIMIT $3"#
-        ))
-        .bind(needle_key)
-        .bind(&upper)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let page = UserPage {
-            search: Some(needle_key.to_owned()),
-            after_id: 0,
-            limit,
-        };
-        for user in self.list_users(&page).await? {
-            if !users.iter().any(|u| u.id == user.id) {
-                users.push(user);
-            }
-        }
-        Ok(users)
+    async fn users_by_name_prefix(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<User>> {
+        Ok(sqlx::query_as(NAME_PREFIX)
+            .bind(prefix_key)
+            .bind(prefix_upper_bound(prefix_key))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn users_by_email_prefix(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<User>> {
+        Ok(sqlx::query_as(EMAIL_PREFIX)
+            .bind(prefix_key)
+            .bind(prefix_upper_bound(prefix_key))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn insert_users_bulk(&self, users: &[NewUser]) -> StoreResult<u64> {
@@ -298,7 +362,7 @@ impl UserStore for PgStore {
             .bind(column(&|u| u.name.clone()))
             .bind(column(&|u| u.email.clone()))
             .bind(column(&|u| match_key(&u.name)))
-            .bind(column(&|u| match_key(&u.email)))
+            .bind(column(&|u| email_key(&u.email)))
             .bind(column(&|u| u.role.as_str().to_owned()))
             .bind(hashes)
             .bind(now)

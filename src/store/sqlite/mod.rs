@@ -126,17 +126,18 @@ impl Lifecycle for SqliteStore {
         let migrated = sqlx::migrate!("./migrations/sqlite").run(&conn).await;
         conn.close().await;
         migrated.map_err(|e| super::StoreError::Other(e.into()))?;
-        // Indexes a migration asked for that need the writer's SQL functions: once,
-        // and long on a large directory (a million users: seconds), so it is logged.
+        // What a migration marked that needs the writer's SQL functions: once, and
+        // long on a large directory (a million users: seconds), so it is logged.
         let started = std::time::Instant::now();
-        let built = self
+        let done = self
             .writer
             .write(|conn| search_index::rebuild_marked(conn).map(writer::Outcome::Keep))
             .await?;
-        if built {
+        if !done.is_empty() {
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
-                "built the two-character search index from the stored users (once)"
+                rebuilt = ?done,
+                "rebuilt search keys and indexes from the stored users (once)"
             );
         }
         Ok(())

@@ -22,6 +22,8 @@ use std::fmt::Write as _;
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 
+use crate::directory::model::match_key;
+
 /// Which index answers a needle (already folded by `match_key`).
 pub enum Lookup {
     /// `users_fts MATCH` this phrase.
@@ -70,8 +72,16 @@ fn push_bigrams(text: &str, out: &mut String) {
 }
 
 /// Registers `sb_bigrams(name_key, email_key)`: the bigram tokens of both, never a
-/// pair across the two.
+/// pair across the two; and `sb_match_key(name)`:
+/// [`crate::directory::model::match_key`], for re-keying the stored names when that
+/// rule changes ([`rebuild_marked`]).
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "sb_match_key",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(match_key(&ctx.get::<String>(0)?)),
+    )?;
     conn.create_scalar_function(
         "sb_bigrams",
         2,
@@ -114,25 +124,42 @@ pub fn sync(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Builds the indexes a migration marked in `search_index_rebuild` from the users
-/// table (migration 0006 adds `users_bigrams` to a directory that may already hold
-/// users), then clears the mark. Runs on the writer, right after migrating; says
-/// whether there was anything to build.
-pub fn rebuild_marked(conn: &Connection) -> rusqlite::Result<bool> {
-    let marked: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM search_index_rebuild WHERE name = 'users_bigrams')",
-        [],
-        |row| row.get(0),
-    )?;
-    if marked {
+/// Does once what a migration marked in `search_index_rebuild`, then clears the mark.
+/// Runs on the writer, right after migrating (the marks need its SQL functions); says
+/// what it did, for the log.
+///
+/// - `name_key` (migration 0010): the stored names keyed again by today's
+///   `match_key` (which folds accents since then). Only rows whose key changes are
+///   written; the triggers of 0005 note them, so [`sync`] moves both indexes along
+///   before this transaction commits.
+/// - `users_bigrams` (migration 0006 adds it to a directory that may already hold
+///   users): built from the users table.
+pub fn rebuild_marked(conn: &Connection) -> rusqlite::Result<Vec<&'static str>> {
+    let mut done = Vec::new();
+    let mut take_mark = |name: &'static str| -> rusqlite::Result<bool> {
+        let taken = conn
+            .prepare_cached("DELETE FROM search_index_rebuild WHERE name = ?1")?
+            .execute([name])?
+            > 0;
+        if taken {
+            done.push(name);
+        }
+        Ok(taken)
+    };
+    if take_mark("name_key")? {
+        conn.execute(
+            "UPDATE users SET name_key = sb_match_key(name) WHERE name_key <> sb_match_key(name)",
+            [],
+        )?;
+    }
+    if take_mark("users_bigrams")? {
         conn.execute_batch(
             "INSERT INTO users_bigrams (users_bigrams) VALUES ('delete-all');
              INSERT INTO users_bigrams (rowid, grams)
-                 SELECT id, sb_bigrams(name_key, email_key) FROM users;
-             DELETE FROM search_index_rebuild WHERE name = 'users_bigrams';",
+                 SELECT id, sb_bigrams(name_key, email_key) FROM users;",
         )?;
     }
-    Ok(marked)
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -182,6 +209,31 @@ mod tests {
         assert_eq!(hits("OË"), 0, "needles are folded before they get here");
     }
 
+    /// Names keyed before `match_key` folded accents are keyed again once: only the
+    /// rows whose key changes are written.
+    #[test]
+    fn a_marked_name_key_is_folded_again_once() {
+        let conn = Connection::open_in_memory().unwrap();
+        register(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, name_key TEXT);
+             INSERT INTO users VALUES (1, 'Björn Ström', 'björn ström'), (2, 'Ada', 'ada');
+             CREATE TABLE search_index_rebuild (name TEXT PRIMARY KEY);
+             INSERT INTO search_index_rebuild VALUES ('name_key');",
+        )
+        .unwrap();
+        assert_eq!(rebuild_marked(&conn).unwrap(), ["name_key"]);
+        let keys: Vec<String> = conn
+            .prepare("SELECT name_key FROM users ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(keys, ["bjorn strom", "ada"]);
+        assert!(rebuild_marked(&conn).unwrap().is_empty());
+    }
+
     /// Users stored before the bigram index existed are indexed once, after the
     /// migration that marked it; a second run finds no mark and changes nothing.
     #[test]
@@ -209,10 +261,13 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(ids("da"), Vec::<i64>::new());
-        assert!(rebuild_marked(&conn).unwrap(), "built");
+        assert_eq!(rebuild_marked(&conn).unwrap(), ["users_bigrams"], "built");
         assert_eq!(ids("da"), [1]);
         assert_eq!(ids("@x"), [1, 2]);
-        assert!(!rebuild_marked(&conn).unwrap(), "nothing left to build");
+        assert!(
+            rebuild_marked(&conn).unwrap().is_empty(),
+            "nothing left to build"
+        );
         assert_eq!(ids("@x"), [1, 2], "no row twice");
         let marks: i64 = conn
             .query_row("SELECT count(*) FROM search_index_rebuild", [], |row| {

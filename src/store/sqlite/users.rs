@@ -13,7 +13,7 @@ use super::rows::{store_error, timestamp_text, user_at};
 use super::search_index::Lookup;
 use super::writer::Outcome;
 use crate::auth::model::unix_now;
-use crate::directory::model::{NewUser, Role, User, UserChanges, match_key};
+use crate::directory::model::{NewUser, Role, User, UserChanges, email_key, match_key};
 use crate::hub::message::Message;
 use crate::store::sql::{self, user_columns};
 use crate::store::{
@@ -56,6 +56,22 @@ const INSTR_PAGE: &str = concat!(
     user_columns!(),
     " FROM users WHERE (instr(name_key, $1) > 0 OR instr(email_key, $1) > 0)",
     " AND id > $2 ORDER BY id LIMIT $3"
+);
+
+/// Users whose folded name is in `[$1, $2)` (starts with a prefix: see
+/// [`prefix_upper_bound`]), in name order, at most `$3`: a range of `users_name_key`.
+/// Public for the test that EXPLAINs it.
+pub const NAME_PREFIX: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE name_key >= $1 AND name_key < $2 ORDER BY name_key, id LIMIT $3"
+);
+
+/// The same for email keys, through the unique index `users_email_key`.
+pub const EMAIL_PREFIX: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE email_key >= $1 AND email_key < $2 ORDER BY email_key LIMIT $3"
 );
 
 /// Whether user `id` is an admin and no other user is. Asked inside the write's
@@ -175,7 +191,7 @@ impl UserStore for SqliteStore {
                         user.name,
                         user.email,
                         match_key(&user.name),
-                        match_key(&user.email),
+                        email_key(&user.email),
                         user.role.as_str(),
                         user.password_hash,
                         now
@@ -213,7 +229,7 @@ impl UserStore for SqliteStore {
                                 changes.name,
                                 changes.name.as_deref().map(match_key),
                                 changes.email,
-                                changes.email.as_deref().map(match_key),
+                                changes.email.as_deref().map(email_key),
                                 changes.role.map(|r| r.as_str()),
                                 now,
                                 id
@@ -268,11 +284,11 @@ impl UserStore for SqliteStore {
             // only apply as a filter after the seek instead of as the seek itself.
             let mut first = conn.prepare_cached(
                 "SELECT name, name_key FROM users WHERE name_key >= ?1 AND name_key < ?2
-                 ORDER BY name_key LIMIT 1",
+                 ORDER BY name_key, id LIMIT 1",
             )?;
             let mut next = conn.prepare_cached(
                 "SELECT name, name_key FROM users WHERE name_key > ?1 AND name_key < ?2
-                 ORDER BY name_key LIMIT 1",
+                 ORDER BY name_key, id LIMIT 1",
             )?;
             let mut names = Vec::new();
             let mut after: Option<String> = None;
@@ -294,31 +310,22 @@ impl UserStore for SqliteStore {
         })
     }
 
-    async fn search_users(&self, needle_key: &str, limit: i64) -> StoreResult<Vec<User>> {
-        // Candidates: names that start with the needle (the best matches, found by a
-        // range scan), then any substring match. The directory ranks them.
-        let upper = prefix_upper_bound(needle_key);
-        let mut users: Vec<User> =
-            self.inline.read(|conn| {
-                conn.prepare_cached(concat!(
-                "SELECT ",
-                user_columns!(),
-                " FROM users WHERE name_key >= ?1 AND name_key < ?2 ORDER BY name_key, id LIMIT ?3"
-            ))?
-            .query_map(rusqlite::params![needle_key, upper, limit], |row| user_at(row, 0))?
-            .collect::<Result<_, _>>()
-            })?;
-        let page = UserPage {
-            search: Some(needle_key.to_owned()),
-            after_id: 0,
-            limit,
-        };
-        for user in self.list_users(&page).await? {
-            if !users.iter().any(|u| u.id == user.id) {
-                users.push(user);
-            }
-        }
-        Ok(users)
+    async fn users_by_name_prefix(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<User>> {
+        let upper = prefix_upper_bound(prefix_key);
+        self.inline.read(|conn| {
+            conn.prepare_cached(NAME_PREFIX)?
+                .query_map(params![prefix_key, upper, limit], |row| user_at(row, 0))?
+                .collect::<Result<_, _>>()
+        })
+    }
+
+    async fn users_by_email_prefix(&self, prefix_key: &str, limit: i64) -> StoreResult<Vec<User>> {
+        let upper = prefix_upper_bound(prefix_key);
+        self.inline.read(|conn| {
+            conn.prepare_cached(EMAIL_PREFIX)?
+                .query_map(params![prefix_key, upper, limit], |row| user_at(row, 0))?
+                .collect::<Result<_, _>>()
+        })
     }
 
     async fn insert_users_bulk(&self, users: &[NewUser]) -> StoreResult<u64> {
@@ -341,7 +348,7 @@ impl UserStore for SqliteStore {
                             Value::Text(user.name.clone()),
                             Value::Text(user.email.clone()),
                             Value::Text(match_key(&user.name)),
-                            Value::Text(match_key(&user.email)),
+                            Value::Text(email_key(&user.email)),
                             Value::Text(user.role.as_str().to_owned()),
                             user.password_hash.clone().map_or(Value::Null, Value::Text),
                             Value::Text(now.clone()),
@@ -361,6 +368,70 @@ mod tests {
     use super::*;
     use crate::directory::model::Role;
     use crate::store::Lifecycle;
+
+    /// The plan SQLite makes for `sql` run with `params`, as EXPLAIN QUERY PLAN's
+    /// details joined.
+    fn plan(store: &SqliteStore, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
+        store
+            .inline
+            .read(|conn| {
+                conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
+                    .query_map(params, |row| row.get::<_, String>(3))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap()
+            .join("\n")
+    }
+
+    /// Each of `/api/search`'s candidate queries reads an index, never the whole
+    /// table: the name and email prefixes a range of their B-tree (no sort), the word
+    /// prefix (`" " + needle`) the trigram index, or the bigram index when the needle
+    /// has one character.
+    #[tokio::test]
+    async fn search_candidates_are_read_through_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let store = SqliteStore::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let upper = prefix_upper_bound("mar");
+        let (word, one) = (Lookup::of(" mar"), Lookup::of(" m"));
+        let (Lookup::Trigram(word), Lookup::Bigram(one)) = (word, one) else {
+            panic!("' mar' is three characters, ' m' two");
+        };
+
+        let name = plan(&store, NAME_PREFIX, &[&"mar", &upper, &20]);
+        assert!(
+            name.contains("SEARCH users USING INDEX users_name_key (name_key>? AND name_key<?)"),
+            "{name}"
+        );
+        let email = plan(&store, EMAIL_PREFIX, &[&"mar", &upper, &20]);
+        assert!(
+            email
+                .contains("SEARCH users USING INDEX users_email_key (email_key>? AND email_key<?)"),
+            "{email}"
+        );
+        let trigram = plan(&store, TRIGRAM_PAGE, &[&word, &0, &20]);
+        // FTS5 answers MATCH (`:M`) from its index; "SCAN" is how a virtual table
+        // is named in a plan.
+        assert!(
+            trigram.contains("SCAN users_fts VIRTUAL TABLE INDEX"),
+            "{trigram}"
+        );
+        assert!(trigram.contains(":M"), "{trigram}");
+        let bigram = plan(&store, BIGRAM_PAGE, &[&one, &0, &20]);
+        assert!(
+            bigram.contains("SCAN users_bigrams VIRTUAL TABLE INDEX"),
+            "{bigram}"
+        );
+        assert!(bigram.contains(":M"), "{bigram}");
+        for plan in [&name, &email, &trigram, &bigram] {
+            assert!(
+                !plan.lines().any(|line| line.trim() == "SCAN users"),
+                "a table scan:\n{plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "a sort:\n{plan}");
+        }
+    }
 
     /// Substring pages are the same whether the scan ran inline or, over its budget,
     /// off the async workers: every needle, both index paths, first and later pages.

@@ -1,0 +1,12 @@
+-- Search folds accents: `bjorn` finds Björn and `Björn` finds Bjorn.
+--
+-- name_key now holds directory::model::match_key(name), which folds accents as well
+-- as case (it used to fold case only). It is matched, never unique, so folding it
+-- changes no rule about duplicates. email_key keeps folding case only: it is the key
+-- emails are unique by (`jose@bücher.de` and `jose@bucher.de` are two addresses).
+--
+-- The stored names are keyed again by the store right after this migration, on the
+-- writer (store::sqlite::search_index::rebuild_marked, through its SQL function
+-- sb_match_key: plain SQL cannot fold like Rust); the search indexes follow through
+-- the triggers of 0005 in the same transaction.
+INSERT INTO search_index_rebuild (name) VALUES ('name_key');
