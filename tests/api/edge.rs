@@ -113,14 +113,16 @@ async fn silent_and_half_sent_requests_are_closed_at_the_header_timeout_while_ot
         }
     });
 
-    // Meanwhile the server answers everyone else, on kept and on new connections.
-    let mut served = 0;
-    while opened.elapsed() < header_timeout {
+    // Meanwhile the server answers everyone else, on kept and on new connections:
+    // at least once (on a busy machine opening the 320 may take the whole timeout),
+    // and again until the timeout.
+    loop {
         assert_eq!(app.get("/api/users").await.status(), 200);
         assert_eq!(probe(app.address, "/healthz").await, Some(200));
-        served += 1;
+        if opened.elapsed() >= header_timeout {
+            break;
+        }
     }
-    assert!(served > 0);
     for (i, stream) in slow.iter_mut().enumerate() {
         let left = (opened + header_timeout + SLACK).saturating_duration_since(Instant::now());
         let answer = closed_within(stream, left).await.unwrap_or_else(|| {
