@@ -21,7 +21,7 @@ mod messages;
 mod rooms;
 mod users;
 
-pub use users::search_page;
+pub use users::{SORT_COLLATION, search_page};
 
 /// How long a query waits for a pooled connection unless configured: short, so a
 /// database outage answers 503 quickly instead of hanging requests.
