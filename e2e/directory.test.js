@@ -75,7 +75,7 @@ test('the autocomplete works with the keyboard alone', async () => {
   await page.keyboard.type('u');
   await page.getByRole('listbox').waitFor();
   assert.equal(await box.getAttribute('aria-expanded'), 'true');
-  const options = await page.getByRole('option').allTextContents();
+  const options = await page.locator('#search-suggestions').getByRole('option').allTextContents();
   assert.ok(options.length >= 2, `suggestions for "ju": ${options}`);
   assert.ok(options.every((o) => o.toLowerCase().startsWith('ju')), `${options}`);
 
