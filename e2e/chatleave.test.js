@@ -117,9 +117,35 @@ test('a person\'s row in the directory has a Message button that opens the direc
   await admin.page.getByRole('link', { name: 'Message Bea Member' }).click();
   await admin.page.waitForURL((url) => url.pathname === '/chat' && /^dm:/.test(url.searchParams.get('room') ?? ''));
   await admin.page.locator('#chat[data-ready="true"]').waitFor();
-  assert.match(await admin.page.locator('#room-title').textContent(), /Bea Member/);
+  // The title names Bea once the room list (which knows the peer) has loaded.
+  await admin.page.locator('#room-title', { hasText: 'Bea Member' }).waitFor();
   // No Message button on your own row.
   await admin.page.goto('/?search=admin%40');
   await admin.page.locator('#directory[data-enhanced="true"]').waitFor();
   assert.equal(await admin.page.locator('#user-rows a[data-action="message"]').count(), 0);
+});
+
+test('the unread count of a listed room not open here moves live, on the one connection, unseen there', async () => {
+  const { context, page } = await beaIn('sidebar');
+  // Bea's list has #sidebar; she goes to #general in a fresh page, so #sidebar is not open.
+  await context.close();
+  const other = await beaIn('general');
+  const sockets = [];
+  other.page.on('websocket', (ws) => sockets.push(ws.url()));
+  const link = other.page.locator('#room-list a[data-room="sidebar"]');
+  await link.waitFor();
+  await other.page.waitForTimeout(500); // the list loaded and the room is watched
+  await send('sidebar', 'psst');
+  await link.locator('.room-unread').waitFor({ timeout: 3_000 });
+  assert.match(await link.textContent(), /1 unread/);
+  // Watching is not being there: the room's members see nobody.
+  const presence = await api(admin.context, server.url, 'GET', '/api/rooms/sidebar/presence');
+  assert.equal(presence.count, 0);
+  assert.deepEqual(sockets, [], 'no second connection');
+  // Opened, it is followed as shown: Bea is there.
+  await link.click();
+  await other.page.locator('#chat[data-room="sidebar"][data-ready="true"]').waitFor();
+  await other.page.locator('li.msg', { hasText: 'psst' }).waitFor();
+  await other.page.waitForFunction(async () => (await (await fetch('/api/rooms/sidebar/presence')).json()).count === 1);
+  await other.context.close();
 });

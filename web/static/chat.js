@@ -396,8 +396,10 @@ async function openRoom(name, { push, reload = false }) {
   textInput.placeholder = `Message ${label}`;
   describeLeave(label);
   updateTitle();
-  const following = !reload && live?.rooms.includes(name) === true;
-  if (reload) live?.leave(name);
+  // A room watched for its unread count is followed again as shown (present there).
+  const watched = live?.watches(name) === true;
+  const following = !reload && !watched && live?.rooms.includes(name) === true;
+  if (reload || watched) live?.leave(name);
   for (const closed of open.view(name)) {
     live?.leave(closed);
     presences.delete(closed);
@@ -493,6 +495,7 @@ function applyRoomList(data, headers) {
     live.join(personalRoom, at('Switchboard-Notifications-Position'));
   }
   followDirectRooms();
+  watchListedRooms();
 }
 
 /** Direct messages followed so their new messages count as unread at once (the first few). */
@@ -508,6 +511,26 @@ function followDirectRooms() {
     const entry = knownRooms.find((r) => r.name === name);
     live.join(name, Number(entry?.last_id) || 0);
     followed += 1;
+  }
+}
+
+/**
+ * Public rooms of the viewer's list that are not open here, followed on the same
+ * connection with `watch` (no presence: their members are not told the viewer is
+ * there), so their unread counts move as messages arrive rather than at the next
+ * list reload. At most this many, within the server's rooms per connection (50).
+ */
+const MAX_WATCHED_ROOMS = 20;
+
+function watchListedRooms() {
+  if (!live || !followingLists) return;
+  let watching = live.rooms.filter((name) => live.watches(name)).length;
+  for (const entry of knownRooms) {
+    if (watching >= MAX_WATCHED_ROOMS) break;
+    const { name } = entry;
+    if (!entry.member || !isRoomName(name) || name === 'rooms' || live.rooms.includes(name)) continue;
+    live.join(name, Number(entry.last_id) || 0, { watch: true });
+    watching += 1;
   }
 }
 
