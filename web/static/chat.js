@@ -452,7 +452,11 @@ async function openRoom(name, { push, reload = false }) {
   // Presence comes with the subscription (WebSocket and SSE send a snapshot on join);
   // long polling has none, so then it is read by REST (see onStatus).
   if (!live) connectLive(name, position);
-  else if (!following) live.join(name, loaded ? position : null);
+  else if (!following) {
+    // Watched meanwhile (the list loaded during the history's request): follow it as shown.
+    if (live.watches(name)) live.leave(name);
+    live.join(name, loaded ? position : null);
+  }
   else if (live.transport === 'longpoll') loadPresence(gen);
   root.dataset.ready = 'true';
 }
@@ -528,7 +532,9 @@ function watchListedRooms() {
   for (const entry of knownRooms) {
     if (watching >= MAX_WATCHED_ROOMS) break;
     const { name } = entry;
-    if (!entry.member || !isRoomName(name) || name === 'rooms' || live.rooms.includes(name)) continue;
+    // The shown room and the open ones are followed as such (present), even while
+    // their history is still loading and they are not joined yet.
+    if (!entry.member || !isRoomName(name) || name === room || open.has(name) || live.rooms.includes(name)) continue;
     live.join(name, Number(entry.last_id) || 0, { watch: true });
     watching += 1;
   }
