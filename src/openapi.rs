@@ -216,6 +216,25 @@ struct ErrorEnvelope {
 }
 
 /// `POST /api/users`: `role` and `password` may be left out, not set to null.
+/// What `GET /api/users` sorts by (`directory::order::Sort`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "documentation-only")]
+enum ListSort {
+    Created,
+    Name,
+    Email,
+}
+
+/// The direction of `GET /api/users`'s order.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "documentation-only")]
+enum ListDirection {
+    Asc,
+    Desc,
+}
+
 #[derive(Serialize, ToSchema)]
 struct NewUserBody {
     #[schema(schema_with = name_schema)]
@@ -482,11 +501,14 @@ mod operations {
         params(
             ("search" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Matched anywhere in name or email, ignoring case (and accents, in names); no control characters"),
             ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 50; above 500 counts as 500"),
-            ("cursor" = Option<String>, Query, description = "Opaque: from the previous page's `Link: rel=\"next\"` (any other is a 400)"),
+            ("cursor" = Option<String>, Query, description = "Opaque: from the previous page's `Link: rel=\"next\"` of a list in the same order (any other is a 400 `invalid_cursor`)"),
+            ("sort" = Option<ListSort>, Query, description = "Sort by `created` (date added, the default), `name` or `email`: folded to lower case, in code point order; ties in name go by date added. Not with `search` (a 400 `invalid_query`: search results come in the order users were added)"),
+            ("order" = Option<ListDirection>, Query, description = "`asc` (default) or `desc`"),
+            ("role" = Option<Role>, Query, description = "Only users with this role. Not with `search`"),
         ),
         responses(
-            (status = 200, description = "A page of users; the next page in `Link: <...>; rel=\"next\"`, the total in `X-Total-Count` (unfiltered lists), the directory's log position in `Switchboard-Position`", body = [User]),
-            (status = 400, description = "A bad limit or cursor", body = ErrorEnvelope),
+            (status = 200, description = "A page of users; the next page in `Link: <...>; rel=\"next\"` (with the same search, sort, order and role), the total in `X-Total-Count` (the whole list: no search, no role), the directory's log position in `Switchboard-Position`", body = [User]),
+            (status = 400, description = "A bad limit or cursor (`invalid_query`, `invalid_cursor`), sort, order or role (`invalid_query`), or `search` with `sort`, `order` or `role` (`invalid_query`)", body = ErrorEnvelope),
         ))]
     pub(super) fn list_users() {}
 
@@ -968,7 +990,7 @@ impl Modify for Security {
         open_room, open_direct, leave_room, room_read, mark_room_read
     ),
     components(schemas(
-        User, Role, Profile, ProfileUser, Settings, Stats, ApiToken, ErrorEnvelope,
+        User, Role, ListSort, ListDirection, Profile, ProfileUser, Settings, Stats, ApiToken, ErrorEnvelope,
         NewUserBody, UserChangesBody, Confirmation, LoginBody, PasswordChangeBody, PasswordChanged,
         NewTokenBody,
         CreatedToken, BatchItem, BatchBody, BatchOutcome, ChatMessage, Author, SendBody,
@@ -1198,7 +1220,9 @@ mod tests {
         check::<DirectBody>(schemas);
         check::<Opened>(schemas);
         check::<RoomRead>(schemas);
+        check::<ListSort>(schemas);
+        check::<ListDirection>(schemas);
         // Every schema the document has was checked above.
-        assert_eq!(schemas.len(), 40, "{:?}", schemas.keys());
+        assert_eq!(schemas.len(), 42, "{:?}", schemas.keys());
     }
 }

@@ -11,7 +11,10 @@ use serde_json::{Map, Value};
 
 use super::input::UserInput;
 use super::model::{NewUser, Profile, User, UserChanges};
-use super::service::{self, create_user, delete_user, list_page, suggest_names, update_user};
+use super::order::{ListOrder, parse_role};
+use super::service::{
+    self, ListQuery, create_user, delete_user, list_page, suggest_names, update_user,
+};
 use crate::AppState;
 use crate::auth::{Admin, Identity};
 use crate::error::ApiError;
@@ -30,6 +33,9 @@ pub struct ListParams {
     search: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+    role: Option<String>,
 }
 
 /// `limit` within `1..=max`: above the maximum it is lowered (as GitHub's `per_page`
@@ -45,22 +51,29 @@ fn page_size(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError
     }
 }
 
-/// `GET /api/users?search=&limit=&cursor=` (*compat*: a JSON array). The next page is
-/// in `Link: <...>; rel="next"`, absent on the last page; `X-Total-Count` is given for
-/// the unfiltered list.
+/// `GET /api/users?search=&limit=&cursor=&sort=&order=&role=` (*compat*: a JSON
+/// array). The next page is in `Link: <...>; rel="next"`, absent on the last page,
+/// with the same search, order and role; `X-Total-Count` is given for the whole list
+/// (no search, every role).
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let limit = page_size(params.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let order = ListOrder::parse(params.sort.as_deref(), params.order.as_deref())?;
+    let role = parse_role(params.role.as_deref())?;
     // Read before the page, so no change the page misses is older than the
     // position (a page may already show a later change; events are idempotent).
     let position = state.hub.position(DIRECTORY_ROOM).await?.last_id;
     let page = list_page(
         &*state.store,
-        params.search.as_deref(),
-        params.cursor.as_deref(),
-        limit,
+        ListQuery {
+            search: params.search.as_deref(),
+            order,
+            role,
+            cursor: params.cursor.as_deref(),
+            limit,
+        },
     )
     .await?;
 
@@ -74,6 +87,13 @@ pub async fn list(
             .filter(|s| !s.is_empty())
         {
             query.push(("search", search.to_owned()));
+        }
+        if !order.is_default() {
+            query.push(("sort", order.sort.as_str().to_owned()));
+            query.push(("order", order.direction().to_owned()));
+        }
+        if let Some(role) = role {
+            query.push(("role", role.as_str().to_owned()));
         }
         query.push(("cursor", cursor));
         let query = serde_urlencoded::to_string(&query).expect("strings always encode");

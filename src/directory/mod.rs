@@ -6,7 +6,7 @@
 //!   way in;
 //! - [`service`]: the operations and their rules (who may change what, passwords,
 //!   the last admin), and what the hub is told;
-//! - [`cursor`]: the list's page cursor; [`search`]: the ranking of search results;
+//! - [`order`]: the list's sort orders and role filter; [`cursor`]: its page cursor; [`search`]: the ranking of search results;
 //! - [`events`]: the `directory` room's events; [`handlers`]: the JSON API, thin.
 
 pub mod cursor;
@@ -14,6 +14,7 @@ pub mod events;
 pub mod handlers;
 pub mod input;
 pub mod model;
+pub mod order;
 pub mod search;
 pub mod service;
 pub mod synthetic;

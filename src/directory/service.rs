@@ -10,20 +10,22 @@
 //!   running server: they also tell the hub (the `directory` room's event, the end of
 //!   realtime connections authorized by a role or credential that changed, the
 //!   notification to a user an admin changed).
-//! - [`list_page`], [`suggest_names`] and [`search`] are the reads: paging by
-//!   [`super::cursor`], ranking by [`super::search`].
+//! - [`list_page`], [`suggest_names`] and [`search`] are the reads: ordering and
+//!   filtering by [`super::order`], paging by [`super::cursor`], ranking by
+//!   [`super::search`].
 
 use super::cursor;
 use super::events::{Change, event_of};
 use super::input::Password;
-use super::model::{NewUser, User, UserChanges, email_key, match_key};
+use super::model::{NewUser, Role, User, UserChanges, email_key, match_key};
+use super::order::{ListOrder, Position};
 use super::search::{Needle, search_users};
 use crate::AppState;
 use crate::auth::{Credential, Identity, password};
 use crate::error::ApiError;
 use crate::hub::message::{Author, Message};
 use crate::hub::{EndReason, Ending, Revoked};
-use crate::store::{EndedCredentials, NewPassword, Store, UserPage};
+use crate::store::{EndedCredentials, NewPassword, SortedPage, Store, UserPage};
 
 /// Autocomplete stays quiet below this many characters: one letter matches too much
 /// to help anyone.
@@ -275,41 +277,78 @@ fn search_key(text: Option<&str>, parameter: &str) -> Result<Option<String>, Api
 pub struct ListPage {
     pub users: Vec<User>,
     pub next_cursor: Option<String>,
-    /// The number of users, given only for the unfiltered list (it is cheap there).
+    /// The number of users, given only for the whole list, unsearched and of every
+    /// role (it is cheap there).
     pub total: Option<i64>,
 }
 
-/// Reads one page: `search` (trimmed, case-insensitive), after `cursor`, `limit` rows.
-pub async fn list_page(
-    store: &dyn Store,
-    search: Option<&str>,
-    cursor: Option<&str>,
-    limit: i64,
-) -> Result<ListPage, ApiError> {
-    // A blank cursor (`?cursor=`) is the first page, as a blank search is no search.
-    let after_id = cursor
-        .filter(|c| !c.trim().is_empty())
-        .map(cursor::decode)
-        .transpose()?
-        .unwrap_or(0);
+/// What a list asks for: a search, or an order and a role filter (a search is read
+/// in its own order and over everyone: see [`list_page`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListQuery<'a> {
+    pub search: Option<&'a str>,
+    pub order: ListOrder,
+    pub role: Option<Role>,
+    pub cursor: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// Reads one page: `search` (trimmed, case-insensitive) in id order, or the whole
+/// list in `order`, of one `role` or everyone; after `cursor`, `limit` rows. A
+/// search with an order or a role other than the default is a 400: substring
+/// matches come from indexes that give them in id order, and sorting them all for
+/// each page would not stay indexed at a million users.
+pub async fn list_page(store: &dyn Store, query: ListQuery<'_>) -> Result<ListPage, ApiError> {
+    let ListQuery {
+        search,
+        order,
+        role,
+        cursor,
+        limit,
+    } = query;
     let search = search_key(search, "search")?;
+    if search.is_some() && (!order.is_default() || role.is_some()) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "search cannot be combined with sort, order or role: search results come in the order users were added",
+        ));
+    }
+    // A blank cursor (`?cursor=`) is the first page, as a blank search is no search.
+    let after = cursor
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| cursor::decode(order, c))
+        .transpose()?;
     // One extra row says whether a next page exists, so the last page has no link.
-    let mut users = store
-        .list_users(&UserPage {
-            search: search.clone(),
-            after_id,
-            limit: limit + 1,
-        })
-        .await?;
+    let mut users = match &search {
+        Some(needle) => {
+            store
+                .list_users(&UserPage {
+                    search: Some(needle.clone()),
+                    after_id: after.map_or(0, |at| at.id),
+                    limit: limit + 1,
+                })
+                .await?
+        }
+        None => {
+            store
+                .list_sorted(&SortedPage {
+                    order,
+                    role,
+                    after,
+                    limit: limit + 1,
+                })
+                .await?
+        }
+    };
     let more = users.len() as i64 > limit;
     users.truncate(limit as usize);
     let next_cursor = match (more, users.last()) {
-        (true, Some(last)) => Some(cursor::encode(last.id)),
+        (true, Some(last)) => Some(cursor::encode(order, &Position::of(last, order.sort))),
         _ => None,
     };
-    let total = match search {
-        None => Some(store.count_users().await?),
-        Some(_) => None,
+    let total = match (&search, role) {
+        (None, None) => Some(store.count_users().await?),
+        _ => None,
     };
     Ok(ListPage {
         users,
@@ -625,20 +664,26 @@ mod tests {
             fixture.add(name, Role::Member).await;
         }
         let store = &*fixture.store;
-        let first = list_page(store, None, None, 2).await.unwrap();
+        let page = |search, cursor| ListQuery {
+            search,
+            cursor,
+            limit: 2,
+            ..ListQuery::default()
+        };
+        let first = list_page(store, page(None, None)).await.unwrap();
         assert_eq!(first.users.len(), 2);
         assert_eq!(first.total, Some(3));
-        let second = list_page(store, None, first.next_cursor.as_deref(), 2)
+        let second = list_page(store, page(None, first.next_cursor.as_deref()))
             .await
             .unwrap();
         assert_eq!(second.users.len(), 1);
         assert!(second.next_cursor.is_none());
-        let foreign = list_page(store, None, Some("x"), 2).await.err().unwrap();
+        let foreign = list_page(store, page(None, Some("x"))).await.err().unwrap();
         assert_eq!(foreign.code(), "invalid_cursor");
-        let search = list_page(store, Some("  BE "), None, 10).await.unwrap();
+        let search = list_page(store, page(Some("  BE "), None)).await.unwrap();
         assert_eq!(search.users.len(), 1);
         assert_eq!(search.total, None);
-        let control = list_page(store, Some("a\u{0}"), None, 10)
+        let control = list_page(store, page(Some("a\u{0}"), None))
             .await
             .err()
             .unwrap();

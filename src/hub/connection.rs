@@ -34,6 +34,18 @@ use crate::error::ApiError;
 
 /// Presence members listed when joining (the count is always exact).
 const PRESENCE_PAGE: usize = 100;
+/// Members listed when joining the online room: the directory page marks the rows
+/// of those it lists (and follows arrivals and departures from there).
+const ONLINE_PAGE: usize = 1_000;
+
+fn presence_page(room: &str) -> usize {
+    if room == message::ONLINE_ROOM {
+        ONLINE_PAGE
+    } else {
+        PRESENCE_PAGE
+    }
+}
+
 /// `join` and `leave` requests per second one connection may make, once its first
 /// burst (enough to join every room it may follow) is spent: each one changes
 /// presence, which every member of the room hears about.
@@ -220,7 +232,7 @@ impl Connection {
         );
         Ok(Joined {
             room: room.to_owned(),
-            presence: self.hub.presence(room, PRESENCE_PAGE),
+            presence: self.hub.presence(room, presence_page(room)),
             reset: start.reset,
             from: start.from,
             position: start.to,
@@ -314,7 +326,10 @@ impl Connection {
         // Every chat page follows the created-rooms log: presence there would tell
         // every page of every arrival and departure (N pages, N² presence events)
         // and means nothing.
-        room != message::ROOM_LIST_ROOM && !self.unseen.iter().any(|r| r == room)
+        // The online room counts every connection already (`Hub::online`).
+        room != message::ROOM_LIST_ROOM
+            && room != message::ONLINE_ROOM
+            && !self.unseen.iter().any(|r| r == room)
     }
 
     /// Stops following `room` (nothing happens when it was not followed); refused
@@ -473,6 +488,7 @@ impl Drop for Connection {
             self.hub
                 .unsubscribe(room, self.id, &self.author, self.is_present(room));
         }
+        self.hub.online(self.id, &self.author, false);
         self.hub.disconnected(self.id, self.author.id, self.ip);
     }
 }

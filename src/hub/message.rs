@@ -107,6 +107,12 @@ pub fn notification_room(user_id: i64) -> String {
 /// room, so every page's room list follows (on every instance) from a position.
 pub const ROOM_LIST_ROOM: &str = "rooms";
 
+/// Who is online now: every realtime connection counts its user present here,
+/// whatever rooms it follows (see `Hub::online`), so the room's presence is the
+/// directory's "online now" dot, across instances like any room's. Nobody writes
+/// to it; following it (the directory page does) does not count a second time.
+pub const ONLINE_ROOM: &str = "online";
+
 /// The private room of a direct message between two people: `dm:A:B`, the smaller id
 /// first, so both find the same room. Like a notification room, its name is not a
 /// valid public room name: only the hub's rule below lets its two members in.
@@ -186,7 +192,7 @@ pub fn check_room(room: &str) -> Result<(), ApiError> {
 
 /// Rooms written only by the server: clients may read them, never send to them.
 pub fn is_read_only(room: &str) -> bool {
-    room == DIRECTORY_ROOM || room == ROOM_LIST_ROOM
+    room == DIRECTORY_ROOM || room == ROOM_LIST_ROOM || room == ONLINE_ROOM
 }
 
 /// Trims the text and checks it: not empty, at most `max_chars`, no control

@@ -284,6 +284,8 @@ impl Hub {
         let tie = Arc::new(Tie::new(author.id, credential));
         lock(&self.ties).insert(id, tie.clone());
         let queue = mpsc::channel(self.settings.queue);
+        // Online from now until the connection ends (its `Drop`), whatever it follows.
+        self.online(id, &author, true);
         Ok(Connection::new(self.clone(), id, author, tie, ip, queue))
     }
 
@@ -508,16 +510,41 @@ impl Hub {
             return;
         }
         if present {
-            let moved = local.presence.depart(room, author);
-            if moved.here {
-                self.broker.presence(room, author, false);
-            }
-            if let Some(change) = moved.change {
-                broadcast(local, Delivery::Presence(Arc::new(change)), None);
-            }
+            self.depart(local, room, author);
         }
         if local.subscribers.is_empty() && local.presence.is_empty() {
             rooms.remove(room);
+        }
+    }
+
+    /// `author`'s connection left `room`: announced to the room's subscribers when
+    /// it was the user's last (on any instance), to the other instances when it was
+    /// their last one here.
+    fn depart(&self, local: &mut LocalRoom, room: &str, author: &Author) {
+        let moved = local.presence.depart(room, author);
+        if moved.here {
+            self.broker.presence(room, author, false);
+        }
+        if let Some(change) = moved.change {
+            broadcast(local, Delivery::Presence(Arc::new(change)), None);
+        }
+    }
+
+    /// Counts `author`'s connection `connection` online ([`message::ONLINE_ROOM`]),
+    /// or no longer: called as every connection opens and ends, whatever it follows.
+    /// The room's subscribers (directory pages) hear `user_joined` / `user_left`
+    /// when a user comes online or their last connection anywhere ends.
+    fn online(&self, connection: u64, author: &Author, arriving: bool) {
+        let room = message::ONLINE_ROOM;
+        let mut rooms = lock(&self.rooms);
+        if arriving {
+            let local = rooms.entry(room.to_owned()).or_default();
+            self.arrive(local, room, connection, author);
+        } else if let Some(local) = rooms.get_mut(room) {
+            self.depart(local, room, author);
+            if local.subscribers.is_empty() && local.presence.is_empty() {
+                rooms.remove(room);
+            }
         }
     }
 

@@ -28,8 +28,7 @@ use serde_json::json;
 
 use super::Hub;
 use super::message::{
-    self, Author, DIRECTORY_ROOM, NewMessage, ROOM_LIST_ROOM, direct_members, direct_room,
-    notification_room,
+    self, Author, NewMessage, ROOM_LIST_ROOM, direct_members, direct_room, notification_room,
 };
 use crate::error::ApiError;
 
@@ -141,7 +140,7 @@ impl Hub {
             self.store.user_names(&peers).await?.into_iter().collect();
         let rooms = rows
             .into_iter()
-            .filter(|row| row.name != DIRECTORY_ROOM && row.name != ROOM_LIST_ROOM)
+            .filter(|row| !message::is_read_only(&row.name))
             .map(|row| {
                 let peer = direct_members(&row.name).map(|(a, b)| {
                     let id = if a == user.id { b } else { a };

@@ -108,6 +108,17 @@ pub struct UserPage {
     pub limit: i64,
 }
 
+/// One page of the directory list without a search: in `order`, of one `role` or
+/// everyone, after the position `after` (the first page: `None`). Keyset pages
+/// through an index for every order (`sql::sorted_page`).
+#[derive(Clone, Debug, Default)]
+pub struct SortedPage {
+    pub order: crate::directory::order::ListOrder,
+    pub role: Option<crate::directory::model::Role>,
+    pub after: Option<crate::directory::order::Position>,
+    pub limit: i64,
+}
+
 /// What a password change ended: every session of the account and its live API
 /// tokens (all but the one that made the change, if a token did). The auth code logs
 /// it, answers with the counts, and tells the realtime hub which connections were
@@ -171,6 +182,8 @@ pub trait Lifecycle {
 #[async_trait]
 pub trait UserStore: Lifecycle {
     async fn list_users(&self, page: &UserPage) -> StoreResult<Vec<User>>;
+    /// A page of the list without a search, in any order (see [`SortedPage`]).
+    async fn list_sorted(&self, page: &SortedPage) -> StoreResult<Vec<User>>;
     async fn count_users(&self) -> StoreResult<i64>;
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>>;
     // The three writes below also append their event to the `directory` room, in

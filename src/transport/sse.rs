@@ -59,6 +59,9 @@ pub struct SinceQuery {
 pub struct RoomsQuery {
     rooms: Option<String>,
     since: Option<String>,
+    /// Rooms of `rooms` followed without being counted present there (a chat page
+    /// keeping the unread counts of rooms it does not show).
+    watch: Option<String>,
 }
 
 /// `Last-Event-ID` (the browser's resume) wins over `?since=` (the page's start).
@@ -88,7 +91,7 @@ pub async fn room_events(
     Ok(respond(&state, connection, vec![joined], Ids::Single))
 }
 
-/// `GET /api/events?rooms=a,b&since=a:12,b:7`
+/// `GET /api/events?rooms=a,b&since=a:12,b:7&watch=b`
 pub async fn rooms_events(
     State(state): State<Realtime>,
     identity: Identity,
@@ -117,10 +120,21 @@ pub async fn rooms_events(
         state
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
+    let watched: Vec<&str> = query
+        .watch
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .collect();
     let mut joined = Vec::new();
     for room in rooms {
         let since = positions.iter().find(|(r, _)| r == room).map(|(_, id)| *id);
-        joined.push(connection.join(room, since).await?);
+        joined.push(if watched.contains(&room) {
+            connection.join_unseen(room, since).await?
+        } else {
+            connection.join(room, since).await?
+        });
     }
     Ok(respond(&state, connection, joined, Ids::Composite))
 }

@@ -372,10 +372,17 @@ where
         };
         match frame {
             ClientFrame::Ping => self.write_json(json!({ "type": "pong" })).await,
-            ClientFrame::Join { room, since } => match self.connection.join(&room, since).await {
-                Ok(joined) => self.json_joined(joined).await,
-                Err(error) => self.json_error(&error).await,
-            },
+            ClientFrame::Join { room, since, watch } => {
+                let joined = if watch {
+                    self.connection.join_unseen(&room, since).await
+                } else {
+                    self.connection.join(&room, since).await
+                };
+                match joined {
+                    Ok(joined) => self.json_joined(joined).await,
+                    Err(error) => self.json_error(&error).await,
+                }
+            }
             ClientFrame::Leave { room } => match self.connection.leave(&room) {
                 Ok(()) => Ok(()),
                 Err(error) => self.json_error(&error).await,
@@ -567,6 +574,10 @@ enum ClientFrame {
     Join {
         room: String,
         since: Option<i64>,
+        /// Follow without being counted present (a chat page keeping the unread
+        /// counts of rooms it does not show): `Connection::join_unseen`.
+        #[serde(default)]
+        watch: bool,
     },
     Leave {
         room: String,

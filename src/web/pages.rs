@@ -9,13 +9,15 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::views::{
-    ChatPage, ConfirmDeletePage, DirectoryPage, EditPage, Layout, PageError, Row, UserForm, render,
+    ChatPage, ConfirmDeletePage, DirectoryPage, EditPage, Layout, ListView, PageError, Row,
+    UserForm, href, render,
 };
 use crate::AppState;
 use crate::auth::Identity;
 use crate::auth::csrf::CsrfToken;
 use crate::directory::handlers::DEFAULT_PAGE;
-use crate::directory::service::list_page;
+use crate::directory::order::{ListOrder, parse_role};
+use crate::directory::service::{ListQuery, list_page};
 use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::hub::message::{self, DIRECTORY_ROOM, GENERAL_ROOM};
@@ -24,6 +26,9 @@ use crate::hub::message::{self, DIRECTORY_ROOM, GENERAL_ROOM};
 pub struct DirectoryParams {
     search: Option<String>,
     cursor: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+    role: Option<String>,
     /// What the last form post did, for the notice after its redirect. Only known
     /// words are shown, so the URL cannot put text of its own on the page.
     done: Option<String>,
@@ -48,14 +53,36 @@ pub async fn directory_page(
 ) -> Result<DirectoryPage, ApiError> {
     let search = params.search.as_deref().unwrap_or("").trim().to_owned();
     let cursor = params.cursor.as_deref().filter(|c| !c.is_empty());
+    // A search lists everyone in the order they were added (see `list_page`): the
+    // search form carries no order or role, and a link that does is not an error
+    // worth a page of its own here.
+    let (order, role) = if search.is_empty() {
+        (
+            ListOrder::parse(params.sort.as_deref(), params.order.as_deref())?,
+            parse_role(params.role.as_deref())?,
+        )
+    } else {
+        (ListOrder::default(), None)
+    };
+    let view = ListView { order, role };
     // The directory room's position before the list is read: the list reflects at
     // least this much, so the page's live subscription starts here with no gap (and
     // applying an event the list already shows changes nothing).
     let position = state.hub.position(DIRECTORY_ROOM).await?.last_id;
-    let page = list_page(&*state.store, Some(&search), cursor, DEFAULT_PAGE).await?;
+    let page = list_page(
+        &*state.store,
+        ListQuery {
+            search: Some(&search),
+            order,
+            role,
+            cursor,
+            limit: DEFAULT_PAGE,
+        },
+    )
+    .await?;
     let me = &identity.user;
     let next_href = page.next_cursor.as_ref().map(|cursor| {
-        let mut query = Vec::new();
+        let mut query = view.query();
         if !search.is_empty() {
             query.push(("search", search.as_str()));
         }
@@ -65,12 +92,22 @@ pub async fn directory_page(
             serde_urlencoded::to_string(&query).expect("strings always encode")
         )
     });
+    let first_href = {
+        let mut query = view.query();
+        if !search.is_empty() {
+            query.push(("search", search.as_str()));
+        }
+        href(&query)
+    };
     Ok(DirectoryPage {
         rows: page.users.iter().map(|u| Row::new(u, me)).collect(),
         total: page.total,
         next_href,
         next_cursor: page.next_cursor.unwrap_or_default(),
         paged: cursor.is_some(),
+        first_href,
+        searching: !search.is_empty(),
+        view,
         position,
         notice: notice(params.done.as_deref()),
         search,

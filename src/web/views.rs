@@ -11,6 +11,7 @@ use crate::AppState;
 use crate::auth::Identity;
 use crate::auth::csrf::CsrfToken;
 use crate::directory::model::{Role, User};
+use crate::directory::order::ListOrder;
 use crate::error::{ApiError, FieldErrors};
 
 /// What `base.html`, the frame of every signed-in page, shows: the theme, and the
@@ -64,6 +65,9 @@ pub struct Row {
     pub name: String,
     pub email: String,
     pub role: &'static str,
+    /// When the user was added: RFC 3339 for `<time datetime>`, and the date shown.
+    pub added: String,
+    pub added_date: String,
     pub can_edit: bool,
     pub can_delete: bool,
 }
@@ -76,10 +80,82 @@ impl Row {
             name: user.name.clone(),
             email: user.email.clone(),
             role: user.role.as_str(),
+            added: crate::timefmt::format(user.created_at),
+            added_date: crate::timefmt::format(user.created_at)
+                .chars()
+                .take(10)
+                .collect(),
             can_edit: admin || viewer.id == user.id,
             can_delete: admin,
         }
     }
+}
+
+/// The directory list's order and role filter as the page shows them: the column
+/// headers' `aria-sort` and links, and the filter form's choices. Kept in the URL
+/// (`?sort=&order=&role=`), so every link and form of the page keeps them, with or
+/// without JavaScript.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListView {
+    pub order: ListOrder,
+    pub role: Option<Role>,
+}
+
+impl ListView {
+    /// The query parameters that say this view (none for the default one).
+    pub fn query(&self) -> Vec<(&'static str, &'static str)> {
+        let mut query = Vec::new();
+        if !self.order.is_default() {
+            query.push(("sort", self.order.sort.as_str()));
+            query.push(("order", self.order.direction()));
+        }
+        if let Some(role) = self.role {
+            query.push(("role", role.as_str()));
+        }
+        query
+    }
+
+    /// `ascending`, `descending` or `none`: the column `sort`'s `aria-sort`.
+    pub fn aria_sort(&self, sort: &str) -> &'static str {
+        match (self.order.sort.as_str() == sort, self.order.descending) {
+            (false, _) => "none",
+            (true, false) => "ascending",
+            (true, true) => "descending",
+        }
+    }
+
+    /// The link of column `sort`'s header: sorted by it ascending, or descending when
+    /// it already is ascending; the role filter kept.
+    pub fn sort_href(&self, sort: &str) -> String {
+        let descending = self.aria_sort(sort) == "ascending";
+        let mut query = vec![
+            ("sort", sort),
+            ("order", if descending { "desc" } else { "asc" }),
+        ];
+        if let Some(role) = self.role {
+            query.push(("role", role.as_str()));
+        }
+        href(&query)
+    }
+
+    pub fn is_sort(&self, sort: &str) -> bool {
+        self.order.sort.as_str() == sort
+    }
+
+    pub fn is_role(&self, role: &str) -> bool {
+        self.role.map_or("", Role::as_str) == role
+    }
+}
+
+/// `/` with `query`.
+pub fn href(query: &[(&str, &str)]) -> String {
+    if query.is_empty() {
+        return "/".to_owned();
+    }
+    format!(
+        "/?{}",
+        serde_urlencoded::to_string(query).expect("strings always encode")
+    )
 }
 
 /// What a create or edit form holds: the values typed (kept when the server refuses
@@ -132,6 +208,13 @@ pub struct DirectoryPage {
     pub next_cursor: String,
     /// Whether this is a later page (then a link back to the first is shown).
     pub paged: bool,
+    /// The first page of this list (same search, order and role).
+    pub first_href: String,
+    /// Whether the list is a search (shown in the order users were added, with no
+    /// sort links and no role filter: see `directory::service::list_page`).
+    pub searching: bool,
+    /// The list's order and role filter, for the sort links and the filter form.
+    pub view: ListView,
     pub notice: Option<&'static str>,
     pub create: UserForm,
     /// The `directory` room's position the list reflects: the script follows the

@@ -1105,3 +1105,50 @@ async fn long_polling_reads_only_ones_own_notification_room() {
         .await;
     assert!(other.status().is_client_error(), "{}", other.status());
 }
+
+/// A room followed with `watch` (the WebSocket's join frame, SSE's `?watch=`) gets
+/// its messages without its user counted present: a chat page keeps the unread
+/// counts of rooms it does not show without telling their members it is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_rooms_deliver_without_presence() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, alice_cookie) = member_cookie(&app, "Alice").await;
+    let (_, bob_cookie) = member_cookie(&app, "Bob").await;
+    let mut a = ws_in_room(&app, &alice_cookie, "lobby", None).await;
+    let presence = |app: &crate::helpers::TestApp| {
+        let request = reqwest::Client::new()
+            .get(app.url("/api/rooms/lobby/presence"))
+            .header("cookie", alice_cookie.clone());
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+
+    let mut b = open_ws(&app, "/ws", &bob_cookie).await;
+    send_frame(
+        &mut b,
+        json!({"type": "join", "room": "lobby", "watch": true}),
+    )
+    .await;
+    next_of(&mut b, "presence").await;
+    let mut sse = open_sse(
+        &app,
+        "/api/events?rooms=lobby&watch=lobby",
+        &bob_cookie,
+        None,
+    )
+    .await;
+    assert_eq!(presence(&app).await["count"], 1, "Bob watches, unseen");
+
+    send_frame(
+        &mut a,
+        json!({"type": "send", "room": "lobby", "text": "hi", "client_id": "w-1"}),
+    )
+    .await;
+    assert_eq!(next_of(&mut b, "message").await["text"], "hi");
+    assert_eq!(next_sse_message(&mut sse).await.1["text"], "hi");
+
+    // Joined the ordinary way, Bob is present, and Alice hears of it.
+    let _c = ws_in_room(&app, &bob_cookie, "lobby", None).await;
+    let joined = next_of(&mut a, "user_joined").await;
+    assert_eq!(joined["user"]["name"], "Bob");
+    assert_eq!(presence(&app).await["count"], 2);
+}

@@ -432,3 +432,33 @@ async fn socket_io_notices_and_user_count_cross_instances() {
     drop(b);
     clean(&url, &prefix).await;
 }
+
+/// Who is online (the directory's dots) is the cluster's: a connection on either
+/// instance counts its user in the `online` room, which a page on the other follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_is_online_crosses_instances() {
+    let Some(url) = redis_url("who_is_online_crosses_instances") else {
+        return;
+    };
+    let prefix = prefix();
+    let (a, b) = two_instances(&url, &prefix).await;
+    let (_, alice_cookie) = member_cookie(&a, "Alice").await;
+    let (_, bob_cookie) = member_cookie(&a, "Bob").await;
+
+    let mut alice = ws_in_room(&a, &alice_cookie, "online", None).await;
+    // Bob connects to B and follows nothing: online all the same.
+    let mut bob = open_ws(&b, "/ws", &bob_cookie).await;
+    assert_eq!(next_frame(&mut bob).await["type"], "welcome");
+    let joined = next_within(&mut alice, "user_joined", Duration::from_secs(10)).await;
+    assert_eq!(
+        (joined["room"].as_str(), joined["user"]["name"].as_str()),
+        (Some("online"), Some("Bob"))
+    );
+    until_count(&a, "online", 2).await;
+    until_count(&b, "online", 2).await;
+    bob.close(None).await.unwrap();
+    let left = next_within(&mut alice, "user_left", Duration::from_secs(10)).await;
+    assert_eq!(left["user"]["name"], "Bob");
+    until_count(&b, "online", 1).await;
+    clean(&url, &prefix).await;
+}

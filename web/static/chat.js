@@ -53,6 +53,8 @@ const OLDER_PX = 120;
 
 const root = document.getElementById('chat');
 const me = Number(root.dataset.userId);
+/** Who the viewer is to a mention: messages naming them are marked. */
+const viewer = { name: root.dataset.userName ?? '', email: root.dataset.userEmail ?? '' };
 const roomList = document.getElementById('room-list');
 const roomForm = document.getElementById('room-form');
 const roomInput = document.getElementById('room-name');
@@ -67,6 +69,7 @@ const composer = document.getElementById('composer');
 const textInput = document.getElementById('composer-text');
 const sendButton = document.getElementById('composer-send');
 const composerLabel = composer.querySelector('label[for="composer-text"]');
+const leaveButton = document.getElementById('leave-room');
 
 let room = root.dataset.room;
 /** The page's one realtime connection, following every open room. */
@@ -196,7 +199,7 @@ function scrollToBottom() {
 }
 
 // `id="m-N"`: a notification links to `/chat?room=R#m-N` (see highlightLinked).
-const buildMessage = (message) => drawMessage(message, me);
+const buildMessage = (message) => drawMessage(message, me, viewer);
 
 /** The message the address points at (`#m-N`, from a notification): scrolled to the
  * middle of the log, highlighted, and focused so a screen reader reads it. */
@@ -391,9 +394,12 @@ async function openRoom(name, { push, reload = false }) {
   title.textContent = label;
   composerLabel.textContent = `Message ${label}`;
   textInput.placeholder = `Message ${label}`;
+  describeLeave(label);
   updateTitle();
-  const following = !reload && live?.rooms.includes(name) === true;
-  if (reload) live?.leave(name);
+  // A room watched for its unread count is followed again as shown (present there).
+  const watched = live?.watches(name) === true;
+  const following = !reload && !watched && live?.rooms.includes(name) === true;
+  if (reload || watched) live?.leave(name);
   for (const closed of open.view(name)) {
     live?.leave(closed);
     presences.delete(closed);
@@ -421,7 +427,9 @@ async function openRoom(name, { push, reload = false }) {
     list.replaceChildren(...data.map(buildMessage));
     arrange(list);
     scrollBack.more = olderPage(data, new Set(), HISTORY_PAGE).more;
-    if (read) showDivider(data, read.read_id);
+    if (read) await reachFirstUnread(data, read.read_id, gen);
+    if (gen !== generation) return;
+    if (read) showDivider([...shownMessages()], read.read_id);
     const header = headers.get('Switchboard-Position');
     position = header === null ? null : Number(header);
     loaded = true;
@@ -444,7 +452,11 @@ async function openRoom(name, { push, reload = false }) {
   // Presence comes with the subscription (WebSocket and SSE send a snapshot on join);
   // long polling has none, so then it is read by REST (see onStatus).
   if (!live) connectLive(name, position);
-  else if (!following) live.join(name, loaded ? position : null);
+  else if (!following) {
+    // Watched meanwhile (the list loaded during the history's request): follow it as shown.
+    if (live.watches(name)) live.leave(name);
+    live.join(name, loaded ? position : null);
+  }
   else if (live.transport === 'longpoll') loadPresence(gen);
   root.dataset.ready = 'true';
 }
@@ -487,6 +499,7 @@ function applyRoomList(data, headers) {
     live.join(personalRoom, at('Switchboard-Notifications-Position'));
   }
   followDirectRooms();
+  watchListedRooms();
 }
 
 /** Direct messages followed so their new messages count as unread at once (the first few). */
@@ -502,6 +515,28 @@ function followDirectRooms() {
     const entry = knownRooms.find((r) => r.name === name);
     live.join(name, Number(entry?.last_id) || 0);
     followed += 1;
+  }
+}
+
+/**
+ * Public rooms of the viewer's list that are not open here, followed on the same
+ * connection with `watch` (no presence: their members are not told the viewer is
+ * there), so their unread counts move as messages arrive rather than at the next
+ * list reload. At most this many, within the server's rooms per connection (50).
+ */
+const MAX_WATCHED_ROOMS = 20;
+
+function watchListedRooms() {
+  if (!live || !followingLists) return;
+  let watching = live.rooms.filter((name) => live.watches(name)).length;
+  for (const entry of knownRooms) {
+    if (watching >= MAX_WATCHED_ROOMS) break;
+    const { name } = entry;
+    // The shown room and the open ones are followed as such (present), even while
+    // their history is still loading and they are not joined yet.
+    if (!entry.member || !isRoomName(name) || name === room || open.has(name) || live.rooms.includes(name)) continue;
+    live.join(name, Number(entry.last_id) || 0, { watch: true });
+    watching += 1;
   }
 }
 
@@ -599,6 +634,35 @@ document.addEventListener('visibilitychange', () => {
   if (!document.hidden) markShownRead();
 });
 
+/** Most pages read back to find the first unread message (5 × HISTORY_PAGE messages). */
+const MAX_UNREAD_PAGES = 5;
+
+/** The shown stored messages as {id, user}, oldest first (for `firstUnread`). */
+function* shownMessages() {
+  for (const item of list.querySelectorAll('li.msg[data-id]')) {
+    yield { id: Number(item.dataset.id), user: { id: Number(item.dataset.userId) } };
+  }
+}
+
+/**
+ * When every message of the first page is unread and older ones exist, the first
+ * unread one is further back: older pages are drawn (above, a few at most) until it
+ * is among them, so the "New messages" line can be drawn above it.
+ */
+async function reachFirstUnread(page, readId, gen) {
+  if (readId <= 0) return; // never read: everything is new, no line to draw
+  for (let pages = 0; pages < MAX_UNREAD_PAGES && scrollBack.more; pages += 1) {
+    const first = list.querySelector('li.msg[data-id]');
+    if (!first || Number(first.dataset.id) <= readId + 1) return;
+    const older = await client.get(`${api(room, 'messages')}?${new URLSearchParams({ before: first.dataset.id, limit: String(HISTORY_PAGE) })}`, { cache: false });
+    if (gen !== generation) return;
+    const { add, more } = olderPage(older, shownIds(), HISTORY_PAGE);
+    scrollBack.more = more;
+    list.prepend(...add.map(buildMessage));
+    arrange(list);
+  }
+}
+
 /** The "New messages" line above the first message someone else wrote after `readId`. */
 function showDivider(messages, readId) {
   list.querySelector('li.unread-divider')?.remove();
@@ -617,6 +681,43 @@ function scrollToDivider() {
   const divider = list.querySelector('li.unread-divider');
   if (divider) divider.scrollIntoView({ block: 'start' });
 }
+
+// ---- leaving a room --------------------------------------------------------------------
+
+/** Every room but the default one can be left: out of the viewer's list, no longer followed. */
+function describeLeave(label) {
+  leaveButton.hidden = room === 'general';
+  leaveButton.setAttribute('aria-label', `Leave ${label}`);
+}
+
+leaveButton.addEventListener('click', async () => {
+  const name = room;
+  const label = roomLabel(name, knownRooms);
+  leaveButton.disabled = true;
+  try {
+    await client.delete(api(name, 'membership'));
+  } catch (error) {
+    // Not in the list (opened, never joined): leaving it is still closing it here.
+    if (error.status !== 404) {
+      toast([`Could not leave ${label}: `, String(error.error ?? error)], 'error');
+      leaveButton.disabled = false;
+      return;
+    }
+  } finally {
+    leaveButton.disabled = false;
+  }
+  toast(`Left ${label}.`, 'success');
+  await openRoom('general', { push: true });
+  open.close(name);
+  live?.leave(name);
+  presences.delete(name);
+  unread.read(name, Number.MAX_SAFE_INTEGER);
+  knownRooms = knownRooms.filter((r) => r.name !== name || isRoomName(name));
+  renderRooms();
+  updateTitle();
+  loadRooms();
+  textInput.focus();
+});
 
 /** Opens a public room by name: the server finds it without regard to case, or creates it. */
 async function openNamedRoom(name) {
@@ -767,9 +868,33 @@ function describeComposer() {
     : 'Enter sends; Shift+Enter starts a new line. Type @ to mention someone.';
 }
 
+/** What the open drawer made inert, to be given back when it closes. */
+let madeInert = [];
+
+/**
+ * Opens or closes the room drawer. Open (on a phone, over the page), the rest of the
+ * page is `inert`: neither Tab nor a screen reader wanders behind it. The "Rooms"
+ * button stays usable, to close it again.
+ */
 function setDrawer(open) {
   root.dataset.drawer = open ? 'open' : 'closed';
   roomsToggle.setAttribute('aria-expanded', String(open));
+  for (const node of madeInert) node.inert = false;
+  madeInert = [];
+  if (!open || !narrow.matches) return;
+  // Every sibling along the way from the drawer (and the button) up to <body>.
+  const keep = new Set();
+  for (const start of [roomsPanel, roomsToggle]) {
+    for (let node = start; node && node !== document.body; node = node.parentElement) keep.add(node);
+  }
+  for (const node of keep) {
+    for (const sibling of node.parentElement?.children ?? []) {
+      if (!keep.has(sibling) && !sibling.inert && sibling.tagName !== 'SCRIPT') {
+        sibling.inert = true;
+        madeInert.push(sibling);
+      }
+    }
+  }
 }
 
 /** On a narrow screen the room list is a drawer behind the "Rooms" button; on a wide one, a column. */

@@ -14,7 +14,7 @@
 const ROOM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** Rooms only the server writes (directory events, created rooms): not offered as chat rooms. */
-const HIDDEN_ROOMS = new Set(['directory', 'rooms']);
+const HIDDEN_ROOMS = new Set(['directory', 'rooms', 'online']);
 
 /** A direct-message room as the hub names it: `dm:A:B`, the smaller id first. */
 const DIRECT_ROOM = /^dm:([1-9][0-9]*):([1-9][0-9]*)$/;

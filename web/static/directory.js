@@ -37,6 +37,12 @@ const isAdmin = root.dataset.admin === 'true';
 
 const state = {
   search: root.dataset.search ?? '',
+  /** The list's order and role filter, kept in the URL; not applied to a search. */
+  view: {
+    sort: root.dataset.sort || 'created',
+    order: root.dataset.order || 'asc',
+    role: root.dataset.role || '',
+  },
   /** The API URL of the next page, or null when the list is complete. */
   next: null,
   loadingMore: false,
@@ -46,11 +52,32 @@ const state = {
   total: root.dataset.total ? Number(root.dataset.total) : null,
 };
 
+/** The query parameters of the list's order and role (none for the defaults). */
+function viewParams(view = state.view) {
+  const params = new URLSearchParams();
+  if (view.sort !== 'created' || view.order !== 'asc') {
+    params.set('sort', view.sort);
+    params.set('order', view.order);
+  }
+  if (view.role) params.set('role', view.role);
+  return params;
+}
+
 function listUrl(search, cursor) {
-  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  // A search is listed in the order users were added, over everyone (the API
+  // refuses an order or a role with it).
+  const params = search ? new URLSearchParams() : viewParams();
+  params.set('limit', String(PAGE_SIZE));
   if (search) params.set('search', search);
   if (cursor) params.set('cursor', cursor);
   return `/api/users?${params}`;
+}
+
+/** The page's own URL for `search`, or for the list in its order. */
+function pageUrl(search) {
+  const params = search ? new URLSearchParams({ search }) : viewParams();
+  const query = params.toString();
+  return query ? `/?${query}` : '/';
 }
 
 if (root.dataset.nextCursor) state.next = listUrl(state.search, root.dataset.nextCursor);
@@ -65,6 +92,10 @@ function hidden(name) {
 /** A row like the server renders (web/templates/directory.html), so both behave alike. */
 function buildRow(user) {
   const actions = el('td', { className: 'actions' });
+  if (user.id !== me) {
+    // A direct message with them (chat.js opens it from `?with=`).
+    actions.append(el('a', { className: 'button small', href: `/chat?with=${user.id}`, dataset: { action: 'message' } }, 'Message', hidden(user.name)));
+  }
   if (isAdmin || user.id === me) {
     actions.append(el('a', { className: 'button small', href: `/users/${user.id}/edit`, dataset: { action: 'edit' } }, 'Edit', hidden(user.name)));
   }
@@ -75,11 +106,50 @@ function buildRow(user) {
       el('button', { type: 'submit', className: 'small danger' }, 'Delete', hidden(user.name)));
     actions.append(form);
   }
-  return el('tr', { dataset: { id: String(user.id), role: user.role ?? 'member' } },
+  const added = user.created_at ?? '';
+  const row = el('tr', { dataset: { id: String(user.id), role: user.role ?? 'member', added } },
+    el('td', { className: 'presence' }),
     el('td', { className: 'name', dir: 'auto' }, user.name),
     el('td', { className: 'email' }, user.email),
     el('td', { className: 'role' }, el('span', { className: 'badge' }, user.role ?? 'member')),
+    el('td', { className: 'added' }, el('time', { dateTime: added }, added.slice(0, 10))),
     actions);
+  showPresence(row);
+  return row;
+}
+
+// ---- who is online -------------------------------------------------------------
+
+/** The ids of people with a live connection now (the hub's `online` room). */
+const online = new Set();
+
+/** Marks `row` online or not: a dot, and the words for screen readers. */
+function showPresence(row) {
+  const cell = row.querySelector('td.presence');
+  if (!cell) return;
+  const on = online.has(Number(row.dataset.id));
+  row.classList.toggle('online', on);
+  if (on === (cell.dataset.online === 'true')) return;
+  cell.dataset.online = String(on);
+  cell.replaceChildren(...(on
+    ? [el('span', { className: 'dot', title: 'Online now', 'aria-hidden': 'true' }), el('span', { className: 'visually-hidden' }, 'Online')]
+    : []));
+}
+
+/** Applies the `online` room's snapshot or one arrival / departure to the rows. */
+function applyOnline(change) {
+  if (change.type === 'presence') {
+    online.clear();
+    for (const user of change.users ?? []) online.add(user.id);
+    for (const row of rows.children) showPresence(row);
+    return;
+  }
+  const id = change.user?.id;
+  if (id == null) return;
+  if (change.type === 'user_joined') online.add(id);
+  else if (change.type === 'user_left') online.delete(id);
+  const row = rowOf(id);
+  if (row) showPresence(row);
 }
 
 function rowOf(id) {
@@ -92,6 +162,7 @@ function userOf(row) {
     name: row.querySelector('td.name').textContent,
     email: row.querySelector('td.email').textContent,
     role: row.dataset.role,
+    created_at: row.querySelector('td.added time')?.dateTime ?? '',
   };
 }
 
@@ -103,9 +174,11 @@ function flash(row) {
 function describeList() {
   const count = rows.children.length;
   if (count === 0) {
-    status.textContent = state.search ? `No users match “${state.search}”.` : 'No users yet.';
+    status.textContent = state.search ? `No users match “${state.search}”.` : state.view.role ? 'Nobody has this role.' : 'No users yet.';
   } else if (state.search) {
     status.textContent = `${count}${state.next ? '+' : ''} ${count === 1 && !state.next ? 'match' : 'matches'} for “${state.search}”`;
+  } else if (state.view.role) {
+    status.textContent = `${count}${state.next ? '+' : ''} ${state.view.role === 'admin' ? 'admins' : 'members'}`;
   } else if (state.total !== null) {
     status.textContent = `${state.total} users`;
   } else {
@@ -142,8 +215,8 @@ async function runSearch(text, { fresh = false } = {}) {
     state.next = nextLink(headers);
     const total = headers.get('X-Total-Count');
     state.total = total === null ? null : Number(total);
-    const url = search ? `/?${new URLSearchParams({ search })}` : '/';
-    history.replaceState(null, '', url);
+    history.replaceState(null, '', pageUrl(search));
+    renderView();
     describeList();
     updatePager();
     const position = headers.get('Switchboard-Position');
@@ -174,6 +247,119 @@ const combo = attachCombobox(searchInput, document.getElementById('search-sugges
   onPick: (value) => runSearch(value),
   onClear: () => runSearch(''),
 });
+
+// ---- sort and filter ---------------------------------------------------------
+
+const controls = document.getElementById('list-controls');
+const viewFieldset = document.getElementById('list-view');
+const viewHint = document.getElementById('list-view-hint');
+const sortSelect = document.getElementById('sort');
+const orderSelect = document.getElementById('order');
+const roleSelect = document.getElementById('role-filter');
+const LABELS = { name: 'Name', email: 'Email', created: 'Added' };
+
+/**
+ * Shows the list's order and filter: each sortable header's `aria-sort` and link
+ * (sorted by it ascending, or descending when it already is), the form's choices;
+ * while a search is shown, plain headers and a disabled form (a search has its own
+ * order), as the server renders them.
+ */
+function renderView() {
+  const { sort, order, role } = state.view;
+  const searching = Boolean(state.search);
+  for (const th of document.querySelectorAll('#users th[data-sort]')) {
+    const column = th.dataset.sort;
+    const label = LABELS[column];
+    if (searching) {
+      th.removeAttribute('aria-sort');
+      th.replaceChildren(label);
+      continue;
+    }
+    const sorted = column === sort;
+    th.setAttribute('aria-sort', sorted ? (order === 'asc' ? 'ascending' : 'descending') : 'none');
+    const next = { sort: column, order: sorted && order === 'asc' ? 'desc' : 'asc', role };
+    const params = viewParams(next);
+    // The default order still names itself, so the header toggles back and forth.
+    if (!params.has('sort')) { params.set('sort', next.sort); params.set('order', next.order); }
+    th.replaceChildren(el('a', { className: 'sort', href: `/?${params}` }, label));
+  }
+  sortSelect.value = sort;
+  orderSelect.value = order;
+  roleSelect.value = role;
+  viewFieldset.disabled = searching;
+  viewHint.hidden = !searching;
+}
+
+/** Shows the list in `view` (a search, if any, is left: the list is the whole one). */
+function applyView(view) {
+  state.view = { ...state.view, ...view };
+  searchInput.value = '';
+  return runSearch('');
+}
+
+// Each choice applies at once; the button is for pages without JavaScript.
+document.getElementById('apply-view').hidden = true;
+for (const select of [sortSelect, orderSelect, roleSelect]) {
+  select.addEventListener('change', () => applyView({ sort: sortSelect.value, order: orderSelect.value, role: roleSelect.value }));
+}
+controls.addEventListener('submit', (event) => {
+  event.preventDefault();
+  applyView({ sort: sortSelect.value, order: orderSelect.value, role: roleSelect.value });
+});
+document.querySelector('#users thead').addEventListener('click', (event) => {
+  const link = event.target.closest('a.sort');
+  if (!link) return;
+  event.preventDefault();
+  const params = new URL(link.href).searchParams;
+  applyView({ sort: params.get('sort') ?? 'created', order: params.get('order') ?? 'asc', role: params.get('role') ?? '' })
+    .then(() => document.querySelector(`#users th[data-sort="${params.get('sort')}"] a`)?.focus());
+});
+renderView();
+
+/** Folded as the server folds keys for sorting (close enough: lower case). */
+const fold = (text) => String(text ?? '').toLowerCase();
+
+/**
+ * Where `a` and `b` stand in the list's order: negative when `a` comes first. Names
+ * tie and then go by id, like the server's keyset order; dates are ids.
+ */
+function compareInView(a, b) {
+  const { sort, order } = state.view;
+  let by = 0;
+  if (sort === 'name') by = fold(a.name) < fold(b.name) ? -1 : fold(a.name) > fold(b.name) ? 1 : 0;
+  if (sort === 'email') by = fold(a.email) < fold(b.email) ? -1 : fold(a.email) > fold(b.email) ? 1 : 0;
+  if (by === 0) by = a.id - b.id;
+  return order === 'desc' ? -by : by;
+}
+
+/** Whether `user` belongs in the list shown: the search's matches, or the role's. */
+function belongs(user) {
+  if (state.search) return matchesSearch(user);
+  return !state.view.role || (user.role ?? 'member') === state.view.role;
+}
+
+/**
+ * Puts a new user's row where the list's order has it. The default list (oldest
+ * first) shows newcomers at the top, as it always has, so they are seen. In another
+ * order a row that sorts after the last one loaded is left for the page that will
+ * bring it (infinite scroll), so it is neither shown out of order nor twice.
+ */
+function insertRow(user) {
+  const row = buildRow(user);
+  const defaultOrder = !state.search && state.view.sort === 'created' && state.view.order === 'asc';
+  if (state.search || defaultOrder) {
+    rows.prepend(row);
+    return true;
+  }
+  const before = [...rows.children].find((other) => compareInView(user, userOf(other)) < 0);
+  if (before) {
+    rows.insertBefore(row, before);
+    return true;
+  }
+  if (state.next) return false;
+  rows.append(row);
+  return true;
+}
 
 // ---- infinite scroll --------------------------------------------------------
 
@@ -426,11 +612,14 @@ function applyChange(type, user) {
       if (state.total !== null) state.total -= 1;
     }
   } else if (type === 'user_updated') {
-    if (existing) existing.replaceWith(buildRow(user));
+    // Changed in place (a renamed row does not jump away under the reader), unless
+    // it left the role shown.
+    if (existing && belongs(user)) existing.replaceWith(buildRow(user));
+    else if (existing) existing.remove();
   } else if (type === 'user_created') {
-    if (!existing && matchesSearch(user)) {
-      rows.prepend(buildRow(user));
+    if (!existing) {
       if (state.total !== null) state.total += 1;
+      if (belongs(user)) insertRow(user);
     }
   }
 }
@@ -451,6 +640,7 @@ const live = followDirectory({
     }
   },
   reload: () => runSearch(state.search, { fresh: true }),
+  onOnline: applyOnline,
   onStatus: (status, transport) => {
     root.dataset.live = status;
     root.dataset.transport = transport ?? '';

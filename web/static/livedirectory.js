@@ -7,21 +7,27 @@
  * the list is reloaded with `reload()`, which resolves with the position of the new
  * list, and following starts again from there: no gap, no duplicate.
  *
+ * On the same connection it follows the `online` room, whose presence is everyone
+ * with a live connection (any page, any instance): `onOnline` gets the snapshot at
+ * each (re)join (`{room, count, users}`) and then each `user_joined` / `user_left`.
+ *
  * @example
  *   followDirectory({ position: 12, apply: applyDirectoryEvent, reload: reloadList });
  */
 import { connect as realtimeConnect } from './realtime.js';
 
 export const DIRECTORY_ROOM = 'directory';
+export const ONLINE_ROOM = 'online';
 
 /**
  * @param {{position: number|null, apply: (event: object) => void,
  *          reload: () => Promise<number|null|undefined>,
  *          onStatus?: (status: string, transport: string|null) => void,
+ *          onOnline?: (change: {type?: string, room: string, users?: object[], user?: object}) => void,
  *          connect?: typeof realtimeConnect}} options
  * @returns {{close(): void, readonly live: object|null}}
  */
-export function followDirectory({ position, apply, reload, onStatus = () => {}, connect = realtimeConnect }) {
+export function followDirectory({ position, apply, reload, onStatus = () => {}, onOnline = () => {}, connect = realtimeConnect }) {
   let live = null;
   let closed = false;
   let generation = 0;
@@ -30,10 +36,20 @@ export function followDirectory({ position, apply, reload, onStatus = () => {}, 
     const gen = ++generation;
     const usable = from != null && Number.isFinite(Number(from));
     live = connect({
-      rooms: usable ? { [DIRECTORY_ROOM]: Number(from) } : [DIRECTORY_ROOM],
+      rooms: usable ? { [DIRECTORY_ROOM]: Number(from), [ONLINE_ROOM]: null } : [DIRECTORY_ROOM, ONLINE_ROOM],
+      focus: DIRECTORY_ROOM,
       onMessage(message) {
         if (gen !== generation || message?.room !== DIRECTORY_ROOM) return;
         if (message.event && typeof message.event === 'object') apply(message.event);
+      },
+      onPresence(snapshot) {
+        if (gen === generation && snapshot?.room === ONLINE_ROOM) onOnline({ type: 'presence', ...snapshot });
+      },
+      onJoined(change) {
+        if (gen === generation && change?.room === ONLINE_ROOM) onOnline({ ...change, type: 'user_joined' });
+      },
+      onLeft(change) {
+        if (gen === generation && change?.room === ONLINE_ROOM) onOnline({ ...change, type: 'user_left' });
       },
       onReset(data) {
         if (gen !== generation || (data?.room && data.room !== DIRECTORY_ROOM)) return;

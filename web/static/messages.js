@@ -145,19 +145,51 @@ export function layout(entries) {
   });
 }
 
-/** A stored message as a list item (`id="m-N"`: notifications link to `#m-N`). */
-export function buildMessage(message, me) {
+/**
+ * The handles `text` mentions, folded to lower case, as the server reads them
+ * (`mentions` in src/hub/message.rs): `@word` (letters, digits, ".", "_", "-"; a
+ * trailing "." is the sentence's) or `@[Any Name]`, not inside a word (an address).
+ */
+export function mentionedHandles(text) {
+  const found = new Set();
+  for (const match of String(text ?? '').matchAll(/(^|[^\p{L}\p{N}])@(?:\[([^\]\n]{1,100})\]|([\p{L}\p{N}._-]+))/gu)) {
+    const handle = (match[2] ?? match[3].replace(/\.+$/, '')).trim().toLowerCase();
+    if (handle) found.add(handle);
+  }
+  return found;
+}
+
+/**
+ * Whether `text` mentions `viewer` ({name, email}): by their whole name (folded) or
+ * by their email's part before the "@", as the server finds whom to notify.
+ */
+export function mentionsViewer(text, viewer) {
+  if (!viewer) return false;
+  const handles = mentionedHandles(text);
+  const name = String(viewer.name ?? '').trim().toLowerCase();
+  const local = String(viewer.email ?? '').split('@')[0].toLowerCase();
+  return (name !== '' && handles.has(name)) || (local !== '' && handles.has(local));
+}
+
+/**
+ * A stored message as a list item (`id="m-N"`: notifications link to `#m-N`). With
+ * `viewer` ({name, email}), a message of someone else's that mentions the viewer is
+ * marked (`mentions-me`, and said to screen readers).
+ */
+export function buildMessage(message, me, viewer = null) {
   const mine = message.user?.id === me;
+  const mentioned = !mine && mentionsViewer(message.text, viewer);
   const full = fullTime(message.ts);
   const time = el('time', { datetime: message.ts ?? '', title: full, className: 'msg-time' },
     el('span', { 'aria-hidden': 'true' }, shortTime(message.ts)),
     el('span', { className: 'visually-hidden' }, full));
   return el('li', {
     id: `m-${message.id}`,
-    className: mine ? 'msg mine' : 'msg',
+    className: mine ? 'msg mine' : mentioned ? 'msg mentions-me' : 'msg',
     dataset: { id: String(message.id), userId: String(message.user?.id ?? ''), ts: message.ts ?? '' },
   },
-  el('div', { className: 'msg-meta' }, el('bdi', { className: 'msg-author' }, message.user?.name ?? 'Someone'), ' ', time),
+  el('div', { className: 'msg-meta' }, el('bdi', { className: 'msg-author' }, message.user?.name ?? 'Someone'), ' ', time,
+    ...(mentioned ? [' ', el('span', { className: 'msg-mention-tag' }, '@you', el('span', { className: 'visually-hidden' }, ' (mentions you)'))] : [])),
   // Message text may hold bidi controls: `dir=auto` keeps them inside the message.
   el('p', { className: 'msg-text', dir: 'auto' }, ...textNodes(message.text ?? '')));
 }

@@ -121,6 +121,8 @@ export function connect(options) {
     ? options.rooms.map((r) => [r, null])
     : Object.entries(options.rooms ?? {});
   for (const [room, id] of initial) positions.set(room, id == null ? null : Number(id));
+  /** Rooms followed without counting the user present (`join(room, since, {watch: true})`). */
+  const watched = new Set();
   /** The room the person looks at: long polling waits on it (see POLL_SWEEP_S). */
   const focused = { room: options.focus ?? initial[0]?.[0] ?? null };
 
@@ -324,7 +326,7 @@ export function connect(options) {
     }
     setStatus('connecting');
     const kind = order[index];
-    const hooks = { opened, ended, handleEvent, positions, focused, env, interrupted: () => setStatus('reconnecting') };
+    const hooks = { opened, ended, handleEvent, positions, watched, focused, env, interrupted: () => setStatus('reconnecting') };
     current =
       kind === 'websocket' ? openWebSocket(hooks) : kind === 'sse' ? openSse(hooks) : openLongPoll(hooks);
   }
@@ -367,14 +369,25 @@ export function connect(options) {
     get rooms() {
       return [...positions.keys()];
     },
-    /** Follows another room on the same connection, from `since` (an id already shown) or from now. */
-    join(room, since = null) {
+    /**
+     * Follows another room on the same connection, from `since` (an id already shown)
+     * or from now. `watch`: without being counted present there (its members are not
+     * told; a page keeping the unread count of a room it does not show). Long polling
+     * counts nobody present, so there it changes nothing.
+     */
+    join(room, since = null, { watch = false } = {}) {
       if (positions.has(room)) return;
       const from = since == null ? null : Number(since);
       positions.set(room, from);
-      roomsChanged(from == null ? { type: 'join', room } : { type: 'join', room, since: from });
+      if (watch) watched.add(room);
+      roomsChanged(joinFrame(room, from, watch));
+    },
+    /** Whether `room` is followed with `watch`. */
+    watches(room) {
+      return watched.has(room);
     },
     leave(room) {
+      watched.delete(room);
       if (!positions.delete(room)) return;
       if (focused.room === room) focused.room = positions.keys().next().value ?? null;
       roomsChanged({ type: 'leave', room });
@@ -429,7 +442,14 @@ function failedAttempt(ended, env) {
 }
 
 /** `/ws` JSON protocol: join each room with its position, then frames tagged by type. */
-function openWebSocket({ opened, ended, handleEvent, positions, env }) {
+/** The WebSocket's join frame. */
+function joinFrame(room, since, watch) {
+  const frame = since == null ? { type: 'join', room } : { type: 'join', room, since };
+  if (watch) frame.watch = true;
+  return frame;
+}
+
+function openWebSocket({ opened, ended, handleEvent, positions, watched = new Set(), env }) {
   let socket;
   try {
     socket = new env.WebSocket(wsUrl(env.base));
@@ -460,9 +480,7 @@ function openWebSocket({ opened, ended, handleEvent, positions, env }) {
   socket.onopen = () => {
     isOpen = true;
     alive.heard();
-    for (const [room, since] of positions) {
-      write(since == null ? { type: 'join', room } : { type: 'join', room, since });
-    }
+    for (const [room, since] of positions) write(joinFrame(room, since, watched.has(room)));
     opened();
   };
   socket.onmessage = (event) => {
@@ -502,11 +520,13 @@ export function compositePositions(positions) {
     .join(',');
 }
 
-/** The URL of the one stream that follows every room in `positions`. */
-export function eventsUrl(base, positions) {
+/** The URL of the one stream that follows every room in `positions` (those in `watched` unseen). */
+export function eventsUrl(base, positions, watched = new Set()) {
   const query = new URLSearchParams({ rooms: [...positions.keys()].join(',') });
   const since = compositePositions(positions);
   if (since) query.set('since', since);
+  const watching = [...positions.keys()].filter((room) => watched.has(room));
+  if (watching.length) query.set('watch', watching.join(','));
   return `${base}/api/events?${query}`;
 }
 
@@ -526,14 +546,14 @@ function idle(opened, env) {
  * position (`a:12,b:7`), so the browser's own reconnect resumes them all by
  * Last-Event-ID; a changed room set opens a new stream from our positions.
  */
-function openSse({ opened, ended, handleEvent, positions, env, interrupted }) {
+function openSse({ opened, ended, handleEvent, positions, watched, env, interrupted }) {
   if (positions.size === 0) return idle(opened, env);
   let isOpen = false;
   let finished = false;
   let reopening = false; // the browser is reconnecting the stream by itself
   let source;
   try {
-    source = new env.EventSource(eventsUrl(env.base, positions), { withCredentials: true });
+    source = new env.EventSource(eventsUrl(env.base, positions, watched), { withCredentials: true });
   } catch {
     return failedAttempt(ended, env);
   }

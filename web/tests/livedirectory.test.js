@@ -22,7 +22,7 @@ test('follows the directory room from the rendered position and applies each eve
   const { connect, opened } = fakeConnect();
   const applied = [];
   followDirectory({ position: 12, apply: (e) => applied.push(e), reload: async () => 0, connect });
-  assert.deepEqual(opened[0].options.rooms, { directory: 12 });
+  assert.deepEqual(opened[0].options.rooms, { directory: 12, online: null });
   opened[0].options.onMessage(change(13, 'user_created'));
   opened[0].options.onMessage({ ...change(14), room: 'general' }); // not ours
   opened[0].options.onMessage({ ...change(15), event: undefined }); // no event
@@ -32,7 +32,7 @@ test('follows the directory room from the rendered position and applies each eve
 test('without a position it follows from now', () => {
   const { connect, opened } = fakeConnect();
   followDirectory({ position: null, apply() {}, reload: async () => 0, connect });
-  assert.deepEqual(opened[0].options.rooms, ['directory']);
+  assert.deepEqual(opened[0].options.rooms, ['directory', 'online']);
 });
 
 test('a reset reloads the list and follows on from the position the reload reflects', async () => {
@@ -54,7 +54,7 @@ test('a reset reloads the list and follows on from the position the reload refle
   finishReload(40);
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(opened.length, 2);
-  assert.deepEqual(opened[1].options.rooms, { directory: 40 });
+  assert.deepEqual(opened[1].options.rooms, { directory: 40, online: null });
   opened[1].options.onMessage(change(41));
   assert.equal(applied.length, 1);
 });
@@ -64,7 +64,7 @@ test('a failed reload follows from now; close stops everything', async () => {
   const follower = followDirectory({ position: 3, apply() {}, reload: async () => { throw new Error('down'); }, connect });
   opened[0].options.onReset({ room: 'directory' });
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(opened[1].options.rooms, ['directory']);
+  assert.deepEqual(opened[1].options.rooms, ['directory', 'online']);
   follower.close();
   assert.equal(opened[1].closed, true);
   assert.equal(follower.live, null);

@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { GROUP_MS, dayKey, dayLabel, layout, linkParts, mentionAt, mentionHandle, safeHref } from '../static/messages.js';
+import { GROUP_MS, dayKey, dayLabel, layout, linkParts, mentionAt, mentionHandle, mentionedHandles, mentionsViewer, safeHref } from '../static/messages.js';
 
 const links = (text) => linkParts(text).filter((p) => p.href).map((p) => p.href);
 
@@ -126,5 +126,20 @@ describe('mentions', () => {
     assert.equal(mentionAt('mail bob@example', 16), null, 'an address is no mention');
     assert.equal(mentionAt('hi @da and', 10), null, 'the caret left the term');
     assert.deepEqual(mentionAt('(@Björ', 6), { start: 1, query: 'Björ' });
+  });
+});
+
+describe('mentions of the viewer', () => {
+  const dana = { name: 'Dana Scully', email: 'dana.scully@fbi.example' };
+  test('are read as the server reads them', () => {
+    assert.deepEqual([...mentionedHandles('hi @Bob, @[Dana Scully] and @ann. mail bob@example.com')], ['bob', 'dana scully', 'ann']);
+  });
+  test('name the viewer by whole name or by the email before the @', () => {
+    assert.equal(mentionsViewer('ping @[dana scully]', dana), true);
+    assert.equal(mentionsViewer('ping @Dana.Scully.', dana), true);
+    assert.equal(mentionsViewer('ping @Dana', dana), false, 'a first name alone is not a handle');
+    assert.equal(mentionsViewer('write to dana.scully@fbi.example', dana), false, 'an address is not a mention');
+    assert.equal(mentionsViewer('@Bob', dana), false);
+    assert.equal(mentionsViewer('@[Dana Scully]', null), false);
   });
 });

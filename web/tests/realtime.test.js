@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { backoff, connect } from '../static/realtime.js';
+import { backoff, connect, eventsUrl } from '../static/realtime.js';
 
 /** Timers that run only when the test says so. */
 function manualTimers() {
@@ -531,6 +531,28 @@ describe('one connection for every room', () => {
     assert.deepEqual(sockets[0].sent, [{ type: 'join', room: 'a', since: 1 }, { type: 'join', room: 'b', since: 2 }]);
   });
 
+  test('a watched room is joined unseen: on the socket, when it reopens, and in the SSE URL', () => {
+    const { FakeWebSocket, sockets } = fakeWebSocket();
+    const timers = manualTimers();
+    const live = connect({ rooms: { a: 1 }, WebSocket: FakeWebSocket, ...timers });
+    sockets[0].open();
+    live.join('b', 4, { watch: true });
+    assert.deepEqual(sockets[0].sent.filter((f) => f.type === 'join').at(-1), { type: 'join', room: 'b', since: 4, watch: true });
+    assert.equal(live.watches('b'), true);
+    assert.equal(live.watches('a'), false);
+    sockets[0].drop();
+    timers.runAll();
+    assert.ok(sockets.length > 1, 'a new socket');
+    sockets.at(-1).open();
+    assert.deepEqual(sockets.at(-1).sent.filter((f) => f.type === 'join'), [
+      { type: 'join', room: 'a', since: 1 },
+      { type: 'join', room: 'b', since: 4, watch: true },
+    ]);
+    live.leave('b');
+    assert.equal(live.watches('b'), false);
+    live.close();
+  });
+
   test('long polling: one request at a time, the focused room waited on, the others swept', async () => {
     const { fetch: scripted, calls, answer } = scriptedFetch();
     let inFlight = 0;
@@ -825,4 +847,11 @@ describe('moving back to the better transport', () => {
     assert.deepEqual(sockets[3].sent, [{ type: 'join', room: 'general', since: 1 }]);
     live.close();
   });
+});
+
+test('eventsUrl names the watched rooms it follows', () => {
+  const url = new URL(eventsUrl('http://x', new Map([['a', 1], ['b', null]]), new Set(['b', 'gone'])));
+  assert.equal(url.searchParams.get('rooms'), 'a,b');
+  assert.equal(url.searchParams.get('watch'), 'b');
+  assert.equal(new URL(eventsUrl('http://x', new Map([['a', 1]]))).searchParams.get('watch'), null);
 });

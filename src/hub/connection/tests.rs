@@ -465,3 +465,39 @@ async fn a_rejoin_before_anything_was_given_resumes_from_since() {
     assert_eq!(joined.from, 6);
     assert_eq!(drain_ids(&mut c).await, Vec::<i64>::new());
 }
+
+/// Every connection counts its user online, whatever it follows; following the
+/// online room (the directory page) hears who comes and goes, and does not count
+/// twice. A user with two connections goes offline with the last.
+#[tokio::test]
+async fn every_connection_counts_its_user_online() {
+    let fixture = hub(8, 16).await;
+    let mut page = connect(&fixture.hub, 1);
+    let joined = page.join(message::ONLINE_ROOM, None).await.unwrap();
+    assert_eq!(joined.presence.count, 1, "the page's own user");
+    let first = connect(&fixture.hub, 2);
+    let second = connect(&fixture.hub, 2);
+    assert_eq!(fixture.hub.presence_count(message::ONLINE_ROOM), 2);
+    match page.try_next() {
+        Some(Next::Presence(change)) => {
+            assert_eq!((change.kind, change.user.id), ("user_joined", 2));
+        }
+        other => panic!("expected user 2 online, got {other:?}"),
+    }
+    assert!(page.try_next().is_none(), "a second tab is no news");
+    drop(first);
+    assert!(page.try_next().is_none(), "still online in the other tab");
+    drop(second);
+    match page.try_next() {
+        Some(Next::Presence(change)) => {
+            assert_eq!((change.kind, change.user.id), ("user_left", 2));
+        }
+        other => panic!("expected user 2 offline, got {other:?}"),
+    }
+    assert_eq!(fixture.hub.presence_count(message::ONLINE_ROOM), 1);
+    // Nobody writes to it.
+    let refused = page.send(message::ONLINE_ROOM, "hi", None, None).await;
+    assert_eq!(refused.unwrap_err().code(), "forbidden");
+    drop(page);
+    assert_eq!(fixture.hub.presence_count(message::ONLINE_ROOM), 0);
+}

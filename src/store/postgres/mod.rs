@@ -21,7 +21,7 @@ mod messages;
 mod rooms;
 mod users;
 
-pub use users::{EMAIL_PREFIX, NAME_PREFIX, search_page};
+pub use users::{EMAIL_PREFIX, NAME_PREFIX, SORT_COLLATION, search_page};
 
 /// How long a query waits for a pooled connection unless configured: short, so a
 /// database outage answers 503 quickly instead of hanging requests.

@@ -11,13 +11,18 @@ use crate::directory::model::{NewUser, Role, User, UserChanges, email_key, match
 use crate::hub::message::Message;
 use crate::store::sql::{self, user_columns};
 use crate::store::{
-    EndedCredentials, EventOf, NewPassword, StoreError, StoreResult, UserPage, UserStore,
-    UserUpdate, prefix_upper_bound,
+    EndedCredentials, EventOf, NewPassword, SortedPage, StoreError, StoreResult, UserPage,
+    UserStore, UserUpdate, prefix_upper_bound,
 };
 use crate::timefmt;
 
 /// Rows per `INSERT ... SELECT FROM UNNEST` in bulk loads.
 const BULK_CHUNK: usize = 10_000;
+
+/// The byte-order collation the list's name and email orders use, as their indexes
+/// are built (migration 0011): the same order as SQLite's, whatever the database's
+/// locale.
+pub const SORT_COLLATION: &str = r#" COLLATE "C""#;
 
 /// `al_x` -> `%al\_x%`: a LIKE pattern matching the needle literally anywhere.
 fn contains_pattern(needle: &str) -> String {
@@ -201,6 +206,18 @@ impl UserStore for PgStore {
             }
         };
         Ok(users)
+    }
+
+    async fn list_sorted(&self, page: &SortedPage) -> StoreResult<Vec<User>> {
+        let (sql, binds) = sql::sorted_page(page, SORT_COLLATION);
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for bind in binds {
+            query = match bind {
+                sql::Bind::Int(n) => query.bind(n),
+                sql::Bind::Text(text) => query.bind(text),
+            };
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     async fn count_users(&self) -> StoreResult<i64> {

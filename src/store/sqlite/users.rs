@@ -17,8 +17,8 @@ use crate::directory::model::{NewUser, Role, User, UserChanges, email_key, match
 use crate::hub::message::Message;
 use crate::store::sql::{self, user_columns};
 use crate::store::{
-    EndedCredentials, EventOf, NewPassword, StoreError, StoreResult, UserPage, UserStore,
-    UserUpdate, prefix_upper_bound,
+    EndedCredentials, EventOf, NewPassword, SortedPage, StoreError, StoreResult, UserPage,
+    UserStore, UserUpdate, prefix_upper_bound,
 };
 use crate::timefmt;
 
@@ -164,6 +164,20 @@ impl UserStore for SqliteStore {
             }
         };
         Ok(users)
+    }
+
+    async fn list_sorted(&self, page: &SortedPage) -> StoreResult<Vec<User>> {
+        // An index range with a LIMIT in every order: inline, like the id page.
+        let (sql, binds) = sql::sorted_page(page, "");
+        let values = binds.into_iter().map(|bind| match bind {
+            sql::Bind::Int(n) => Value::Integer(n),
+            sql::Bind::Text(text) => Value::Text(text),
+        });
+        self.inline.read(|conn| {
+            conn.prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(values), |row| user_at(row, 0))?
+                .collect::<Result<_, _>>()
+        })
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
