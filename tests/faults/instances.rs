@@ -44,14 +44,24 @@ async fn an_instance_killed_mid_burst() {
                 let client_id = uuid::Uuid::new_v4().to_string();
                 let order = if i % 2 == 0 { [&b, &a] } else { [&a, &b] };
                 let text = format!("burst {i}");
+                // As a client would: the other instance on a failure, and one more
+                // round with the same client_id (stored once whatever happens).
                 let mut stored = None;
-                for base in order {
-                    if let Ok(id) = session.send(base, room, &text, &client_id).await.outcome {
-                        stored = Some(id);
-                        break;
+                let mut refused = Vec::new();
+                'rounds: for _round in 0..2 {
+                    for base in order {
+                        match session.send(base, room, &text, &client_id).await.outcome {
+                            Ok(id) => {
+                                stored = Some(id);
+                                break 'rounds;
+                            }
+                            Err(status) => refused.push((base.to_string(), status)),
+                        }
                     }
                 }
-                ids.push(stored.expect("one of the instances stores it"));
+                let stored = stored
+                    .unwrap_or_else(|| panic!("send {i} stored by neither instance: {refused:?}"));
+                ids.push(stored);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             ids
