@@ -96,12 +96,15 @@ impl Watch {
         crate::sync::lock(&self.state)
     }
 
-    /// When the connection must have done better, or `None` while it is busy.
-    /// `got_bytes`: the read that asks has just received some.
-    fn deadline(&self, now: Instant, got_bytes: bool) -> Option<Instant> {
+    /// When the connection must have done better. `got_bytes`: the read that asks
+    /// has just received some.
+    fn deadline(&self, now: Instant, got_bytes: bool) -> Due {
         let mut state = self.state();
-        if state.upgraded || state.in_flight > 0 {
-            return None;
+        if state.upgraded {
+            return Due::Never;
+        }
+        if state.in_flight > 0 {
+            return Due::Busy;
         }
         if got_bytes && state.head_started.is_none() && !state.http2 {
             state.head_started = Some(now);
@@ -116,11 +119,20 @@ impl Watch {
             self.timeouts.header
         };
         let quiet = state.idle_since + idle;
-        Some(match state.head_started {
+        Due::At(match state.head_started {
             Some(started) => quiet.min(started + self.timeouts.header),
             None => quiet,
         })
     }
+}
+
+/// What [`Watch::deadline`] says of a connection.
+enum Due {
+    /// A request is in flight: no deadline until it is answered.
+    Busy,
+    /// Upgraded: no deadline any more.
+    Never,
+    At(Instant),
 }
 
 /// A request in flight; dropped with the end (or the abandonment) of its response.
@@ -160,8 +172,12 @@ impl Drop for Busy {
 pub struct TimedIo<IO> {
     io: IO,
     watch: Arc<Watch>,
-    /// Reset to each new deadline; allocated once per connection.
-    timer: Pin<Box<Sleep>>,
+    /// Reset to each new deadline; allocated once per connection, dropped once the
+    /// connection is upgraded. Why dropped: the timer keeps the waker of the task
+    /// that last polled it, the HTTP connection's, which has ended by then; that
+    /// waker would keep the ended task's memory (about 2 KiB) until the deadline
+    /// passed, for every new WebSocket.
+    timer: Option<Pin<Box<Sleep>>>,
     _slot: Slot,
 }
 
@@ -170,7 +186,7 @@ impl<IO> TimedIo<IO> {
         Self {
             io,
             watch,
-            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer: Some(Box::pin(tokio::time::sleep(Duration::ZERO))),
             _slot: slot,
         }
     }
@@ -187,8 +203,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for TimedIo<IO> {
         let read = Pin::new(&mut this.io).poll_read(cx, buf);
         let got_bytes = matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before;
         let now = Instant::now();
-        let Some(deadline) = this.watch.deadline(now, got_bytes) else {
-            return read;
+        let deadline = match this.watch.deadline(now, got_bytes) {
+            Due::At(deadline) => deadline,
+            Due::Busy => return read,
+            Due::Never => {
+                this.timer = None;
+                return read;
+            }
         };
         if deadline <= now {
             // Too late: the bytes are dropped and the client is treated as gone.
@@ -197,10 +218,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for TimedIo<IO> {
             return Poll::Ready(Ok(()));
         }
         if read.is_pending() {
-            if this.timer.deadline() != deadline {
-                this.timer.as_mut().reset(deadline);
+            let timer = this
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
             }
-            if this.timer.as_mut().poll(cx).is_ready() {
+            if timer.as_mut().poll(cx).is_ready() {
                 tracing::debug!("closing a connection that sent no complete request in time");
                 return Poll::Ready(Ok(()));
             }
@@ -426,5 +450,23 @@ mod tests {
         let mut buf = [0u8; 64];
         let waited = tokio::time::timeout(3 * TIMEOUTS.idle, io.read(&mut buf)).await;
         assert!(waited.is_err(), "an upgraded connection was closed");
+    }
+
+    #[tokio::test]
+    async fn an_upgraded_connection_lets_go_of_its_timer() {
+        let watch = Watch::new(TIMEOUTS, false);
+        let (mut io, mut client) = timed(&watch);
+        let mut buf = [0u8; 64];
+        // Waiting for the first request arms the timer with this task's waker.
+        let waited = tokio::time::timeout(Duration::from_millis(20), io.read(&mut buf)).await;
+        assert!(waited.is_err());
+        assert!(io.timer.is_some());
+        let busy = Busy::start(&watch, Version::HTTP_11);
+        busy.upgraded();
+        drop(busy);
+        // The first read of the upgraded socket (the WebSocket's task) drops it.
+        client.write_all(b"frame").await.unwrap();
+        assert_eq!(io.read(&mut buf).await.unwrap(), 5);
+        assert!(io.timer.is_none(), "the timer and its stale waker are kept");
     }
 }
