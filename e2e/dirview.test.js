@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { ADMIN_EMAIL, api, launchBrowser, login, newPage, screenshotPath, startServer } from './helpers.js';
+import { matchKey } from '../web/static/matchkey.js';
 
 let server;
 let browser;
@@ -45,7 +46,8 @@ const listed = (page) => page.locator('#user-rows tr').evaluateAll((trs) => trs.
 })));
 
 const byName = (a, b) => {
-  const [x, y] = [a.name.toLowerCase(), b.name.toLowerCase()];
+  // The server's name order: case and accents folded (Élodie among the E's).
+  const [x, y] = [matchKey(a.name), matchKey(b.name)];
   return x < y ? -1 : x > y ? 1 : a.id - b.id;
 };
 

@@ -917,7 +917,10 @@ roomsToggle.addEventListener('click', () => {
   setDrawer(open);
   if (open) (roomList.querySelector('a[aria-current="page"]') ?? roomList.querySelector('a') ?? roomInput).focus();
 });
-roomsPanel.addEventListener('keydown', (event) => {
+// On the whole page, not only the drawer: a list re-drawn under the focused room
+// (a live unread count) drops focus to the body, and Escape must still close it
+// (the page behind is inert while the drawer is open, so nothing else wants it).
+document.addEventListener('keydown', (event) => {
   if (event.key !== 'Escape' || root.dataset.drawer !== 'open') return;
   event.preventDefault();
   setDrawer(false);

@@ -18,6 +18,7 @@
  */
 import client, { isAbortError, nextLink } from './ajax.js';
 import { attachCombobox } from './combobox.js';
+import { emailKey, matchKey } from './matchkey.js';
 import { followDirectory } from './livedirectory.js';
 import { toast } from './toasts.js';
 import { bdi, el } from './dom.js';
@@ -316,8 +317,8 @@ document.querySelector('#users thead').addEventListener('click', (event) => {
 });
 renderView();
 
-/** Folded as the server folds keys for sorting (close enough: lower case). */
-const fold = (text) => String(text ?? '').toLowerCase();
+/** `a` against `b` as keys: negative, zero or positive. */
+const compareKeys = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Where `a` and `b` stand in the list's order: negative when `a` comes first. Names
@@ -326,8 +327,8 @@ const fold = (text) => String(text ?? '').toLowerCase();
 function compareInView(a, b) {
   const { sort, order } = state.view;
   let by = 0;
-  if (sort === 'name') by = fold(a.name) < fold(b.name) ? -1 : fold(a.name) > fold(b.name) ? 1 : 0;
-  if (sort === 'email') by = fold(a.email) < fold(b.email) ? -1 : fold(a.email) > fold(b.email) ? 1 : 0;
+  if (sort === 'name') by = compareKeys(matchKey(a.name), matchKey(b.name));
+  if (sort === 'email') by = compareKeys(emailKey(a.email), emailKey(b.email));
   if (by === 0) by = a.id - b.id;
   return order === 'desc' ? -by : by;
 }
@@ -567,8 +568,9 @@ rows.addEventListener('submit', (event) => {
 
 function matchesSearch(user) {
   if (!state.search) return true;
-  const needle = state.search.toLowerCase();
-  return user.name.toLowerCase().includes(needle) || user.email.toLowerCase().includes(needle);
+  // As the server matches (`search=`): the needle folded like a name.
+  const needle = matchKey(state.search.trim());
+  return matchKey(user.name).includes(needle) || emailKey(user.email).includes(needle);
 }
 
 /**
