@@ -502,7 +502,7 @@ mod operations {
             ("search" = Option<String>, Query, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Matched anywhere in name or email, ignoring case (and accents, in names); no control characters"),
             ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 50; above 500 counts as 500"),
             ("cursor" = Option<String>, Query, description = "Opaque: from the previous page's `Link: rel=\"next\"` of a list in the same order (any other is a 400 `invalid_cursor`)"),
-            ("sort" = Option<ListSort>, Query, description = "Sort by `created` (date added, the default), `name` or `email`: folded to lower case, in code point order; ties in name go by date added. Not with `search` (a 400 `invalid_query`: search results come in the order users were added)"),
+            ("sort" = Option<ListSort>, Query, description = "Sort by `created` (date added, the default), `name` (case and accents folded, as search matches names) or `email` (folded to lower case), in code point order; ties in name go by date added. Not with `search` (a 400 `invalid_query`: search results come in the order users were added)"),
             ("order" = Option<ListDirection>, Query, description = "`asc` (default) or `desc`"),
             ("role" = Option<Role>, Query, description = "Only users with this role. Not with `search`"),
         ),
