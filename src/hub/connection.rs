@@ -287,7 +287,7 @@ impl Connection {
         );
         Ok(Joined {
             room: room.to_owned(),
-            presence: self.hub.presence(room, PRESENCE_PAGE),
+            presence: self.hub.presence(room, presence_page(room)),
             reset: start.reset,
             from,
             position: replay_to,

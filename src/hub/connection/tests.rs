@@ -501,3 +501,27 @@ async fn every_connection_counts_its_user_online() {
     drop(page);
     assert_eq!(fixture.hub.presence_count(message::ONLINE_ROOM), 0);
 }
+
+/// A re-join of the online room lists as many members as the first join did (the
+/// directory page marks the rows of those it lists).
+#[tokio::test]
+async fn a_rejoin_of_the_online_room_lists_its_whole_page() {
+    let fixture = hub(8, 16).await;
+    let mut page = connect(&fixture.hub, 1);
+    // One address each: the hub caps connections per address.
+    let others: Vec<Connection> = (2..=260)
+        .map(|id| {
+            let ip = std::net::IpAddr::from([10, 0, (id / 256) as u8, (id % 256) as u8]);
+            let credential = crate::auth::Credential::Token { id };
+            fixture.hub.connect(user(id), credential, ip).unwrap()
+        })
+        .collect();
+    let first = page.join(message::ONLINE_ROOM, None).await.unwrap();
+    assert_eq!(
+        (first.presence.count, first.presence.users.len()),
+        (260, 260)
+    );
+    let again = page.join(message::ONLINE_ROOM, None).await.unwrap();
+    assert_eq!(again.presence.users.len(), 260);
+    drop(others);
+}
