@@ -7,58 +7,9 @@ import assert from 'node:assert/strict';
 import { connect } from '../static/realtime.js';
 import { Outbox } from '../static/outbox.js';
 import { badgeFor } from '../static/badge.js';
+import { fakeWebSocket, manualTimers } from './fakes.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
-
-function fakeWebSocket() {
-  const sockets = [];
-  class FakeWebSocket {
-    constructor(url) {
-      this.url = url;
-      this.sent = [];
-      this.closed = null;
-      sockets.push(this);
-    }
-    send(text) {
-      this.sent.push(JSON.parse(text));
-    }
-    close(code, reason) {
-      this.closed = { code, reason };
-    }
-    open() {
-      this.onopen?.();
-    }
-    receive(frame) {
-      this.onmessage?.({ data: JSON.stringify(frame) });
-    }
-    drop() {
-      this.onclose?.({ code: 1006 });
-    }
-  }
-  return { FakeWebSocket, sockets };
-}
-
-function manualTimers() {
-  const queue = [];
-  return {
-    queue,
-    setTimeout(fn, ms) {
-      const timer = { fn, ms, cancelled: false };
-      queue.push(timer);
-      return timer;
-    },
-    clearTimeout(timer) {
-      if (timer) timer.cancelled = true;
-    },
-    /** Runs the pending timers that wait `ms` (not those they add). */
-    run(ms) {
-      for (const timer of queue.filter((t) => t.ms === ms && !t.cancelled)) {
-        timer.cancelled = true;
-        timer.fn();
-      }
-    },
-  };
-}
 
 describe('Outbox', () => {
   test('a message that failed while the server was away is sent again on reconnect, with the same client_id, once', async () => {

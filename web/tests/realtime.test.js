@@ -4,55 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { backoff, connect, eventsUrl } from '../static/realtime.js';
-
-/** Timers that run only when the test says so. */
-function manualTimers() {
-  const queue = [];
-  return {
-    queue,
-    setTimeout(fn, ms) {
-      const timer = { fn, ms, cancelled: false };
-      queue.push(timer);
-      return timer;
-    },
-    clearTimeout(timer) {
-      if (timer) timer.cancelled = true;
-    },
-    /** Runs the pending timers (not those they add). */
-    runAll() {
-      for (const timer of queue.splice(0)) if (!timer.cancelled) timer.fn();
-    },
-  };
-}
-
-function fakeWebSocket() {
-  const sockets = [];
-  class FakeWebSocket {
-    constructor(url) {
-      this.url = url;
-      this.sent = [];
-      this.closed = null;
-      sockets.push(this);
-    }
-    send(text) {
-      this.sent.push(JSON.parse(text));
-    }
-    close(code, reason) {
-      this.closed = { code, reason };
-    }
-    // test helpers
-    open() {
-      this.onopen?.();
-    }
-    receive(frame) {
-      this.onmessage?.({ data: JSON.stringify(frame) });
-    }
-    drop() {
-      this.onclose?.({ code: 1006 });
-    }
-  }
-  return { FakeWebSocket, sockets };
-}
+import { fakeWebSocket, manualTimers } from './fakes.js';
 
 function fakeEventSource() {
   const sources = [];
