@@ -488,6 +488,20 @@ struct DirectBody {
     user_id: i64,
 }
 
+/// The `{room}` of the room routes (`hub::message::check_room_for`): a public room,
+/// or a direct message; only its two members may use a `dm:A:B` (a 403 for others).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(
+    dead_code,
+    reason = "documentation-only: utoipa reads the field, nothing else does"
+)]
+struct RoomPath {
+    /// A public room, or your direct message `dm:A:B`
+    #[param(pattern = "^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}|dm:[0-9]{1,18}:[0-9]{1,18})$")]
+    room: String,
+}
+
 /// The operations, one documentation-only function each: `#[utoipa::path]` needs a
 /// function to hang on, and [`ApiDoc`] reads the attributes; nothing calls them.
 #[expect(
@@ -689,7 +703,7 @@ mod operations {
     pub(super) fn open_direct() {}
 
     #[utoipa::path(delete, path = "/api/rooms/{room}/membership", tag = "realtime",
-        params(("room" = String, Path, pattern = "^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}|dm:[0-9]{1,18}:[0-9]{1,18})$", description = "A public room, or your direct message `dm:A:B`")),
+        params(RoomPath),
         responses(
             (status = 200, description = "Out of your list", body = Confirmation),
             (status = 400, description = "Not a room name", body = ErrorEnvelope),
@@ -699,7 +713,7 @@ mod operations {
     pub(super) fn leave_room() {}
 
     #[utoipa::path(get, path = "/api/rooms/{room}/read", tag = "realtime",
-        params(("room" = String, Path, pattern = "^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}|dm:[0-9]{1,18}:[0-9]{1,18})$", description = "A public room, or your direct message `dm:A:B`")),
+        params(RoomPath),
         responses(
             (status = 200, description = "How far you have read the room", body = RoomRead),
             (status = 400, description = "Not a room name", body = ErrorEnvelope),
@@ -708,7 +722,7 @@ mod operations {
     pub(super) fn room_read() {}
 
     #[utoipa::path(post, path = "/api/rooms/{room}/read", tag = "realtime", request_body = MarkReadBody,
-        params(("room" = String, Path, pattern = "^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}|dm:[0-9]{1,18}:[0-9]{1,18})$", description = "A public room, or your direct message `dm:A:B`")),
+        params(RoomPath),
         responses(
             (status = 200, description = "Marked read (never back), on every tab and device: a \
                 `{type: read, room, through}` message in your notification room tells them", body = RoomRead),
@@ -720,7 +734,7 @@ mod operations {
 
     #[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "realtime",
         params(
-            ("room" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
+            RoomPath,
             ("since" = Option<i64>, Query, description = "Messages after this id, oldest first"),
             ("before" = Option<i64>, Query, description = "Without `since`: the newest messages before this id"),
             ("limit" = Option<i64>, Query, minimum = 1, description = "Default 50; above 500 counts as 500"),
@@ -728,14 +742,16 @@ mod operations {
         responses(
             (status = 200, description = "Oldest first; `Switchboard-Position` is the id to subscribe from", body = [ChatMessage]),
             (status = 400, description = "A bad room name, position or limit", body = ErrorEnvelope),
+            (status = 403, description = "Someone else's direct message", body = ErrorEnvelope),
         ))]
     pub(super) fn room_messages() {}
 
     #[utoipa::path(get, path = "/api/rooms/{room}/presence", tag = "realtime",
-        params(("room" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")),
+        params(RoomPath),
         responses(
             (status = 200, description = "Exact count, the first members by name", body = PresenceSnapshot),
             (status = 400, description = "A bad room name", body = ErrorEnvelope),
+            (status = 403, description = "Someone else's direct message", body = ErrorEnvelope),
         ))]
     pub(super) fn room_presence() {}
 
@@ -1158,6 +1174,66 @@ mod tests {
                 pattern.is_match(&room),
                 check_room(&room).is_ok(),
                 "{room:?}"
+            );
+        }
+    }
+
+    /// Every room route documents one `{room}`: whatever its pattern admits, the
+    /// server takes from a member (public rooms, `dm:A:B` of the caller), and whatever
+    /// it refuses, the server answers 400 or 403 for, as the responses say.
+    #[test]
+    fn every_room_route_documents_the_rooms_the_server_takes() {
+        use crate::hub::message::check_room_for;
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let routes = [
+            ("/api/rooms/{room}/membership", "delete"),
+            ("/api/rooms/{room}/read", "get"),
+            ("/api/rooms/{room}/read", "post"),
+            ("/api/rooms/{room}/messages", "get"),
+            ("/api/rooms/{room}/presence", "get"),
+        ];
+        let caller = 7;
+        for (path, method) in routes {
+            let operation = &doc["paths"][path][method];
+            let room = operation["parameters"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path}: no parameters"))
+                .iter()
+                .find(|p| p["name"] == "room" && p["in"] == "path")
+                .unwrap_or_else(|| panic!("{method} {path}: no room"));
+            let pattern = regex::Regex::new(room["schema"]["pattern"].as_str().unwrap()).unwrap();
+            for status in ["400", "403"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path}: {status} undocumented"
+                );
+            }
+            let mut samples: Vec<String> = [
+                "general", "A-1_b.c", "dm:3:7", "dm:7:9", "-x", "a b", "", "user:7", "dm:x:7",
+            ]
+            .map(String::from)
+            .to_vec();
+            samples.extend(["x".repeat(64), "x".repeat(65)]);
+            for sample in samples {
+                let answer = check_room_for(&sample, caller).map_err(|e| e.status().as_u16());
+                if sample.starts_with("user:") {
+                    // Your own notifications: documented as /api/notifications instead.
+                    assert!(!pattern.is_match(&sample), "{path}: {sample:?}");
+                    continue;
+                }
+                assert_eq!(
+                    pattern.is_match(&sample),
+                    answer.is_ok(),
+                    "{method} {path}: {sample:?} (server: {answer:?})"
+                );
+            }
+            assert_eq!(
+                check_room_for("dm:2:3", caller).map_err(|e| e.status().as_u16()),
+                Err(403)
+            );
+            assert!(
+                pattern.is_match("dm:2:3"),
+                "{path}: another's dm is a 403, not a bad name"
             );
         }
     }
