@@ -3,7 +3,8 @@
 on stdout. Owns the report's layout, the ratios and the target checks of issue 6.
 Cells are medians over repetitions. Standard library only.
 
-usage: report.py RESULTS.jsonl [MORE.jsonl ...] > REPORT.md   (several files are merged)
+usage: report.py [--keep OLD.md] RESULTS.jsonl [MORE.jsonl ...] > REPORT.md   (several files
+       are merged; --keep carries over OLD.md's sections measured by tests, see KEPT_MARK)
        report.py --splice REPORT.md RESULTS.jsonl > NEW.md   (the sections of SPLICED that
        RESULTS measured replace theirs in REPORT.md; the rest is kept as it was)
 """
@@ -26,6 +27,9 @@ HTTP_TESTS = [
 ]
 ALL_SECTIONS = ["http", "http1m", "pg", "profile", "ws", "idle", "sse", "longpoll"]
 SPLICED = {"pg": "## PostgreSQL beside SQLite"}   # sections --splice can replace alone
+# A section whose first paragraph says so is not bench/run's (a test measured it, or an
+# A/B run): a regenerated report (--keep) carries it over as it was, after the notes.
+KEPT_MARK = "`bench/run` keeps this section as it is"
 SECTION_TITLES = {
     "http": "HTTP at 1,000 users", "http1m": "HTTP at 1,000,000 users",
     "pg": "PostgreSQL beside SQLite", "profile": "Profile under HTTP load",
@@ -292,6 +296,34 @@ def splice(report_path, metas, res):
     return "\n".join(lines)
 
 
+def first_paragraph(lines):
+    """The first paragraph of lines, on one line."""
+    words = []
+    for line in lines:
+        if not line.strip():
+            if words:
+                break
+            continue
+        words += line.split()
+    return " ".join(words)
+
+
+def kept_sections(report_path):
+    """The sections of the report at report_path that bench/run did not write (KEPT_MARK)."""
+    if not report_path or not os.path.exists(report_path):
+        return []
+    lines = open(report_path).read().rstrip("\n").split("\n")
+    starts = [i for i, l in enumerate(lines) if l.startswith("## ")] + [len(lines)]
+    kept = []
+    for start, end in zip(starts, starts[1:]):
+        if KEPT_MARK in first_paragraph(lines[start + 1:end]):
+            section = lines[start:end]
+            while not section[-1].strip():
+                section.pop()
+            kept += [""] + section
+    return kept
+
+
 def profile_section(res, out):
     if not res.has("profile"):
         return
@@ -411,6 +443,13 @@ def ws_section(res, out):
                    f"{fmt(m['settle'], 1)} | {fmt(m['a_p50'], 1)} / {fmt(m['a_p99'], 1)} | {fmt(m['dps'])} | "
                    f"{fmt(m['dpc'])} | {fmt(m['loss'], 2, '%')} | {fmt(m['closed'])} |")
     out.append("")
+    out.append("Reading it: the server's CPU time is read in 10 ms ticks, so a burst that costs the server "
+               "tens of milliseconds (all of `limit`'s, and N=100) has a per-CPU-s figure good to ±20% at best; "
+               "`bench/ab REV` compares two commits on longer bursts, alternating them. Settling waits for a "
+               "second with no frame, and Engine.IO pings are frames: when 10,000 Socket.IO clients take longer "
+               "than the 25 s ping interval to connect (2–41 s between runs on this machine, for Switchboard at "
+               "either commit and for node socket.io alike), their pings never leave a quiet second and "
+               "connect+settle shows the loadgen's 240 s cap; phases A and B start after it all the same.\n")
     lossy = [f"{server} {scn} N={n:,}" for server, scn, n in ws_rows(res) if (ws_metrics(res, server, scn, n)["loss"] or 0) > 0]
     if lossy:
         out.append(f"Loss in: {', '.join(lossy)}. Deliveries/s and per-CPU-s count delivered messages only. "
@@ -566,7 +605,11 @@ def main():
         metas, rows = load(sys.argv[3:])
         print(splice(sys.argv[2], metas, Results(rows)))
         return
-    metas, rows = load(sys.argv[1:])
+    args, keep = sys.argv[1:], None
+    if args[:1] == ["--keep"]:
+        keep, args = args[1], args[2:]
+    kept = kept_sections(keep)   # (a shell's `> OLD.md` would empty it first: write elsewhere)
+    metas, rows = load(args)
     meta = metas[0] if metas else {}
     res = Results(rows)
     ran = sorted({s for m in metas for s in m.get("sections", [])}, key=ALL_SECTIONS.index)
@@ -621,13 +664,14 @@ def main():
     http1m_section(res, out)
     pg_section(res, metas, out)
     profile_section(res, out)
-    for path in sys.argv[1:]:
+    for path in args:
         slow_statements(path, out)
     ws_section(res, out)
     idle_section(res, out)
     sse_section(res, out)
     longpoll_section(res, out)
     out.append(METHOD.strip())
+    out += kept
     print("\n".join(out))
 
 
