@@ -4,7 +4,8 @@ on stdout. Owns the report's layout, the ratios and the target checks of issue 6
 Cells are medians over repetitions. Standard library only.
 
 usage: report.py [--keep OLD.md] RESULTS.jsonl [MORE.jsonl ...] > REPORT.md   (several files
-       are merged; --keep carries over OLD.md's sections measured by tests, see KEPT_MARK)
+       are merged; --keep carries over the sections of OLD.md that bench/run does not
+       write: those measured by tests or A/B runs, see KEPT_MARK)
        report.py --splice REPORT.md RESULTS.jsonl > NEW.md   (the sections of SPLICED that
        RESULTS measured replace theirs in REPORT.md; the rest is kept as it was)
 """
@@ -447,8 +448,8 @@ def ws_section(res, out):
                "tens of milliseconds (all of `limit`'s, and N=100) has a per-CPU-s figure good to ±20% at best; "
                "`bench/ab REV` compares two commits on longer bursts, alternating them. Settling waits for a "
                "second with no frame, and Engine.IO pings are frames: when 10,000 Socket.IO clients take longer "
-               "than the 25 s ping interval to connect (2–41 s between runs on this machine, for Switchboard at "
-               "either commit and for node socket.io alike), their pings never leave a quiet second and "
+               "than the 25 s ping interval to connect (from 2 to 41 s between runs on 2026-12-07, for two "
+               "commits of Switchboard and for node socket.io alike), their pings never leave a quiet second and "
                "connect+settle shows the loadgen's 240 s cap; phases A and B start after it all the same.\n")
     lossy = [f"{server} {scn} N={n:,}" for server, scn, n in ws_rows(res) if (ws_metrics(res, server, scn, n)["loss"] or 0) > 0]
     if lossy:
