@@ -176,6 +176,7 @@ impl App {
             auth: auth.clone(),
             tokens: auth::token::TokenResolver::new(store.clone()),
             started,
+            heartbeat: transport::heartbeat(transport::HEARTBEAT, shutdown.clone()),
         });
         let state = AppState(Arc::new(Shared {
             config: Arc::new(config),

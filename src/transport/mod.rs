@@ -32,7 +32,7 @@ pub mod ws;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{FromRef, FromRequestParts};
@@ -75,6 +75,36 @@ pub struct RealtimeShared {
     pub tokens: TokenResolver,
     /// When the server started (`/stream`'s uptime).
     pub started: Instant,
+    /// The beat every `/ws` session pings its client on ([`heartbeat`]).
+    pub heartbeat: Heartbeat,
+}
+
+/// How often a `/ws` session pings its client. A client that sends nothing at all
+/// (pong included) from one beat to the next is taken as gone: a vanished client is
+/// noticed within two beats, where TCP alone might never notice (an idle connection
+/// writes nothing that could fail).
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// The beats `/ws` sessions follow: one task ticks for all of them, so an idle
+/// connection holds a receiver, not a timer of its own.
+pub type Heartbeat = tokio::sync::watch::Receiver<()>;
+
+/// Starts the heartbeat: a tick every `every` until `shutdown`.
+pub fn heartbeat(every: Duration, shutdown: CancellationToken) -> Heartbeat {
+    let (beat, beats) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // A stalled runtime must not fire missed beats back to back: two beats with
+        // no time between them would end sessions whose pong is still on its way.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => beat.send_replace(()),
+            };
+        }
+    });
+    beats
 }
 
 impl Realtime {

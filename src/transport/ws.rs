@@ -25,6 +25,12 @@
 //! (`session_ended`, `password_changed`, `token_revoked`, `account_deleted`); a
 //! reconnect with that credential gets 401. A role change closes it with 4001
 //! `role_changed`: reconnect, with the new role.
+//!
+//! Every [`super::HEARTBEAT`] (30 s) the session pings its client; a client that sent
+//! nothing at all since the previous beat, not even the pong every WebSocket client
+//! answers with, has vanished (a laptop shut, a dropped network, a NAT that forgot
+//! it) and is closed with 4408 `heartbeat_timeout`, so it stops being counted
+//! present and frees its connection within a minute.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,7 +45,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::encoded::{Encoded, WEBSOCKET_FRAME};
-use super::{ClientIp, Realtime, check_upgrade_origin};
+use super::{ClientIp, Heartbeat, Realtime, check_upgrade_origin};
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::http::extract::Path;
@@ -62,6 +68,7 @@ const CLOSE_SLOW: u16 = 4008; // slow_consumer: reconnect and resume
 const CLOSE_CREDENTIAL: u16 = 4401; // the credential ended: log in again
 const CLOSE_ROLE_CHANGED: u16 = 4001; // the role changed: reconnect
 const CLOSE_RETRY: u16 = 1013; // try again later: the store failed during a replay
+const CLOSE_SILENT: u16 = 4408; // heartbeat_timeout: no frame, not even a pong, for a beat
 
 /// Deliveries written per flush at most.
 const BATCH: usize = 64;
@@ -80,9 +87,10 @@ pub async fn json_socket(
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let shutdown = state.shutdown.clone();
+    let beats = state.heartbeat.clone();
     let max_text = max_text_bytes(&state);
     Ok(configure(upgrade).on_upgrade(move |socket| async move {
-        Session::new(socket, connection, shutdown, max_text)
+        Session::new(socket, connection, shutdown, max_text, beats)
             .run_json()
             .await;
     }))
@@ -114,9 +122,10 @@ pub async fn plain_socket(
             .hub
             .connect(Author::of(&identity.user), identity.credential.clone(), ip)?;
     let shutdown = state.shutdown.clone();
+    let beats = state.heartbeat.clone();
     let max_text = max_text_bytes(&state);
     Ok(configure(upgrade).on_upgrade(move |socket| async move {
-        Session::new(socket, connection, shutdown, max_text)
+        Session::new(socket, connection, shutdown, max_text, beats)
             .run_plain(client_id)
             .await;
     }))
@@ -178,6 +187,11 @@ struct Session<S> {
     connection: Connection,
     stops: Stops,
     max_text: usize,
+    /// The server's heartbeat ([`super::Heartbeat`]): at each beat the session pings
+    /// its client, and ends if nothing at all came from it since the last beat.
+    beats: Heartbeat,
+    /// Nothing came from the client since the last beat.
+    silent: bool,
 }
 
 impl<S, E> Session<S>
@@ -190,17 +204,23 @@ where
         connection: Connection,
         shutdown: CancellationToken,
         max_text: usize,
+        beats: Heartbeat,
     ) -> Self {
         let stops = Stops {
             shutdown,
             overflow: connection.overflow().clone(),
             ended: connection.ended().clone(),
         };
+        let mut beats = beats;
+        beats.borrow_and_update(); // the next beat, not one before this session
+
         Self {
             socket,
             connection,
             stops,
             max_text,
+            beats,
+            silent: false,
         }
     }
 
@@ -277,10 +297,14 @@ where
             socket,
             connection,
             stops,
+            beats,
+            silent,
             ..
         } = self;
         tokio::select! {
-            frame = socket.next() => match frame {
+            frame = socket.next() => {
+                *silent = false;
+                match frame {
                 Some(Ok(Frame::Text(text))) => Ok(Event::Text(text)),
                 Some(Ok(Frame::Binary(_))) => Ok(Event::Binary),
                 Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => Ok(Event::Nothing),
@@ -295,7 +319,9 @@ where
                         End::Gone
                     })
                 }
-            },
+            }},
+            // A closed heartbeat (tests without one) disables this branch.
+            Ok(()) = beats.changed() => Ok(Event::Beat),
             next = connection.next() => match next {
                 Ok(next) => Ok(Event::Next(next)),
                 Err(error) => {
@@ -339,6 +365,7 @@ where
                     .await
                 }
                 Ok(Event::Nothing) => Ok(()),
+                Ok(Event::Beat) => self.beat().await,
                 Ok(Event::Next(next)) => self.json_deliveries(next).await,
                 Err(end) => return end,
             };
@@ -346,6 +373,22 @@ where
                 return end;
             }
         }
+    }
+
+    /// A heartbeat: a client heard from since the last one is pinged (every WebSocket
+    /// client answers a ping with a pong by itself); one silent since then, pong
+    /// included, is gone (a laptop shut, a network dropped) and its session ends, so
+    /// it stops being counted present and frees its connection.
+    async fn beat(&mut self) -> Result<(), End> {
+        if self.silent {
+            return Err(End::Close(CLOSE_SILENT, "heartbeat_timeout"));
+        }
+        self.silent = true;
+        let pinged = self
+            .stops
+            .guard(self.socket.send(Frame::Ping(Default::default())))
+            .await?;
+        pinged.map_err(|_| End::Gone)
     }
 
     async fn json_error(&mut self, error: &ApiError) -> Result<(), End> {
@@ -484,6 +527,7 @@ where
             let result = match self.next().await {
                 Ok(Event::Text(text)) => Box::pin(self.plain_text(client_id, &text)).await,
                 Ok(Event::Binary | Event::Nothing) => Ok(()),
+                Ok(Event::Beat) => self.beat().await,
                 Ok(Event::Next(next)) => self.plain_next(next).await,
                 Err(end) => return end,
             };
@@ -565,6 +609,8 @@ enum Event {
     Text(Utf8Bytes),
     Binary,
     Nothing,
+    /// The server's heartbeat ticked ([`Session::beat`]).
+    Beat,
     Next(Next),
 }
 
@@ -670,6 +716,51 @@ mod tests {
         to_server.send(Frame::Text(text.into())).unwrap();
     }
 
+    /// A heartbeat that never beats (its sender is gone).
+    fn no_beats() -> Heartbeat {
+        tokio::sync::watch::channel(()).1
+    }
+
+    #[tokio::test]
+    async fn a_client_silent_from_one_beat_to_the_next_is_gone_and_one_that_answers_stays() {
+        let f = hub(4, 8).await;
+        let (beat, beats) = tokio::sync::watch::channel(());
+        let (socket, to_server, mut from_server) = socket();
+        let shutdown = CancellationToken::new();
+        let session = Session::new(socket, connect(&f.hub, 1), shutdown, 1_000, beats);
+        let task = tokio::spawn(session.run_json());
+        assert_eq!(json(&mut from_server).await["type"], "welcome");
+        say(&to_server, r#"{"type":"join","room":"lobby"}"#);
+        assert_eq!(json(&mut from_server).await["type"], "presence");
+        assert_eq!(f.hub.presence_count("lobby"), 1);
+
+        // A client that answers every ping (as every WebSocket client does) stays.
+        for _ in 0..3 {
+            beat.send_replace(());
+            assert!(matches!(received(&mut from_server).await, Frame::Ping(_)));
+            to_server.send(Frame::Pong(Default::default())).unwrap();
+            // Frames are read in order: once the pong after it is answered, the
+            // ping's pong has been heard.
+            say(&to_server, r#"{"type":"ping"}"#);
+            assert_eq!(json(&mut from_server).await["type"], "pong");
+        }
+
+        // One that goes silent is pinged once more, then closed at the next beat,
+        // and is no longer counted present.
+        beat.send_replace(());
+        assert!(matches!(received(&mut from_server).await, Frame::Ping(_)));
+        beat.send_replace(());
+        match received(&mut from_server).await {
+            Frame::Close(Some(close)) => assert_eq!(
+                (close.code, close.reason.as_str()),
+                (CLOSE_SILENT, "heartbeat_timeout")
+            ),
+            other => panic!("expected a close, got {other:?}"),
+        }
+        task.await.unwrap();
+        assert_eq!(f.hub.presence_count("lobby"), 0);
+    }
+
     #[tokio::test]
     async fn the_json_pump_welcomes_replays_sends_answers_and_closes_at_shutdown() {
         let f = hub(4, 8).await;
@@ -681,7 +772,13 @@ mod tests {
         }
         let (socket, to_server, mut from_server) = socket();
         let shutdown = CancellationToken::new();
-        let session = Session::new(socket, connect(&f.hub, 1), shutdown.clone(), 1_000);
+        let session = Session::new(
+            socket,
+            connect(&f.hub, 1),
+            shutdown.clone(),
+            1_000,
+            no_beats(),
+        );
         let task = tokio::spawn(session.run_json());
 
         assert_eq!(json(&mut from_server).await["type"], "welcome");
@@ -720,10 +817,22 @@ mod tests {
     async fn an_idle_session_is_small() {
         let f = hub(4, 8).await;
         let (first, _to_server, _from_server) = socket();
-        let session = Session::new(first, connect(&f.hub, 1), CancellationToken::new(), 1_000);
+        let session = Session::new(
+            first,
+            connect(&f.hub, 1),
+            CancellationToken::new(),
+            1_000,
+            no_beats(),
+        );
         let json = std::mem::size_of_val(&session.run_json());
         let (second, _to_server, _from_server) = socket();
-        let session = Session::new(second, connect(&f.hub, 1), CancellationToken::new(), 1_000);
+        let session = Session::new(
+            second,
+            connect(&f.hub, 1),
+            CancellationToken::new(),
+            1_000,
+            no_beats(),
+        );
         let plain = std::mem::size_of_val(&session.run_plain("7".into()));
         eprintln!("idle session futures: json {json} bytes, plain {plain} bytes");
         // Debug build (tests); a release build makes them smaller still.
@@ -738,14 +847,21 @@ mod tests {
     }
 
     /// See [`an_idle_session_is_small`]: 1,488 and 1,352 bytes (debug) when set,
-    /// the plain one 120 bytes smaller than with the wait nested in the guard.
-    const SESSION_BOUND: usize = 1_536;
+    /// the plain one 120 bytes smaller than with the wait nested in the guard; 1,536
+    /// and 1,400 with the heartbeat's wait.
+    const SESSION_BOUND: usize = 1_584;
 
     #[tokio::test]
     async fn the_plain_pump_speaks_lines_in_general() {
         let f = hub(4, 8).await;
         let (socket, to_server, mut from_server) = socket();
-        let session = Session::new(socket, connect(&f.hub, 1), CancellationToken::new(), 1_000);
+        let session = Session::new(
+            socket,
+            connect(&f.hub, 1),
+            CancellationToken::new(),
+            1_000,
+            no_beats(),
+        );
         let task = tokio::spawn(session.run_plain("7".into()));
 
         assert_eq!(text(&mut from_server).await, "Welcome! You are client #7");
@@ -770,7 +886,13 @@ mod tests {
     async fn a_pump_whose_credential_ends_closes_with_the_reason() {
         let f = hub(4, 8).await;
         let (socket, _to_server, mut from_server) = socket();
-        let session = Session::new(socket, connect(&f.hub, 1), CancellationToken::new(), 1_000);
+        let session = Session::new(
+            socket,
+            connect(&f.hub, 1),
+            CancellationToken::new(),
+            1_000,
+            no_beats(),
+        );
         let task = tokio::spawn(session.run_json());
         assert_eq!(json(&mut from_server).await["type"], "welcome");
 
