@@ -33,13 +33,14 @@
 //! present and frees its connection within a minute.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -158,23 +159,50 @@ enum End {
 }
 
 /// What stops a session whatever it is doing: the server shutting down, the client
-/// overflowing its queue, its credential ending.
+/// overflowing its queue, its credential ending, a write the client does not take.
 struct Stops {
     shutdown: CancellationToken,
     overflow: CancellationToken,
     /// The connection's credential ended.
     ended: CancellationToken,
+    /// The heartbeat again, for writes (the session's own receiver marks the beats it
+    /// answers with pings): see [`Stops::guard`].
+    beats: Heartbeat,
 }
 
 impl Stops {
     /// Runs `work` unless the session must end first. The `select!` every write
     /// of the session goes through ([`Session::next`] has the same branches inline).
-    async fn guard<T>(&self, work: impl Future<Output = T>) -> Result<T, End> {
-        tokio::select! {
-            done = work => Ok(done),
-            _ = self.shutdown.cancelled() => Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
-            _ = self.overflow.cancelled() => Err(End::Close(CLOSE_SLOW, "slow_consumer")),
-            _ = self.ended.cancelled() => Err(End::Credential),
+    /// A write still waiting after two beats is to a client that stopped reading
+    /// (gone, or holding its window shut): a quiet room would never overflow its
+    /// queue, so without this the session would wait, present, for ever.
+    async fn guard<T>(&mut self, work: impl Future<Output = T>) -> Result<T, End> {
+        let mut work = std::pin::pin!(work);
+        // Most writes are done at once. Only one that waits pays for the wait's state,
+        // boxed: every idle session future is as large as its largest state.
+        if let Some(done) = (&mut work).now_or_never() {
+            return Ok(done);
+        }
+        Box::pin(self.wait(work)).await
+    }
+
+    async fn wait<T>(&mut self, mut work: Pin<&mut impl Future<Output = T>>) -> Result<T, End> {
+        // The first beat seen may be one from before this write (a watch reports
+        // the latest change once), so a third is at least a whole beat of waiting.
+        let mut beats = 0;
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                _ = self.shutdown.cancelled() => return Err(End::Close(CLOSE_RESTART, "server restarting; reconnect")),
+                _ = self.overflow.cancelled() => return Err(End::Close(CLOSE_SLOW, "slow_consumer")),
+                _ = self.ended.cancelled() => return Err(End::Credential),
+                Ok(()) = self.beats.changed() => {
+                    beats += 1;
+                    if beats == 3 {
+                        return Err(End::Close(CLOSE_SILENT, "heartbeat_timeout"));
+                    }
+                }
+            }
         }
     }
 }
@@ -206,14 +234,14 @@ where
         max_text: usize,
         beats: Heartbeat,
     ) -> Self {
+        let mut beats = beats;
+        beats.borrow_and_update(); // the next beat, not one before this session
         let stops = Stops {
             shutdown,
             overflow: connection.overflow().clone(),
             ended: connection.ended().clone(),
+            beats: beats.clone(),
         };
-        let mut beats = beats;
-        beats.borrow_and_update(); // the next beat, not one before this session
-
         Self {
             socket,
             connection,
@@ -643,6 +671,8 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::Value;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use tokio::sync::mpsc;
 
     use super::*;
@@ -653,6 +683,8 @@ mod tests {
     struct Duplex {
         incoming: mpsc::UnboundedReceiver<Frame>,
         outgoing: mpsc::UnboundedSender<Frame>,
+        /// Set: the client stopped reading, so every write waits (and nothing wakes it).
+        stalled: Arc<AtomicBool>,
     }
 
     impl Stream for Duplex {
@@ -667,7 +699,11 @@ mod tests {
         type Error = axum::Error;
 
         fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-            Poll::Ready(Ok(()))
+            if self.stalled.load(Ordering::SeqCst) {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
         }
 
         fn start_send(self: Pin<&mut Self>, frame: Frame) -> Result<(), Self::Error> {
@@ -691,7 +727,13 @@ mod tests {
     ) {
         let (to_server, incoming) = mpsc::unbounded_channel();
         let (outgoing, from_server) = mpsc::unbounded_channel();
-        (Duplex { incoming, outgoing }, to_server, from_server)
+        let stalled = Arc::new(AtomicBool::new(false));
+        let duplex = Duplex {
+            incoming,
+            outgoing,
+            stalled,
+        };
+        (duplex, to_server, from_server)
     }
 
     async fn received(from_server: &mut mpsc::UnboundedReceiver<Frame>) -> Frame {
@@ -719,6 +761,55 @@ mod tests {
     /// A heartbeat that never beats (its sender is gone).
     fn no_beats() -> Heartbeat {
         tokio::sync::watch::channel(()).1
+    }
+
+    /// User 1's session on `socket`, with no heartbeat and a shutdown nobody cancels.
+    fn session_on(socket: Duplex, hub: &Arc<crate::hub::Hub>) -> Session<Duplex> {
+        Session::new(
+            socket,
+            connect(hub, 1),
+            CancellationToken::new(),
+            1_000,
+            no_beats(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_write_the_client_does_not_take_for_two_beats_ends_the_session() {
+        let f = hub(4, 8).await;
+        let (beat, beats) = tokio::sync::watch::channel(());
+        let (socket, to_server, mut from_server) = socket();
+        let stalled = socket.stalled.clone();
+        let session = Session::new(
+            socket,
+            connect(&f.hub, 1),
+            CancellationToken::new(),
+            1_000,
+            beats,
+        );
+        let task = tokio::spawn(session.run_json());
+        assert_eq!(json(&mut from_server).await["type"], "welcome");
+        say(&to_server, r#"{"type":"join","room":"lobby"}"#);
+        assert_eq!(json(&mut from_server).await["type"], "presence");
+
+        // The client stops reading just as a message comes (one, far from filling
+        // its queue), and says nothing more.
+        stalled.store(true, Ordering::SeqCst);
+        f.hub
+            .send(&user(2), "lobby", "into the void", None, None)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(!task.is_finished(), "ended before the third beat");
+            beat.send_replace(());
+        }
+        // (The close frame cannot be written either: `finish` gives up after 1 s.)
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("a session whose write waits for two beats ends")
+            .unwrap();
+        assert_eq!(f.hub.presence_count("lobby"), 0);
     }
 
     #[tokio::test]
@@ -817,22 +908,10 @@ mod tests {
     async fn an_idle_session_is_small() {
         let f = hub(4, 8).await;
         let (first, _to_server, _from_server) = socket();
-        let session = Session::new(
-            first,
-            connect(&f.hub, 1),
-            CancellationToken::new(),
-            1_000,
-            no_beats(),
-        );
+        let session = session_on(first, &f.hub);
         let json = std::mem::size_of_val(&session.run_json());
         let (second, _to_server, _from_server) = socket();
-        let session = Session::new(
-            second,
-            connect(&f.hub, 1),
-            CancellationToken::new(),
-            1_000,
-            no_beats(),
-        );
+        let session = session_on(second, &f.hub);
         let plain = std::mem::size_of_val(&session.run_plain("7".into()));
         eprintln!("idle session futures: json {json} bytes, plain {plain} bytes");
         // Debug build (tests); a release build makes them smaller still.
@@ -848,20 +927,15 @@ mod tests {
 
     /// See [`an_idle_session_is_small`]: 1,488 and 1,352 bytes (debug) when set,
     /// the plain one 120 bytes smaller than with the wait nested in the guard; 1,536
-    /// and 1,400 with the heartbeat's wait.
+    /// and 1,400 with the heartbeat's wait; 1,368 and 1,448 once a write that has to
+    /// wait boxes its wait ([`Stops::guard`]).
     const SESSION_BOUND: usize = 1_584;
 
     #[tokio::test]
     async fn the_plain_pump_speaks_lines_in_general() {
         let f = hub(4, 8).await;
         let (socket, to_server, mut from_server) = socket();
-        let session = Session::new(
-            socket,
-            connect(&f.hub, 1),
-            CancellationToken::new(),
-            1_000,
-            no_beats(),
-        );
+        let session = session_on(socket, &f.hub);
         let task = tokio::spawn(session.run_plain("7".into()));
 
         assert_eq!(text(&mut from_server).await, "Welcome! You are client #7");
@@ -886,13 +960,7 @@ mod tests {
     async fn a_pump_whose_credential_ends_closes_with_the_reason() {
         let f = hub(4, 8).await;
         let (socket, _to_server, mut from_server) = socket();
-        let session = Session::new(
-            socket,
-            connect(&f.hub, 1),
-            CancellationToken::new(),
-            1_000,
-            no_beats(),
-        );
+        let session = session_on(socket, &f.hub);
         let task = tokio::spawn(session.run_json());
         assert_eq!(json(&mut from_server).await["type"], "welcome");
 
